@@ -1,0 +1,43 @@
+"""Host-compatibility fixes for the defects listed in shared/specs/stack.md.
+
+Each fix is a small named function, idempotent (returns False when already in force), whose
+docstring names the upstream issue. An extension package calls :func:`apply_host_fixes`
+with its host when it is imported, so users never call these by hand.
+"""
+
+from __future__ import annotations
+
+from plugins.compat.checkpoints import allow_mmengine_checkpoints, allow_recbole_checkpoints
+from plugins.compat.mmaction import provide_missing_drn_module
+from plugins.compat.mmengine_dist import mmengine_cpu_launcher
+from plugins.compat.numpy2 import restore_numpy_aliases
+from plugins.compat.recbole import extend_recbole_model_lookup, register_recbole_model
+
+# host -> fixes, in the order they must run (NumPy aliases before RecBole is imported)
+HOST_FIXES = {
+    "recbole": (restore_numpy_aliases, extend_recbole_model_lookup, allow_recbole_checkpoints),
+    "mmaction2": (provide_missing_drn_module, allow_mmengine_checkpoints, mmengine_cpu_launcher),
+    "salesforce-lavis": (),
+}
+
+
+def apply_host_fixes(host: str) -> dict[str, bool]:
+    """Apply every fix ``host`` needs; returns ``{fix name: applied by this call}``."""
+    try:
+        fixes = HOST_FIXES[host]
+    except KeyError:
+        raise KeyError(f"unknown host {host!r}; known hosts: {sorted(HOST_FIXES)}") from None
+    return {fix.__name__: fix() for fix in fixes}
+
+
+__all__ = [
+    "HOST_FIXES",
+    "allow_mmengine_checkpoints",
+    "allow_recbole_checkpoints",
+    "apply_host_fixes",
+    "extend_recbole_model_lookup",
+    "mmengine_cpu_launcher",
+    "provide_missing_drn_module",
+    "register_recbole_model",
+    "restore_numpy_aliases",
+]

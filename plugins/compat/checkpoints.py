@@ -1,0 +1,199 @@
+"""torch >= 2.6 loads checkpoints with ``weights_only=True``; RecBole and mmengine predate it.
+
+Neither fix switches the check off. Each host's checkpoints are loaded with
+``weights_only=True`` and an allow-list of the plain classes that host's own checkpoints
+contain (enums, config holders, NumPy scalars), inside ``torch.serialization.safe_globals``
+so the allow-list is only in force for that host's load. A pickle that calls anything else
+(``os.system``, ``eval``...) is still refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pickle
+import types
+
+import numpy as np
+import torch
+
+_NUMPY_GLOBALS = [
+    np.dtype,
+    np._core.multiarray.scalar,
+    *(getattr(np.dtypes, name) for name in np.dtypes.__all__),
+]
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs globals outside the host's allow-list."""
+
+
+def _raise_with_context(path, host: str, error: Exception):
+    raise UnsafeCheckpointError(
+        f"{path}: refused to load as a {host} checkpoint with weights_only=True: {error}\n"
+        "plugzoo never turns torch's weights_only check off. If you wrote this file yourself "
+        "and trust it, load it with torch.load(path, weights_only=False) and re-save the "
+        "parts you need."
+    ) from error
+
+
+# --- RecBole ---------------------------------------------------------------------------
+
+
+def _recbole_model_classes(path) -> list[type]:
+    """Model classes named by a RecBole checkpoint (its Config keeps ``model_class``).
+
+    Only names that resolve to RecBole models (``recbole.model.*`` or models registered
+    with plugzoo) are imported; any other global stays refused.
+    """
+    from plugins.compat.recbole import registered_recbole_models
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    registered = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in registered_recbole_models()}
+    classes = []
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: let torch.load report it
+        return classes
+    for name in names:
+        if name in registered:
+            classes.append(registered[name])
+        elif name.startswith("recbole.model."):
+            module_name, _, attr = name.rpartition(".")
+            obj = getattr(importlib.import_module(module_name), attr, None)
+            if isinstance(obj, type) and issubclass(obj, AbstractRecommender):
+                classes.append(obj)
+    return classes
+
+
+def recbole_safe_globals(path) -> list:
+    """The allow-list for one RecBole checkpoint file."""
+    import yaml
+    from recbole.config.configurator import Config
+    from recbole.utils.enum_type import EvaluatorType, InputType, ModelType
+
+    return [
+        Config,
+        InputType,
+        ModelType,
+        EvaluatorType,
+        yaml.loader.FullLoader,  # Config keeps its YAML loader class
+        *_NUMPY_GLOBALS,
+        *_recbole_model_classes(path),
+    ]
+
+
+def load_recbole_checkpoint(path, map_location=None):
+    """``torch.load`` a RecBole checkpoint with weights_only=True and RecBole's allow-list."""
+    try:
+        with torch.serialization.safe_globals(recbole_safe_globals(path)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        _raise_with_context(path, "RecBole", error)
+
+
+class _TorchForRecBoleTrainer(types.ModuleType):
+    """``torch`` as seen by ``recbole.trainer.trainer`` only: safe load, loadable save."""
+
+    def __init__(self):
+        super().__init__("torch")
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f, map_location=None, **kwargs):
+        if kwargs.get("weights_only") is False:
+            raise ValueError("plugzoo: RecBole checkpoints are loaded with weights_only=True")
+        return load_recbole_checkpoint(f, map_location=map_location)
+
+    @staticmethod
+    def save(obj, f, pickle_protocol=None, **kwargs):
+        # RecBole saves with pickle_protocol=4, whose FRAME opcode the weights_only
+        # unpickler rejects; torch's default protocol keeps the file loadable.
+        return torch.save(obj, f, **kwargs)
+
+
+def allow_recbole_checkpoints() -> bool:
+    """Let RecBole resume and reload its best model under torch >= 2.6, safely.
+
+    Upstream: RUCAIBox/RecBole#2212 (the torch 2.6 ``weights_only`` default breaks RecBole's
+    ``torch.load`` calls; here ``evaluate(load_best_model=True)``, ``resume_checkpoint`` and
+    ``load_data_and_model`` fail with "Weights only load failed"). Two causes: the checkpoint
+    holds RecBole's ``Config`` (enums, YAML loader, NumPy scalars, the model class), and
+    ``Trainer._save_checkpoint`` pickles with protocol 4, which the weights_only unpickler
+    cannot read at all. The fix gives ``recbole.trainer.trainer`` (only that module) a
+    ``torch`` whose ``save`` uses torch's default protocol and whose ``load`` uses
+    :func:`load_recbole_checkpoint`; ``load_data_and_model`` loads inside the same
+    allow-list.
+
+    Returns:
+        True if applied by this call.
+    """
+    from recbole.quick_start import quick_start
+    from recbole.trainer import trainer
+
+    if isinstance(trainer.torch, _TorchForRecBoleTrainer):
+        return False
+    trainer.torch = _TorchForRecBoleTrainer()
+
+    original = quick_start.load_data_and_model
+
+    @functools.wraps(original)
+    def load_data_and_model(model_file):
+        try:
+            with torch.serialization.safe_globals(recbole_safe_globals(model_file)):
+                return original(model_file)
+        except pickle.UnpicklingError as error:
+            _raise_with_context(model_file, "RecBole", error)
+
+    quick_start.load_data_and_model = load_data_and_model
+    import recbole.quick_start as quick_start_package
+
+    quick_start_package.load_data_and_model = load_data_and_model
+    return True
+
+
+# --- mmengine ---------------------------------------------------------------------------
+
+
+def mmengine_safe_globals() -> list:
+    """The allow-list for mmengine checkpoints (message hub history, NumPy values)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    return [HistoryBuffer, np.ndarray, np._core.multiarray._reconstruct, *_NUMPY_GLOBALS]
+
+
+def allow_mmengine_checkpoints() -> bool:
+    """Let mmengine resume and ``load_checkpoint`` local files under torch >= 2.6, safely.
+
+    Upstream: open-mmlab/mmengine#1655 and PR #1650 (resume and ``load_checkpoint`` fail:
+    "Unsupported global: mmengine.logging.history_buffer.HistoryBuffer"; the PR turns the
+    check off, which plugzoo does not). Replaces mmengine's loader for local
+    paths (the ``''`` scheme of ``CheckpointLoader``) with one that loads with
+    weights_only=True inside mmengine's allow-list.
+
+    Returns:
+        True if applied by this call.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    current = CheckpointLoader._schemes[""]
+    if getattr(current, "_plugzoo_safe", False):
+        return False
+
+    def load_from_local(filename, map_location):
+        import os.path as osp
+
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f"{filename} can not be found.")
+        try:
+            with torch.serialization.safe_globals(mmengine_safe_globals()):
+                return torch.load(filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            _raise_with_context(filename, "mmengine", error)
+
+    load_from_local._plugzoo_safe = True
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
+    return True

@@ -1,0 +1,88 @@
+"""RecBole 1.2.1 has no model registry: ``get_model`` only searches its own modules."""
+
+from __future__ import annotations
+
+import functools
+
+_MODELS: dict[str, type] = {}
+
+
+def register_recbole_model(model_class: type) -> type:
+    """Make ``model_class`` findable by name in RecBole (``run_recbole(model='Name')``).
+
+    Usable as a class decorator. Raises ``ValueError`` when a different class already took
+    the name (a RecBole built-in name included).
+    """
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    if not (isinstance(model_class, type) and issubclass(model_class, AbstractRecommender)):
+        raise TypeError(f"{model_class!r} is not a RecBole AbstractRecommender subclass")
+    name = model_class.__name__
+    if _is_recbole_builtin(name):
+        raise ValueError(f"RecBole already has a built-in model named {name!r}")
+    taken = _MODELS.get(name)
+    if taken is not None and taken is not model_class:
+        raise ValueError(f"RecBole model name {name!r} is already registered by {taken!r}")
+    _MODELS[name] = model_class
+    return model_class
+
+
+def _is_recbole_builtin(name: str) -> bool:
+    import importlib
+
+    # exlib_recommender is left out: importing it needs lightgbm and xgboost
+    kinds = ("general", "context_aware", "sequential", "knowledge_aware")
+    return any(
+        hasattr(importlib.import_module(f"recbole.model.{kind}_recommender"), name)
+        for kind in kinds
+    )
+
+
+def registered_recbole_models() -> list[type]:
+    """Model classes registered through :func:`register_recbole_model`."""
+    return list(_MODELS.values())
+
+
+def extend_recbole_model_lookup() -> bool:
+    """Let RecBole's name lookup find models registered with :func:`register_recbole_model`.
+
+    Upstream: RUCAIBox/RecBole has no plugin registry; ``recbole.utils.get_model`` imports
+    ``recbole.model.<kind>.<name.lower()>`` and fails for any other name, so
+    ``run_recbole(model='X')``, ``Config(model='X')`` and ``load_data_and_model`` cannot
+    find models defined outside RecBole (``Config(model=<class>)`` alone works); an unknown
+    name fails with the unrelated "No module named 'lightgbm'". The lookup is extended in
+    every module that imported ``get_model`` by name (registration refuses RecBole's own
+    names, so built-ins are never shadowed), and an unknown name now fails with a
+    ``ValueError`` that lists the registered models.
+
+    Returns:
+        True if applied by this call.
+    """
+    import recbole.config.configurator as configurator
+    import recbole.quick_start.quick_start as quick_start
+    import recbole.utils
+    import recbole.utils.utils as utils
+
+    if getattr(utils.get_model, "_plugzoo_registry", False):
+        return False
+    recbole_get_model = utils.get_model
+
+    @functools.wraps(recbole_get_model)
+    def get_model(model_name):
+        if model_name in _MODELS:
+            return _MODELS[model_name]
+        try:
+            return recbole_get_model(model_name)
+        except ModuleNotFoundError as error:
+            # RecBole probes exlib_recommender, which imports lightgbm/xgboost
+            if error.name not in ("lightgbm", "xgboost"):
+                raise
+            raise ValueError(
+                f"`model_name` [{model_name}] is neither a RecBole model nor one registered "
+                f"with plugzoo (registered: {sorted(_MODELS) or 'none'})"
+            ) from error
+
+    get_model._plugzoo_registry = True
+    for module in (utils, recbole.utils, configurator, quick_start):
+        module.get_model = get_model
+    return True
