@@ -60,7 +60,7 @@ class Extension:
 def load_callable(spec: str):
     """Resolve ``"package.module:function"`` to the function."""
     module_name, sep, attr = spec.partition(":")
-    if not sep or not attr:
+    if not (module_name and sep and attr):
         raise ValueError(f"expected 'module:function', got {spec!r}")
     return getattr(importlib.import_module(module_name), attr)
 

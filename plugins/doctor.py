@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import site
 import tempfile
 import traceback
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import distributions, version
 from pathlib import Path
 
 from packaging.version import Version
@@ -45,13 +46,16 @@ def read_pins(files=PIN_FILES) -> dict[str, str]:
 
 
 def check_pins(pins: dict[str, str]) -> Check:
+    # Look in the environment's site-packages only: ray puts its bundled psutil and
+    # colorama (older versions) at the front of sys.path once it is imported.
+    site_packages = site.getsitepackages()
     wrong = []
     for dist, pinned in pins.items():
-        try:
-            installed = version(dist)
-        except PackageNotFoundError:
+        found = next(iter(distributions(name=dist, path=site_packages)), None)
+        if found is None:
             wrong.append(f"{dist} missing (pinned {pinned})")
             continue
+        installed = found.version
         # compare as versions: "0.1.1-2209072238" is "0.1.1.post2209072238"
         if Version(installed) != Version(pinned):
             wrong.append(f"{dist} {installed} != {pinned}")

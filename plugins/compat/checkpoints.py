@@ -157,11 +157,32 @@ def allow_recbole_checkpoints() -> bool:
 # --- mmengine ---------------------------------------------------------------------------
 
 
+def _history_buffer_getattr(obj, name):
+    """Stands in for ``builtins.getattr`` while unpickling mmengine checkpoints.
+
+    A pickled HistoryBuffer refers to its statistics methods as
+    ``getattr(HistoryBuffer, 'min')``; only those lookups are honoured.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f"refused getattr({obj!r}, {name!r}): only HistoryBuffer statistics methods are allowed"
+    )
+
+
 def mmengine_safe_globals() -> list:
     """The allow-list for mmengine checkpoints (message hub history, NumPy values)."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    return [HistoryBuffer, np.ndarray, np._core.multiarray._reconstruct, *_NUMPY_GLOBALS]
+    return [
+        HistoryBuffer,
+        (_history_buffer_getattr, "builtins.getattr"),
+        np.ndarray,
+        np._core.multiarray._reconstruct,
+        *_NUMPY_GLOBALS,
+    ]
 
 
 def allow_mmengine_checkpoints() -> bool:

@@ -1,0 +1,101 @@
+"""Defects 3 and 7 (stack.md): RecBole checkpoints under torch>=2.6; model-name lookup."""
+
+import pytest
+
+from conftest import run_python
+
+TINY = dict(
+    epochs=1, MAX_ITEM_LIST_LENGTH=10, hidden_size=8, inner_size=16, n_layers=1, n_heads=1,
+    train_batch_size=2048, eval_batch_size=4096, loss_type="CE", train_neg_sample_args=None,
+    eval_args=dict(split={"LS": "valid_and_test"}, order="TO", mode="full"),
+    metrics=["Recall", "NDCG"], topk=[10], valid_metric="NDCG@10", show_progress=False,
+    seed=2020,
+)
+
+SAVE_THEN_RESUME = """
+    import numpy as np
+    for a, t in dict(float_=np.float64, complex_=np.complex128, unicode_=np.str_,
+                     bool8=np.bool_).items():
+        setattr(np, a, t)
+    {fix}
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.sequential_recommender import SASRec
+    from recbole.trainer import Trainer
+    config = Config(model='SASRec', dataset='ml-100k', config_dict={config!r})
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    trainer = Trainer(config, SASRec(config, train_data._dataset))
+    trainer._save_checkpoint(0)
+    trainer.resume_checkpoint(trainer.saved_model_file)
+    print('resumed at epoch', trainer.start_epoch)
+"""
+
+
+def _save_then_resume(tmp_path, fix: str):
+    config = {**TINY, "checkpoint_dir": str(tmp_path / "saved")}
+    return run_python(SAVE_THEN_RESUME.format(fix=fix, config=config), cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_recbole_cannot_resume_its_own_checkpoint_without_the_fix(tmp_path):
+    result = _save_then_resume(tmp_path, fix="")
+    assert result.returncode != 0
+    assert "Weights only load failed" in result.stderr
+
+
+@pytest.mark.slow
+def test_recbole_resumes_its_own_checkpoint_with_the_fix(tmp_path):
+    result = _save_then_resume(tmp_path, fix="import recbole_ext")
+    assert result.returncode == 0, result.stderr
+    assert "resumed at epoch 1" in result.stdout
+
+
+def test_unknown_names_fail_with_lightgbm_noise_without_the_fix():
+    result = run_python("""
+        import numpy as np
+        for a, t in dict(float_=np.float64, complex_=np.complex128, unicode_=np.str_,
+                         bool8=np.bool_).items():
+            setattr(np, a, t)
+        from recbole.utils import get_model
+        get_model('PlugzooTinySASRec')
+    """)
+    assert result.returncode != 0
+    assert "lightgbm" in result.stderr
+
+
+def test_registered_models_resolve_everywhere_recbole_looks_them_up():
+    import recbole.config.configurator as configurator
+    import recbole.quick_start.quick_start as quick_start
+    import recbole.utils
+    from recbole_models import PlugzooTinySASRec
+
+    for module in (recbole.utils, configurator, quick_start):
+        assert module.get_model("PlugzooTinySASRec") is PlugzooTinySASRec
+    assert recbole.utils.get_model("SASRec").__name__ == "SASRec"  # built-ins untouched
+
+
+def test_unknown_model_name_is_a_clear_error():
+    import recbole_models  # noqa: F401
+    from recbole.utils import get_model
+
+    with pytest.raises(ValueError, match=r"\[NoSuchModel\].*PlugzooTinySASRec"):
+        get_model("NoSuchModel")
+
+
+def test_registration_refuses_builtin_names_and_non_models():
+    from plugins.compat import register_recbole_model
+    from recbole.model.sequential_recommender.sasrec import SASRec
+
+    clash = type("SASRec", (SASRec,), {})
+    with pytest.raises(ValueError, match="built-in model named 'SASRec'"):
+        register_recbole_model(clash)
+    with pytest.raises(TypeError, match="AbstractRecommender"):
+        register_recbole_model(dict)
+
+
+def test_lookup_fix_is_idempotent():
+    from plugins.compat import allow_recbole_checkpoints, extend_recbole_model_lookup
+
+    assert extend_recbole_model_lookup() is False
+    assert allow_recbole_checkpoints() is False
