@@ -99,3 +99,23 @@ def test_lookup_fix_is_idempotent():
 
     assert extend_recbole_model_lookup() is False
     assert allow_recbole_checkpoints() is False
+
+
+def test_registered_models_get_their_default_yaml_from_config():
+    import recbole_models  # noqa: F401
+    from recbole.config import Config
+
+    config = Config(model="PlugzooTinySASRec", dataset="ml-100k",
+                    config_dict={"train_neg_sample_args": None, "hidden_size": 8})
+    assert config["hidden_dropout_prob"] == 0.5  # from SASRec.yaml
+    assert config["hidden_size"] == 8  # the user's dict still wins
+    assert config["USER_ID_FIELD"] == "user_id"
+
+
+def test_default_config_must_exist(tmp_path):
+    from plugins.compat import register_recbole_model
+    from recbole.model.sequential_recommender.sasrec import SASRec
+
+    with pytest.raises(ValueError, match="nothere.yaml does not exist"):
+        register_recbole_model(type("PlugzooOther", (SASRec,), {}),
+                               default_config=tmp_path / "nothere.yaml")

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 _MODELS: dict[str, type] = {}
+_DEFAULT_CONFIGS: dict[str, Path] = {}
 
 
-def register_recbole_model(model_class: type) -> type:
+def register_recbole_model(model_class: type | None = None, *, default_config=None):
     """Make ``model_class`` findable by name in RecBole (``run_recbole(model='Name')``).
 
-    Usable as a class decorator. Raises ``ValueError`` when a different class already took
-    the name (a RecBole built-in name included).
+    Usable as a class decorator, bare or as ``@register_recbole_model(default_config=path)``.
+    ``default_config`` is the model's default-parameter yaml, which RecBole only looks for
+    inside its own ``properties/model/``; it is loaded where RecBole loads a built-in
+    model's. Raises ``ValueError`` when a different class already took the name (a RecBole
+    built-in name included) or the yaml does not exist.
     """
+    if model_class is None:
+        return functools.partial(register_recbole_model, default_config=default_config)
     from recbole.model.abstract_recommender import AbstractRecommender
 
     if not (isinstance(model_class, type) and issubclass(model_class, AbstractRecommender)):
@@ -23,6 +30,12 @@ def register_recbole_model(model_class: type) -> type:
     taken = _MODELS.get(name)
     if taken is not None and taken is not model_class:
         raise ValueError(f"RecBole model name {name!r} is already registered by {taken!r}")
+    if default_config is not None:
+        default_config = Path(default_config)
+        if not default_config.is_file():
+            raise ValueError(f"default_config of RecBole model {name!r}: {default_config} "
+                             "does not exist")
+        _DEFAULT_CONFIGS[name] = default_config
     _MODELS[name] = model_class
     return model_class
 
@@ -85,4 +98,18 @@ def extend_recbole_model_lookup() -> bool:
     get_model._plugzoo_registry = True
     for module in (utils, recbole.utils, configurator, quick_start):
         module.get_model = get_model
+
+    load_builtin_defaults = configurator.Config._load_internal_config_dict
+
+    @functools.wraps(load_builtin_defaults)
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        load_builtin_defaults(self, model, model_class, dataset)
+        if model in _DEFAULT_CONFIGS:
+            self._update_internal_config_dict(str(_DEFAULT_CONFIGS[model]))
+            # RecBole's order: overall < model < dataset yaml, so the dataset's wins again
+            dataset_yaml = Path(configurator.__file__).parent / f"../properties/dataset/{dataset}.yaml"
+            if dataset_yaml.is_file():
+                self._update_internal_config_dict(str(dataset_yaml))
+
+    configurator.Config._load_internal_config_dict = _load_internal_config_dict
     return True
