@@ -19,10 +19,21 @@ def _list(args) -> int:
             rows.append([extension.name, extension.host, "(none yet)", "", "", ""])
         for plugin in extension.plugins:
             names = "; ".join(f"{reg}: {', '.join(n)}" for reg, n in plugin.registry_names.items())
-            rows.append([extension.name, extension.host, plugin.name, plugin.paper, names,
-                         ", ".join(plugin.configs)])
-    print(tabulate(rows, headers=["extension", "host", "plugin", "paper", "registry names",
-                                  "configs"]))
+            rows.append(
+                [
+                    extension.name,
+                    extension.host,
+                    plugin.name,
+                    plugin.paper,
+                    names,
+                    ", ".join(plugin.configs),
+                ]
+            )
+    print(
+        tabulate(
+            rows, headers=["extension", "host", "plugin", "paper", "registry names", "configs"]
+        )
+    )
     return 0
 
 
@@ -30,12 +41,18 @@ def _doctor(args) -> int:
     from plugins.doctor import run_checks
 
     checks = run_checks()
-    print(tabulate([[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks],
-                   headers=["check", "status", "detail"], maxcolwidths=[None, None, 90]))
+    print(
+        tabulate(
+            [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks],
+            headers=["check", "status", "detail"],
+            maxcolwidths=[None, None, 90],
+        )
+    )
     failed = [c.name for c in checks if not c.ok]
     if failed:
-        print(f"\nplugzoo doctor: {len(failed)} check(s) failed: {', '.join(failed)}",
-              file=sys.stderr)
+        print(
+            f"\nplugzoo doctor: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr
+        )
         return 1
     print("\nplugzoo doctor: all checks passed")
     return 0
@@ -50,18 +67,28 @@ def _demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="plugzoo", description="Research methods as plugins of RecBole, MMAction2, LAVIS.")
+        prog="plugzoo", description="Research methods as plugins of RecBole, MMAction2, LAVIS."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print the plugin catalogue").set_defaults(func=_list)
-    commands.add_parser("doctor", help="check the environment against the verified pins"
-                        ).set_defaults(func=_doctor)
-    demo = commands.add_parser("demo", help="run every plugin beside its host's baseline and "
-                               "write a report")
+    commands.add_parser(
+        "doctor", help="check the environment against the verified pins"
+    ).set_defaults(func=_doctor)
+    demo = commands.add_parser(
+        "demo", help="run every plugin beside its host's baseline and write a report"
+    )
     demo.add_argument("--out", type=Path, help="run directory (default runs/demo-<time>)")
-    demo.add_argument("--quick", action="store_true",
-                      help="smaller models and fewer epochs (for testing the demo itself)")
-    demo.add_argument("--stage", action="append", metavar="MODULE:FUNCTION",
-                      help="run only this stage (repeatable); see `plugzoo list`")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller models and fewer epochs (for testing the demo itself)",
+    )
+    demo.add_argument(
+        "--stage",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="run only this stage (repeatable); see `plugzoo list`",
+    )
     demo.set_defaults(func=_demo)
     return parser
 

@@ -19,8 +19,7 @@ def _doctor_stage() -> StageResult:
         name="doctor",
         title="Environment (plugzoo doctor)",
         summary="The checks of `plugzoo doctor`, run first so the report says what it ran on.",
-        rows=[{"check": c.name, "ok": "yes" if c.ok else "NO", "detail": c.detail}
-              for c in checks],
+        rows=[{"check": c.name, "ok": "yes" if c.ok else "NO", "detail": c.detail} for c in checks],
         seconds=time.time() - start,
     )
 
@@ -44,8 +43,10 @@ def run_demo(run_dir: Path, quick: bool = False, only: list[str] | None = None) 
     if only:
         unknown = sorted(set(only) - {spec for _, spec in stages})
         if unknown:
-            raise SystemExit(f"plugzoo demo: unknown stage(s) {unknown}; "
-                             f"available: {[spec for _, spec in stages]}")
+            raise SystemExit(
+                f"plugzoo demo: unknown stage(s) {unknown}; "
+                f"available: {[spec for _, spec in stages]}"
+            )
         stages = [(label, spec) for label, spec in stages if spec in only]
     total = len(stages) + 1
     print(f"[1/{total}] environment checks", flush=True)

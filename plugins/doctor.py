@@ -32,8 +32,10 @@ def read_pins(files=PIN_FILES) -> dict[str, str]:
     pins = {}
     for path in files:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"pin file {path} not found (plugzoo must be installed "
-                                    "editable from its repository: tools/setup_env.sh)")
+            raise FileNotFoundError(
+                f"pin file {path} not found (plugzoo must be installed "
+                "editable from its repository: tools/setup_env.sh)"
+            )
         for number, line in enumerate(Path(path).read_text().splitlines(), 1):
             stripped = line.split("#", 1)[0].strip()
             if not stripped:
@@ -96,9 +98,13 @@ def check_extension(extension: Extension) -> list[Check]:
     try:
         extension.activate()
         importlib.import_module(extension.host_module)
-        checks.append(Check(f"{extension.host} imports", True,
-                            f"{extension.host_module} {version(extension.host)} via "
-                            f"{extension.name}"))
+        checks.append(
+            Check(
+                f"{extension.host} imports",
+                True,
+                f"{extension.host_module} {version(extension.host)} via {extension.name}",
+            )
+        )
     except Exception as error:
         checks.append(Check(f"{extension.host} imports", False, _reason(error)))
         return checks
@@ -109,12 +115,20 @@ def check_extension(extension: Extension) -> list[Check]:
         except Exception as error:
             checks.append(Check("mmaction.models imports", False, _reason(error)))
     for plugin in extension.plugins:
-        missing = [f"{reg}:{name}" for reg, names in plugin.registry_names.items()
-                   for name in names if not registry_has(reg, name)]
+        missing = [
+            f"{reg}:{name}"
+            for reg, names in plugin.registry_names.items()
+            for name in names
+            if not registry_has(reg, name)
+        ]
         found = sum(len(names) for names in plugin.registry_names.values())
-        checks.append(Check(
-            f"{plugin.name} registered", not missing,
-            f"missing {', '.join(missing)}" if missing else f"{found} names visible"))
+        checks.append(
+            Check(
+                f"{plugin.name} registered",
+                not missing,
+                f"missing {', '.join(missing)}" if missing else f"{found} names visible",
+            )
+        )
     if not extension.plugins:
         checks.append(Check(f"{extension.name} plugins", True, "none declared yet"))
     return checks
@@ -131,13 +145,17 @@ def check_video_roundtrip() -> Check:
             path = write_mp4(Path(tmp) / "doctor.mp4", frames)
             by_pyav, by_decord = decode_pyav(path), decode_decord(path)
         if by_pyav.shape != frames.shape:
-            return Check("mp4 write + decode", False,
-                         f"wrote {frames.shape}, PyAV decoded {by_pyav.shape}")
+            return Check(
+                "mp4 write + decode", False, f"wrote {frames.shape}, PyAV decoded {by_pyav.shape}"
+            )
         if not np.array_equal(by_pyav, by_decord):
             return Check("mp4 write + decode", False, "decord and PyAV frames differ")
         error = float(np.abs(by_pyav.astype(float) - frames).mean())
-        return Check("mp4 write + decode", error < 10,
-                     f"PyAV==decord, {len(by_pyav)} frames, mean abs error {error:.2f}")
+        return Check(
+            "mp4 write + decode",
+            error < 10,
+            f"PyAV==decord, {len(by_pyav)} frames, mean abs error {error:.2f}",
+        )
     except Exception as error:
         return Check("mp4 write + decode", False, _reason(error))
 
@@ -174,8 +192,9 @@ def run_checks() -> list[Check]:
         checks.append(Check("pinned versions", False, _reason(error)))
     try:
         extensions = load_catalogue()
-        checks.append(Check("plugin catalogue", bool(extensions),
-                            f"{len(extensions)} extensions declared"))
+        checks.append(
+            Check("plugin catalogue", bool(extensions), f"{len(extensions)} extensions declared")
+        )
     except Exception as error:
         checks.append(Check("plugin catalogue", False, _reason(error)))
         extensions = []

@@ -13,8 +13,9 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"{path}: expected uint8 frames [T, H, W, 3], got {frames.dtype} "
-                         f"{frames.shape}")
+        raise ValueError(
+            f"{path}: expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}"
+        )
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise ValueError(f"{path}: yuv420p needs even height and width, got {frames.shape[1:3]}")
     path = Path(path)

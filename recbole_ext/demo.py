@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import recbole_ext  # noqa: F401  (host fixes)
+
 from plugins.paths import CONFIG_DIR
 from plugins.report import StageResult
 
@@ -43,7 +45,10 @@ def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
         init_seed(config["seed"], config["reproducibility"])
         init_logger(config)
         logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own progress
-        dataset = create_dataset(config)
+        with warnings.catch_warnings():
+            # RecBole 1.2.1's own pandas 3 deprecation notices; nothing a demo user can act on
+            warnings.simplefilter("ignore", FutureWarning)
+            dataset = create_dataset(config)
         train_data, valid_data, test_data = data_preparation(config, dataset)
         init_seed(config["seed"], config["reproducibility"])
         model = get_model(config["model"])(config, train_data._dataset).to(config["device"])

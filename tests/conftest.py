@@ -19,7 +19,11 @@ def run_python(code: str, cwd: Path | None = None, timeout: int = 300, env: dict
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd or REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd or REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 
@@ -41,8 +45,9 @@ def write_tiny_video_dataset(root: Path, clips_per_class: int = 4, num_frames: i
             write_mp4(root / "videos" / name, frames)
             lines.append(f"{name} {label}")
     (root / "train_list_videos.txt").write_text("\n".join(lines) + "\n")
-    (root / "val_list_videos.txt").write_text("\n".join(lines[:: max(clips_per_class // 2, 1)])
-                                              + "\n")
+    (root / "val_list_videos.txt").write_text(
+        "\n".join(lines[:: max(clips_per_class // 2, 1)]) + "\n"
+    )
     return root
 
 

@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import recbole_ext  # noqa: F401  (host fixes)
+
 import recbole
-from plugins.compat import register_recbole_model
 from recbole.model.sequential_recommender.sasrec import SASRec
+
+from plugins.compat import register_recbole_model
 
 SASREC_DEFAULTS = Path(recbole.__file__).parent / "properties" / "model" / "SASRec.yaml"
 

@@ -13,9 +13,11 @@ def test_list_prints_every_extension(capsys):
 
 
 def test_doctor_exits_nonzero_and_names_the_failed_check(monkeypatch, capsys):
-    monkeypatch.setattr(doctor, "run_checks",
-                        lambda: [Check("ok thing", True, "fine"),
-                                 Check("broken thing", False, "because")])
+    monkeypatch.setattr(
+        doctor,
+        "run_checks",
+        lambda: [Check("ok thing", True, "fine"), Check("broken thing", False, "because")],
+    )
     assert cli.main(["doctor"]) == 1
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "because" in captured.out
@@ -23,8 +25,9 @@ def test_doctor_exits_nonzero_and_names_the_failed_check(monkeypatch, capsys):
 
 
 def test_doctor_console_command_passes_on_this_environment():
-    result = subprocess.run([sys.executable, "-m", "plugins.cli", "doctor"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "plugins.cli", "doctor"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all checks passed" in result.stdout
 

@@ -1,7 +1,6 @@
 """Defect 2 (stack.md): the mmaction2 1.2.0 wheel lacks localizers/drn."""
 
 import pytest
-
 from conftest import run_python
 
 
@@ -26,7 +25,9 @@ def test_mmaction_models_import_once_the_extension_is_imported():
 
 def test_drn_stand_in_explains_itself_and_the_fix_is_idempotent():
     import mmaction_ext  # noqa: F401
+
     from mmaction.models.localizers import DRN
+
     from plugins.compat import provide_missing_drn_module
 
     with pytest.raises(ImportError, match="2714"):

@@ -49,9 +49,22 @@ def _torchrun(tmp_path, mode):
     script = tmp_path / "init_dist.py"
     script.write_text(INIT_DIST)
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29517", str(script), mode],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(script),
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
 
 
 def test_pytorch_launcher_fails_on_cpu_without_the_fix(tmp_path):

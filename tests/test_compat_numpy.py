@@ -1,15 +1,15 @@
 """Defect 1 (stack.md): RecBole's Config and ray use aliases NumPy 2 removed."""
 
 import numpy as np
-
 from conftest import run_python
+
 from plugins.compat import restore_numpy_aliases
 
 
 def test_recbole_and_ray_fail_under_numpy2_without_the_fix():
     result = run_python("""
         from recbole.config import Config
-        Config(model='SASRec', dataset='ml-100k', config_dict=dict(epochs=1, train_neg_sample_args=None))
+        Config('SASRec', 'ml-100k', config_dict=dict(epochs=1, train_neg_sample_args=None))
     """)
     assert result.returncode != 0
     assert "np.float_" in result.stderr
@@ -23,7 +23,7 @@ def test_recbole_and_ray_import_once_the_extension_is_imported():
         from ray import tune
         from recbole.config import Config
         from recbole.quick_start import run_recbole, load_data_and_model
-        Config(model='SASRec', dataset='ml-100k', config_dict=dict(epochs=1, train_neg_sample_args=None))
+        Config('SASRec', 'ml-100k', config_dict=dict(epochs=1, train_neg_sample_args=None))
         print("imported")
     """)
     assert result.returncode == 0, result.stderr

@@ -1,14 +1,24 @@
 """Defects 3 and 7 (stack.md): RecBole checkpoints under torch>=2.6; model-name lookup."""
 
 import pytest
-
 from conftest import run_python
 
 TINY = dict(
-    epochs=1, MAX_ITEM_LIST_LENGTH=10, hidden_size=8, inner_size=16, n_layers=1, n_heads=1,
-    train_batch_size=2048, eval_batch_size=4096, loss_type="CE", train_neg_sample_args=None,
+    epochs=1,
+    MAX_ITEM_LIST_LENGTH=10,
+    hidden_size=8,
+    inner_size=16,
+    n_layers=1,
+    n_heads=1,
+    train_batch_size=2048,
+    eval_batch_size=4096,
+    loss_type="CE",
+    train_neg_sample_args=None,
     eval_args=dict(split={"LS": "valid_and_test"}, order="TO", mode="full"),
-    metrics=["Recall", "NDCG"], topk=[10], valid_metric="NDCG@10", show_progress=False,
+    metrics=["Recall", "NDCG"],
+    topk=[10],
+    valid_metric="NDCG@10",
+    show_progress=False,
     seed=2020,
 )
 
@@ -84,8 +94,9 @@ def test_unknown_model_name_is_a_clear_error():
 
 
 def test_registration_refuses_builtin_names_and_non_models():
-    from plugins.compat import register_recbole_model
     from recbole.model.sequential_recommender.sasrec import SASRec
+
+    from plugins.compat import register_recbole_model
 
     clash = type("SASRec", (SASRec,), {})
     with pytest.raises(ValueError, match="built-in model named 'SASRec'"):
@@ -105,17 +116,22 @@ def test_registered_models_get_their_default_yaml_from_config():
     import recbole_models  # noqa: F401
     from recbole.config import Config
 
-    config = Config(model="PlugzooTinySASRec", dataset="ml-100k",
-                    config_dict={"train_neg_sample_args": None, "hidden_size": 8})
+    config = Config(
+        model="PlugzooTinySASRec",
+        dataset="ml-100k",
+        config_dict={"train_neg_sample_args": None, "hidden_size": 8},
+    )
     assert config["hidden_dropout_prob"] == 0.5  # from SASRec.yaml
     assert config["hidden_size"] == 8  # the user's dict still wins
     assert config["USER_ID_FIELD"] == "user_id"
 
 
 def test_default_config_must_exist(tmp_path):
-    from plugins.compat import register_recbole_model
     from recbole.model.sequential_recommender.sasrec import SASRec
 
+    from plugins.compat import register_recbole_model
+
     with pytest.raises(ValueError, match="nothere.yaml does not exist"):
-        register_recbole_model(type("PlugzooOther", (SASRec,), {}),
-                               default_config=tmp_path / "nothere.yaml")
+        register_recbole_model(
+            type("PlugzooOther", (SASRec,), {}), default_config=tmp_path / "nothere.yaml"
+        )

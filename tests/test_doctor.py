@@ -42,6 +42,7 @@ def test_check_pins_passes_here_and_names_a_mismatch():
 def test_pin_check_ignores_rays_bundled_packages():
     # ray puts older psutil/colorama at the front of sys.path once imported
     import recbole_ext  # noqa: F401  (imports ray through recbole.quick_start)
+
     import recbole.quick_start  # noqa: F401
 
     assert check_pins(read_pins()).ok
@@ -80,9 +81,16 @@ def test_registry_has_rejects_unknown_registries():
 
 def test_check_extension_reports_names_missing_from_the_registry():
     ext = Extension(
-        name="mmaction_ext", host="mmaction2", host_module="mmaction",
-        plugins=(Plugin(name="Demo", paper="-",
-                        registry_names={"mmaction.MODELS": ["ResNetTSM", "NotRegistered"]}),),
+        name="mmaction_ext",
+        host="mmaction2",
+        host_module="mmaction",
+        plugins=(
+            Plugin(
+                name="Demo",
+                paper="-",
+                registry_names={"mmaction.MODELS": ["ResNetTSM", "NotRegistered"]},
+            ),
+        ),
     )
     checks = {c.name: c for c in check_extension(ext)}
     assert checks["mmaction2 imports"].ok

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from test_compat_recbole import TINY
 
 pytestmark = pytest.mark.slow
@@ -20,14 +19,18 @@ def in_tmp(tmp_path):
 
 def test_sasrec_trains_evaluates_with_best_model_reload_and_resumes(in_tmp):
     import recbole_ext  # noqa: F401
+
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    config = Config(model="SASRec", dataset="ml-100k",
-                    config_dict={**TINY, "checkpoint_dir": str(in_tmp / "saved")})
+    config = Config(
+        model="SASRec",
+        dataset="ml-100k",
+        config_dict={**TINY, "checkpoint_dir": str(in_tmp / "saved")},
+    )
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -49,11 +52,15 @@ def test_sasrec_trains_evaluates_with_best_model_reload_and_resumes(in_tmp):
 
 def test_run_recbole_and_load_data_and_model_find_a_registered_model(in_tmp):
     import recbole_ext  # noqa: F401  (first: RecBole's quick start imports ray)
+
     from recbole.quick_start import load_data_and_model, run_recbole
     from recbole_models import PlugzooTinySASRec
 
-    result = run_recbole(model="PlugzooTinySASRec", dataset="ml-100k",
-                         config_dict={**TINY, "checkpoint_dir": str(in_tmp / "saved")})
+    result = run_recbole(
+        model="PlugzooTinySASRec",
+        dataset="ml-100k",
+        config_dict={**TINY, "checkpoint_dir": str(in_tmp / "saved")},
+    )
     assert 0 < result["test_result"]["recall@10"] <= 1
     (checkpoint,) = (in_tmp / "saved").glob("PlugzooTinySASRec-*.pth")
 

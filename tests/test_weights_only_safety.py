@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-
 from conftest import run_python
 
 
@@ -54,7 +53,9 @@ def test_malicious_pickle_refused_by_torch_load_after_all_extensions(malicious_c
 def test_malicious_pickle_refused_by_the_host_loaders(malicious_checkpoint):
     import mmaction_ext  # noqa: F401
     import recbole_ext  # noqa: F401
+
     from mmengine.runner.checkpoint import _load_checkpoint
+
     from plugins.compat.checkpoints import UnsafeCheckpointError, load_recbole_checkpoint
 
     path, marker = malicious_checkpoint
@@ -67,6 +68,7 @@ def test_malicious_pickle_refused_by_the_host_loaders(malicious_checkpoint):
 
 def test_recbole_loader_refuses_weights_only_false():
     import recbole_ext  # noqa: F401
+
     from recbole.trainer import trainer
 
     with pytest.raises(ValueError, match="weights_only=True"):
@@ -77,6 +79,7 @@ def test_history_buffer_getattr_only_returns_statistics_methods():
     import pickle
 
     from mmengine.logging.history_buffer import HistoryBuffer
+
     from plugins.compat.checkpoints import _history_buffer_getattr
 
     HistoryBuffer()  # registers the built-in statistics

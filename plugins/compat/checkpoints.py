@@ -46,10 +46,13 @@ def _recbole_model_classes(path) -> list[type]:
     Only names that resolve to RecBole models (``recbole.model.*`` or models registered
     with plugzoo) are imported; any other global stays refused.
     """
-    from plugins.compat.recbole import registered_recbole_models
     from recbole.model.abstract_recommender import AbstractRecommender
 
-    registered = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in registered_recbole_models()}
+    from plugins.compat.recbole import registered_recbole_models
+
+    registered = {
+        f"{cls.__module__}.{cls.__qualname__}": cls for cls in registered_recbole_models()
+    }
     classes = []
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)

@@ -33,8 +33,9 @@ def register_recbole_model(model_class: type | None = None, *, default_config=No
     if default_config is not None:
         default_config = Path(default_config)
         if not default_config.is_file():
-            raise ValueError(f"default_config of RecBole model {name!r}: {default_config} "
-                             "does not exist")
+            raise ValueError(
+                f"default_config of RecBole model {name!r}: {default_config} does not exist"
+            )
         _DEFAULT_CONFIGS[name] = default_config
     _MODELS[name] = model_class
     return model_class
@@ -107,7 +108,9 @@ def extend_recbole_model_lookup() -> bool:
         if model in _DEFAULT_CONFIGS:
             self._update_internal_config_dict(str(_DEFAULT_CONFIGS[model]))
             # RecBole's order: overall < model < dataset yaml, so the dataset's wins again
-            dataset_yaml = Path(configurator.__file__).parent / f"../properties/dataset/{dataset}.yaml"
+            dataset_yaml = (
+                Path(configurator.__file__).parent / f"../properties/dataset/{dataset}.yaml"
+            )
             if dataset_yaml.is_file():
                 self._update_internal_config_dict(str(dataset_yaml))
 
