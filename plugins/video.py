@@ -44,9 +44,7 @@ def decode_decord(path: Path) -> np.ndarray:
     import decord
 
     reader = decord.VideoReader(str(path), num_threads=1)
-    batch = reader.get_batch(list(range(len(reader))))
-    # LAVIS switches decord's global bridge to torch, so the batch may be a tensor
-    return batch.asnumpy() if hasattr(batch, "asnumpy") else batch.numpy()
+    return reader.get_batch(list(range(len(reader)))).asnumpy()
 
 
 def moving_square_clip(num_frames: int = 8, size: int = 32, seed: int = 0) -> np.ndarray:

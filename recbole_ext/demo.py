@@ -72,9 +72,11 @@ def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
     fig, (loss_ax, valid_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = sorted(trainer.train_loss_dict)
     loss_ax.plot(epochs, [trainer.train_loss_dict[e] for e in epochs], marker="o")
-    loss_ax.set(title="SASRec training loss", xlabel="epoch", ylabel="loss")
+    loss_ax.set(
+        title="SASRec training loss", xlabel="epoch", ylabel="sum over batches", xticks=epochs
+    )
     valid_ax.plot([e for e, _ in valid_curve], [s for _, s in valid_curve], marker="o")
-    valid_ax.set(title=f"valid {config['valid_metric']}", xlabel="epoch")
+    valid_ax.set(title=f"valid {config['valid_metric']}", xlabel="epoch", xticks=epochs)
     fig.tight_layout()
     figure = stage_dir / "sasrec_curves.png"
     fig.savefig(figure, dpi=100)

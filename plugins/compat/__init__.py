@@ -8,6 +8,7 @@ with its host when it is imported, so users never call these by hand.
 from __future__ import annotations
 
 from plugins.compat.checkpoints import allow_mmengine_checkpoints, allow_recbole_checkpoints
+from plugins.compat.lavis import isolate_lavis_decord_bridge
 from plugins.compat.mmaction import provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
@@ -17,7 +18,7 @@ from plugins.compat.recbole import extend_recbole_model_lookup, register_recbole
 HOST_FIXES = {
     "recbole": (restore_numpy_aliases, extend_recbole_model_lookup, allow_recbole_checkpoints),
     "mmaction2": (provide_missing_drn_module, allow_mmengine_checkpoints, mmengine_cpu_launcher),
-    "salesforce-lavis": (),
+    "salesforce-lavis": (isolate_lavis_decord_bridge,),
 }
 
 
@@ -36,6 +37,7 @@ __all__ = [
     "allow_recbole_checkpoints",
     "apply_host_fixes",
     "extend_recbole_model_lookup",
+    "isolate_lavis_decord_bridge",
     "mmengine_cpu_launcher",
     "provide_missing_drn_module",
     "register_recbole_model",
