@@ -1,0 +1,1 @@
+"""plugzoo's shared plugin layer: host fixes (compat/), discovery (catalogue), doctor, demo."""

@@ -62,46 +62,14 @@ def test_runner_trains_from_config_file_then_resumes(tiny_videos, tmp_path):
     assert "Iter(train) [3/4]" in log and "Iter(train) [1/4]" not in log
 
 
-def test_mim_train_runs_the_config(tiny_videos, tmp_path):
-    mim = Path(sys.executable).parent / "mim"
-    work = tmp_path / "mim_work"
-    _run(
-        [
-            str(mim),
-            "train",
-            "mmaction2",
-            str(CONFIG),
-            "--work-dir",
-            str(work),
-            "--cfg-options",
-            *mmaction_data_options(tiny_videos),
-        ],
-        cwd=tmp_path,
-    )
-    assert (work / "iter_2.pth").is_file()
-
-
-def test_shipped_train_script_runs_the_config(tiny_videos, tmp_path):
-    work = tmp_path / "script_work"
-    _run(
-        [
-            sys.executable,
-            str(_train_script()),
-            str(CONFIG),
-            "--work-dir",
-            str(work),
-            "--cfg-options",
-            *mmaction_data_options(tiny_videos),
-        ],
-        cwd=tmp_path,
-    )
-    assert (work / "iter_2.pth").is_file()
-
-
-def test_torchrun_two_process_gloo_ddp_trains_the_config(tiny_videos, tmp_path):
-    work = tmp_path / "ddp_work"
-    result = _run(
-        [
+def _entry_point(name: str) -> list[str]:
+    """The command that starts training through one of MMAction2's entry points."""
+    if name == "mim":
+        return [str(Path(sys.executable).parent / "mim"), "train", "mmaction2"]
+    if name == "tools/train.py":
+        return [sys.executable, str(_train_script())]
+    if name == "torchrun":
+        return [
             sys.executable,
             "-m",
             "torch.distributed.run",
@@ -110,9 +78,17 @@ def test_torchrun_two_process_gloo_ddp_trains_the_config(tiny_videos, tmp_path):
             "--master_port",
             "29531",
             str(_train_script()),
+        ]
+    raise ValueError(name)
+
+
+def _train_with(entry: str, tiny_videos, tmp_path, *extra):
+    work = tmp_path / "work"
+    result = _run(
+        [
+            *_entry_point(entry),
             str(CONFIG),
-            "--launcher",
-            "pytorch",
+            *extra,
             "--work-dir",
             str(work),
             "--cfg-options",
@@ -121,6 +97,16 @@ def test_torchrun_two_process_gloo_ddp_trains_the_config(tiny_videos, tmp_path):
         cwd=tmp_path,
     )
     assert (work / "iter_2.pth").is_file()
+    return work, result
+
+
+@pytest.mark.parametrize("entry", ["mim", "tools/train.py"])
+def test_mmaction_entry_points_run_the_config(entry, tiny_videos, tmp_path):
+    _train_with(entry, tiny_videos, tmp_path)
+
+
+def test_torchrun_two_process_gloo_ddp_trains_the_config(tiny_videos, tmp_path):
+    work, result = _train_with("torchrun", tiny_videos, tmp_path, "--launcher", "pytorch")
     logs = "\n".join(p.read_text() for p in work.glob("*/*.log"))
     assert "Distributed launcher: pytorch" in logs
     assert "Distributed training: True" in logs
