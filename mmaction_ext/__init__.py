@@ -8,3 +8,5 @@ checkpoints under torch >= 2.6, and lets ``launcher='pytorch'`` train on CPU wit
 from plugins.compat import apply_host_fixes
 
 apply_host_fixes("mmaction2")
+
+from mmaction_ext import models  # noqa: E402,F401  (registers STH in MMAction2's MODELS)

@@ -1,0 +1,3 @@
+from .sth_conv import STHConv
+
+__all__ = ["STHConv"]

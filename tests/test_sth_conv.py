@@ -1,0 +1,213 @@
+"""STHConv against the masked dense Conv3d reference of shared/specs/sth.md."""
+
+import itertools
+
+import mmaction_ext  # noqa: F401
+from mmaction_ext.models import STHConv
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+
+def reference_mask(c_out, c_in, G, tG, interleave, kt, k):
+    """The spec's mask, written from the spec alone: spatial (out, in) pairs keep only the
+    centre temporal slice, temporal pairs only the centre pixel."""
+    mask = torch.zeros(c_out, c_in, kt, k, k)
+    og, ig = c_out // G, c_in // G
+    for g in range(G):
+        temporal = {(g + j) % G for j in range(tG)} if interleave else set(range(tG))
+        for i in range(G):
+            block = mask[g * og : (g + 1) * og, i * ig : (i + 1) * ig]
+            if i in temporal:
+                block[:, :, :, k // 2, k // 2] = 1
+            else:
+                block[:, :, kt // 2] = 1
+    return mask
+
+
+def reference_forward(x, dense, T, stride, padding, dilation, kt):
+    nt, c, h, w = x.shape
+    x3 = x.view(nt // T, T, c, h, w).transpose(1, 2)
+    y3 = F.conv3d(
+        x3,
+        dense,
+        stride=(1, stride, stride),
+        padding=(kt // 2, padding, padding),
+        dilation=(1, dilation, dilation),
+    )
+    return y3.transpose(1, 2).reshape(nt, dense.shape[0], *y3.shape[-2:])
+
+
+CASES = [
+    # c_in, c_out, k, stride, padding, dilation, G, tG, interleave, kt, T
+    (8, 8, 3, 1, 1, 1, 4, 1, True, 3, 4),
+    (8, 12, 3, 2, 1, 1, 4, 1, True, 3, 4),
+    (16, 8, 3, 1, 2, 2, 4, 2, True, 3, 2),
+    (12, 12, 3, 1, 1, 1, 3, 1, False, 3, 3),
+    (8, 8, 5, 2, 2, 1, 2, 1, True, 5, 4),
+    (8, 8, 3, 1, 0, 1, 4, 3, True, 3, 4),  # valid padding: crops to the centre taps
+    (8, 16, 3, 2, 1, 1, 4, 2, False, 1, 2),
+    (8, 8, 3, 1, 1, 1, 4, 0, True, 3, 4),  # the 2D conv
+    (8, 8, 3, 2, 1, 1, 4, 4, True, 3, 4),  # temporal only
+    (8, 8, 3, 1, 1, 1, 4, 4, False, 3, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "k", "stride", "padding", "dilation", "G", "tG", "interleave", "kt", "T"),
+    CASES,
+)
+def test_forward_and_backward_equal_the_masked_dense_conv3d(
+    c_in, c_out, k, stride, padding, dilation, G, tG, interleave, kt, T
+):
+    torch.manual_seed(0)
+    conv = STHConv(
+        c_in,
+        c_out,
+        k,
+        stride,
+        padding,
+        dilation,
+        bias=True,
+        num_segments=T,
+        num_groups=G,
+        temporal_groups=tG,
+        interleave=interleave,
+        temporal_kernel=kt,
+        temporal_init="random",
+    ).double()
+    dense = conv.dense_equivalent_weight().detach()
+    mask = reference_mask(c_out, c_in, G, tG, interleave, kt, k).double()
+    # the block's weights sit only where the spec's mask allows
+    assert torch.all(dense[mask == 0] == 0)
+    assert torch.count_nonzero(dense) == sum(
+        p.numel() for n, p in conv.named_parameters() if n.endswith("weight")
+    )
+    bias = next(p for n, p in conv.named_parameters() if n.endswith("bias"))
+    assert bias.numel() in (c_out, c_out // G)
+
+    x = torch.randn(2 * T, c_in, 9, 11, dtype=torch.double, requires_grad=True)
+    dense_param = dense.clone().requires_grad_(True)
+    full_bias = torch.cat([p for n, p in conv.named_parameters() if n.endswith("bias")]).detach()
+    ref = reference_forward(x, dense_param * mask, T, stride, padding, dilation, kt)
+    ref = ref + full_bias.view(1, -1, 1, 1)
+    out = conv(x)
+    torch.testing.assert_close(out, ref)
+
+    grad = torch.randn_like(out)
+    (gx,) = torch.autograd.grad(out, x, grad, retain_graph=True)
+    (gx_ref, gw_ref) = torch.autograd.grad(ref, (x, dense_param), grad)
+    torch.testing.assert_close(gx, gx_ref)
+    # weight gradients: the block's gradients, laid out densely, equal the reference's
+    grads = torch.autograd.grad(
+        out, [p for n, p in conv.named_parameters() if n.endswith("weight")], grad
+    )
+    with torch.no_grad():
+        saved = [p.clone() for n, p in conv.named_parameters() if n.endswith("weight")]
+        for (_n, p), g in zip(
+            [(n, p) for n, p in conv.named_parameters() if n.endswith("weight")], grads, strict=True
+        ):
+            p.copy_(g)
+        torch.testing.assert_close(conv.dense_equivalent_weight(), gw_ref * mask)
+        for (_n, p), s in zip(
+            [(n, p) for n, p in conv.named_parameters() if n.endswith("weight")], saved, strict=True
+        ):
+            p.copy_(s)
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "k", "G", "tG", "kt"),
+    [(64, 64, 3, 4, 1, 3), (64, 128, 3, 4, 2, 3), (32, 32, 5, 8, 3, 5)],
+)
+def test_parameter_count_is_the_formula(c_in, c_out, k, G, tG, kt):
+    for interleave, bias in itertools.product((True, False), (False, True)):
+        conv = STHConv(
+            c_in,
+            c_out,
+            k,
+            bias=bias,
+            num_groups=G,
+            temporal_groups=tG,
+            interleave=interleave,
+            temporal_kernel=kt,
+        )
+        r = tG / G
+        expected = c_out * c_in * (k * k * (1 - r) + kt * r) + (c_out if bias else 0)
+        assert sum(p.numel() for p in conv.parameters()) == expected
+
+
+def test_flops_counted_by_mmengine_follow_the_formula():
+    from mmengine.analysis import FlopAnalyzer
+
+    c, T, h = 64, 4, 14
+    r = 1 / 4
+    conv = STHConv(c, c, 3, num_segments=T, num_groups=4, temporal_groups=1)
+    flops = FlopAnalyzer(conv, (torch.randn(T, c, h, h),)).unsupported_ops_warnings(False)
+    flops = flops.uncalled_modules_warnings(False).total()
+    per_output = c * (9 * (1 - r) + 3 * r)  # multiply-adds per output element
+    assert flops == T * c * h * h * per_output
+    dense = FlopAnalyzer(
+        torch.nn.Conv2d(c, c, 3, padding=1, bias=False), (torch.randn(T, c, h, h),)
+    ).total()
+    assert flops < dense
+
+
+def test_static_init_from_2d_keeps_spatial_weights_and_sums_temporal_taps():
+    torch.manual_seed(0)
+    w2d = torch.randn(8, 8, 3, 3)
+    conv = STHConv(8, 8, num_groups=4, temporal_groups=1, num_segments=2)
+    conv.load_2d_weight(w2d)
+    dense = conv.dense_equivalent_weight()
+    mask = reference_mask(8, 8, 4, 1, True, 3, 3)
+    spatial_pairs = mask[:, :, 1].sum(dim=(2, 3)) == 9  # [out, in]
+    torch.testing.assert_close(dense[:, :, 1][spatial_pairs], w2d[spatial_pairs])
+    temporal = dense[:, :, :, 1, 1][~spatial_pairs]  # [pairs, kt]
+    torch.testing.assert_close(temporal[:, 1], w2d.sum(dim=(2, 3))[~spatial_pairs])
+    assert torch.all(temporal[:, [0, 2]] == 0)
+    # on a static, spatially constant clip the block reproduces the 2D conv's centre output
+    x = torch.ones(2, 8, 5, 5)
+    torch.testing.assert_close(conv(x)[:, :, 2, 2], F.conv2d(x, w2d, padding=1)[:, :, 2, 2])
+
+
+def test_temporal_groups_zero_is_exactly_the_2d_conv():
+    w2d, bias = torch.randn(8, 4, 3, 3), torch.randn(8)
+    conv = STHConv(4, 8, stride=2, bias=True, num_groups=4, temporal_groups=0, num_segments=2)
+    conv.load_2d_weight(w2d, bias)
+    x = torch.randn(4, 4, 9, 9)
+    torch.testing.assert_close(conv(x), F.conv2d(x, w2d, bias, stride=2, padding=1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(in_channels=6, out_channels=8), "num_groups=4 must divide in_channels=6"),
+        (dict(in_channels=8, out_channels=10), "out_channels=10"),
+        (dict(in_channels=8, out_channels=8, kernel_size=1), "a 1x1 conv would grow"),
+        (dict(in_channels=8, out_channels=8, temporal_groups=5), "temporal_groups"),
+        (dict(in_channels=8, out_channels=8, temporal_kernel=2), "temporal_kernel"),
+        (dict(in_channels=8, out_channels=8, temporal_init="zeros"), "temporal_init"),
+        (dict(in_channels=8, out_channels=8, stride=(1, 2)), "stride"),
+        (dict(in_channels=8, out_channels=8, groups=8), "groups=8"),
+    ],
+)
+def test_bad_configuration_is_refused_at_build_time(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        STHConv(**kwargs)
+
+
+def test_batch_not_divisible_by_num_segments_is_refused():
+    conv = STHConv(8, 8, num_segments=4)
+    with pytest.raises(ValueError, match="6 frames, not a multiple of num_segments=4"):
+        conv(torch.randn(6, 8, 5, 5))
+
+
+def test_conv_cfg_selects_sth_conv_through_the_registry():
+    from mmcv.cnn import build_conv_layer
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmaction")
+    layer = build_conv_layer(
+        dict(type="STHConv", num_segments=2, num_groups=4), 8, 8, 3, stride=1, padding=1, bias=False
+    )
+    assert isinstance(layer, STHConv) and layer.num_segments == 2
