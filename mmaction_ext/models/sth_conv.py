@@ -12,12 +12,48 @@ spatially by the others. Weights: ``C_out * C_in * (k*k*(1 - r) + k_t*r)``, ``r 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
+
+
+def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _align_centre_taps(x, kernel: int, stride: int, padding: int, dilation: int):
+    """Crop/pad ``x`` so a stride-``stride`` 1x1 tap lands on each ``kernel x kernel``
+    window's centre (the window the replaced spatial conv would use)."""
+    h, w = x.shape[-2:]
+    offset = dilation * (kernel // 2) - padding
+    h_out = _output_size(h, kernel, stride, padding, dilation)
+    w_out = _output_size(w, kernel, stride, padding, dilation)
+    if offset == 0 and -(-h // stride) == h_out and -(-w // stride) == w_out:
+        return x
+    lead = -offset  # F.pad with negative amounts crops
+    trail_h = (h_out - 1) * stride + 1 - (h + lead)
+    trail_w = (w_out - 1) * stride + 1 - (w + lead)
+    return F.pad(x, (lead, trail_w, lead, trail_h))
+
+
+def _temporal_taps(conv3d: nn.Conv3d, x, num_segments: int):
+    """Apply ``(k_t, 1, 1)`` taps to frames laid out as ``[N * T, C, H, W]``."""
+    nt = x.shape[0]
+    # [N*T, C, H, W] -> [N, C, T, H, W]
+    x = x.view(nt // num_segments, num_segments, *x.shape[1:]).transpose(1, 2)
+    y = conv3d(x)
+    # [N, C_out, T, H', W'] -> [N*T, C_out, H', W']
+    return y.transpose(1, 2).reshape(nt, y.shape[1], *y.shape[-2:])
+
+
+def _check_segments(nt: int, num_segments: int, layer: str) -> None:
+    if nt % num_segments:
+        raise ValueError(
+            f"{layer}: the batch holds {nt} frames, not a multiple of "
+            f"num_segments={num_segments}; frames of different clips would mix in the "
+            "temporal taps. Set num_segments to the clip length the pipeline samples."
+        )
 
 
 def _pair_to_int(value, name: str) -> int:
@@ -293,10 +329,6 @@ class STHConv(nn.Module):
 
     # --- forward -----------------------------------------------------------------------
 
-    def _output_size(self, size: int) -> int:
-        span = self.dilation * (self.kernel_size - 1)
-        return (size + 2 * self.padding - span - 1) // self.stride + 1
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block.
 
@@ -306,15 +338,10 @@ class STHConv(nn.Module):
         Returns:
             torch.Tensor: ``[N * num_segments, C_out, H_out, W_out]``.
         """
-        nt, c, h, w = x.shape
+        nt, c = x.shape[:2]
         if c != self.in_channels:
             raise ValueError(f"STHConv: expected {self.in_channels} input channels, got {c}")
-        if nt % self.num_segments:
-            raise ValueError(
-                f"STHConv: the batch holds {nt} frames, not a multiple of "
-                f"num_segments={self.num_segments}; frames of different clips would mix in "
-                "the temporal taps. Set num_segments to the clip length the pipeline samples."
-            )
+        _check_segments(nt, self.num_segments, "STHConv")
         G, tG = self.num_groups, self.temporal_groups
         in_group = c // G
         out = None
@@ -335,28 +362,146 @@ class STHConv(nn.Module):
                 out = self.spatial[0](x[:, tG * in_group :] if tG else x)
         if self.temporal is not None:
             index = self._temporal_index
-            xt = self._align_centre_taps(x if index is None else x.index_select(1, index), h, w)
-            # [N*T, C, H, W] -> [N, C, T, H, W] for the (k_t, 1, 1) taps
-            n = nt // self.num_segments
-            xt = xt.view(n, self.num_segments, *xt.shape[1:]).transpose(1, 2)
-            yt = self.temporal(xt)
-            # [N, C_out, T, H_out, W_out] -> [N*T, C_out, H_out, W_out]
-            yt = yt.transpose(1, 2).reshape(nt, self.out_channels, *yt.shape[-2:])
+            xt = x if index is None else x.index_select(1, index)
+            xt = _align_centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
+            yt = _temporal_taps(self.temporal, xt, self.num_segments)
             out = yt if out is None else out.add_(yt)
         return out
 
-    def _align_centre_taps(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Crop/pad so that a stride-``s`` 1x1 tap lands on each k x k window's centre."""
-        offset = self.dilation * (self.kernel_size // 2) - self.padding
-        h_out, w_out = self._output_size(h), self._output_size(w)
-        if (
-            offset == 0
-            and math.ceil(h / self.stride) == h_out
-            and math.ceil(w / self.stride) == w_out
-        ):
-            return x
-        # F.pad with negative amounts crops
-        lead = -offset
-        trail_h = (h_out - 1) * self.stride + 1 - (h + lead)
-        trail_w = (w_out - 1) * self.stride + 1 - (w + lead)
-        return F.pad(x, (lead, trail_w, lead, trail_h))
+
+@MODELS.register_module()
+class STHDepthwiseConv(nn.Module):
+    """Depthwise STH-Conv, for the 3x3 depthwise conv of MobileNetV2's inverted residuals.
+
+    Each output channel reads only its own input channel, so there is nothing to
+    interleave: the channels of the first ``temporal_groups`` of ``num_groups`` groups
+    get a ``temporal_kernel x 1 x 1`` kernel, the others keep the ``k x k`` spatial one.
+    Weights: ``C * (k*k*(1 - r) + k_t*r)``.
+
+    Args:
+        channels (int): Input = output channels; divisible by ``num_groups``.
+        kernel_size, stride, padding, dilation, bias, num_segments, num_groups,
+        temporal_groups, temporal_kernel, temporal_init: as in :class:`STHConv`.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+        num_segments: int = 8,
+        num_groups: int = 4,
+        temporal_groups: int = 1,
+        temporal_kernel: int = 3,
+        temporal_init: str = "static",
+    ) -> None:
+        super().__init__()
+        if kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(
+                f"STHDepthwiseConv: kernel_size must be odd and > 1, got {kernel_size}"
+            )
+        if num_groups < 1 or channels % num_groups:
+            raise ValueError(
+                f"STHDepthwiseConv: num_groups={num_groups} must divide channels={channels}"
+            )
+        if not 0 <= temporal_groups <= num_groups:
+            raise ValueError(
+                f"STHDepthwiseConv: temporal_groups must be in [0, {num_groups}], "
+                f"got {temporal_groups}"
+            )
+        if temporal_kernel < 1 or temporal_kernel % 2 == 0:
+            raise ValueError(
+                f"STHDepthwiseConv: temporal_kernel must be odd, got {temporal_kernel}"
+            )
+        if temporal_init not in ("static", "random"):
+            raise ValueError("STHDepthwiseConv: temporal_init must be 'static' or 'random'")
+        self.channels = channels
+        self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.dilation = padding, dilation
+        self.num_segments = num_segments
+        self.num_groups, self.temporal_groups = num_groups, temporal_groups
+        self.temporal_kernel, self.temporal_init = temporal_kernel, temporal_init
+        self.temporal_channels = channels // num_groups * temporal_groups
+        spatial_channels = channels - self.temporal_channels
+        self.spatial = None
+        if spatial_channels:
+            self.spatial = nn.Conv2d(
+                spatial_channels,
+                spatial_channels,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                groups=spatial_channels,
+                bias=bias,
+            )
+        self.temporal = None
+        if self.temporal_channels:
+            self.temporal = nn.Conv3d(
+                self.temporal_channels,
+                self.temporal_channels,
+                (temporal_kernel, 1, 1),
+                stride=(1, stride, stride),
+                padding=(temporal_kernel // 2, 0, 0),
+                groups=self.temporal_channels,
+                bias=bias,
+            )
+        self.init_weights()
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"num_segments={self.num_segments}, temporal_channels={self.temporal_channels}"
+        )
+
+    def init_weights(self) -> None:
+        """As :meth:`STHConv.init_weights`."""
+        if self.spatial is not None:
+            self.spatial.reset_parameters()
+        if self.temporal is not None:
+            self.temporal.reset_parameters()
+            if self.temporal_init == "static":
+                with torch.no_grad():
+                    centre = self.temporal_kernel // 2
+                    keep = self.temporal.weight[:, :, centre].clone()
+                    self.temporal.weight.zero_()
+                    self.temporal.weight[:, :, centre] = keep
+
+    @torch.no_grad()
+    def load_2d_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        """Initialise from the ``[C, 1, k, k]`` depthwise weight this replaces (see
+        :meth:`STHConv.load_2d_weight`)."""
+        expected = (self.channels, 1, self.kernel_size, self.kernel_size)
+        if tuple(weight.shape) != expected:
+            raise ValueError(
+                f"STHDepthwiseConv.load_2d_weight: expected {expected}, got {tuple(weight.shape)}"
+            )
+        ct = self.temporal_channels
+        if self.spatial is not None:
+            self.spatial.weight.copy_(weight[ct:])
+            if bias is not None:
+                self.spatial.bias.copy_(bias[ct:])
+        if self.temporal is not None:
+            if self.temporal_init == "static":
+                self.temporal.weight.zero_()
+                centre = self.temporal_kernel // 2
+                self.temporal.weight[:, 0, centre, 0, 0] = weight[:ct].sum(dim=(1, 2, 3))
+            if bias is not None:
+                self.temporal.bias.copy_(bias[:ct])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N * num_segments, C, H, W]`` -> ``[N * num_segments, C, H_out, W_out]``."""
+        _check_segments(x.shape[0], self.num_segments, "STHDepthwiseConv")
+        ct = self.temporal_channels
+        parts = []
+        if self.temporal is not None:
+            xt = _align_centre_taps(
+                x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation
+            )
+            parts.append(_temporal_taps(self.temporal, xt, self.num_segments))
+        if self.spatial is not None:
+            parts.append(self.spatial(x[:, ct:]))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
