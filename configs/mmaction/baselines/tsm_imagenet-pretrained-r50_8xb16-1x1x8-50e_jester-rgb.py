@@ -1,0 +1,14 @@
+# TSM-R50 on the same data and recipe as ../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py, for side-by-side runs.
+_base_ = ["../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py"]
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type="ResNetTSM",
+        depth=50,
+        pretrained="checkpoints/torchvision/resnet50-0676ba61.pth",
+        norm_eval=False,
+        num_segments=8,
+        shift_div=8,
+    )
+)

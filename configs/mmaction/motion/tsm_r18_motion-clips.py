@@ -1,0 +1,9 @@
+# TSM-R18 on the embedded temporal benchmark.
+_base_ = ["./motion-clips_r18_base.py"]
+
+model = dict(
+    backbone=dict(
+        type="ResNetTSM", num_segments={{_base_.num_segments}}, shift_div=8, pretrained2d=False
+    ),
+    cls_head=dict(is_shift=True),
+)
