@@ -1,4 +1,4 @@
-# TSM-R50 on the same data and recipe as ../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py, for side-by-side runs.
+# TSM-R50 on the same data and recipe as the STH config in _base_ (side-by-side runs).
 _base_ = ["../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py"]
 
 model = dict(

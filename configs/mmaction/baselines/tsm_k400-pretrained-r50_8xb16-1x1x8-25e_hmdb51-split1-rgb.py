@@ -1,4 +1,4 @@
-# TSM-R50 on the same data and recipe as ../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py, for side-by-side runs.
+# TSM-R50 on the same data and recipe as the STH config in _base_ (side-by-side runs).
 _base_ = ["../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py"]
 
 load_from = "checkpoints/tsm_r50_1x1x8_kinetics400.pth"  # local path: required

@@ -1,4 +1,4 @@
-# TSN-R50 (frame-order-blind) on the same data and recipe as ../sth/sth_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py.
+# TSN-R50 (frame-order-blind) on the same data and recipe as the STH config in _base_.
 _base_ = ["../sth/sth_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py"]
 
 model = dict(

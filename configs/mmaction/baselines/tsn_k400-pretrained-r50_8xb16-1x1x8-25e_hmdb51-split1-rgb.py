@@ -1,4 +1,4 @@
-# TSN-R50 (frame-order-blind) on the same data and recipe as ../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py.
+# TSN-R50 (frame-order-blind) on the same data and recipe as the STH config in _base_.
 _base_ = ["../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py"]
 
 load_from = "checkpoints/tsn_r50_1x1x8_kinetics400.pth"  # local path: required
