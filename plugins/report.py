@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,17 +36,20 @@ class StageResult:
 
 
 def _jsonable(value):
-    """Turn config values (numpy scalars, torch devices, enums, paths) into JSON values."""
+    """Turn config values (numpy/torch scalars and arrays, devices, enums, paths) into JSON
+    values; non-finite floats become strings ("nan", "inf"), which JSON cannot hold."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, int, bool)) or value is None:
         return value
-    if hasattr(value, "item") and callable(value.item):
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch, any shape
         try:
-            return value.item()
-        except (TypeError, ValueError):
+            return _jsonable(value.tolist())
+        except (TypeError, ValueError, RuntimeError):
             pass
     return str(value)
 
@@ -83,5 +87,5 @@ def write_report(run_dir: Path, stages: list[StageResult], failures: dict[str, s
         "stages": [_jsonable(asdict(stage)) for stage in stages],
         "failures": failures,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     return report

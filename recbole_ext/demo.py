@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
+import unittest.mock
 import warnings
 from pathlib import Path
 
@@ -34,14 +36,17 @@ def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
     overrides = {"checkpoint_dir": str(stage_dir / "saved")}
     if quick:
         overrides.update(QUICK_OVERRIDES)
-    # RecBole writes log/ and log_tensorboard/ into the working directory
-    with contextlib.chdir(stage_dir):
+    # RecBole's Config also parses (and evaluates) `--key=value` from sys.argv: give it
+    # none of plugzoo's arguments
+    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
         config = Config(
             model="SASRec",
             dataset="ml-100k",
             config_file_list=[str(SASREC_CONFIG)],
             config_dict=overrides,
         )
+    # RecBole writes log/ and log_tensorboard/ into the working directory
+    with contextlib.chdir(stage_dir):
         init_seed(config["seed"], config["reproducibility"])
         init_logger(config)
         logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own progress

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+import torch
 from conftest import run_python
 
 SAVE_THEN_LOAD = """
@@ -55,8 +57,7 @@ def _torchrun(tmp_path, mode):
             "torch.distributed.run",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29517",
+            "--standalone",  # a free port, so parallel runs do not collide
             str(script),
             mode,
         ],
@@ -67,12 +68,17 @@ def _torchrun(tmp_path, mode):
     )
 
 
+CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only path")
+
+
+@CPU_ONLY
 def test_pytorch_launcher_fails_on_cpu_without_the_fix(tmp_path):
     result = _torchrun(tmp_path, "unfixed")
     assert result.returncode != 0
     assert "cuda" in (result.stdout + result.stderr).lower()
 
 
+@CPU_ONLY
 def test_pytorch_launcher_initialises_gloo_on_cpu_with_the_fix(tmp_path):
     result = _torchrun(tmp_path, "fixed")
     assert result.returncode == 0, result.stderr

@@ -34,4 +34,4 @@ def test_aliases_point_at_the_numpy1_types_and_the_fix_is_idempotent():
     restore_numpy_aliases()
     assert np.float_ is np.float64 and np.complex_ is np.complex128
     assert np.unicode_ is np.str_ and np.bool8 is np.bool_
-    assert restore_numpy_aliases() == []
+    assert restore_numpy_aliases() is False

@@ -75,6 +75,8 @@ def test_unknown_names_fail_with_lightgbm_noise_without_the_fix():
 
 
 def test_registered_models_resolve_everywhere_recbole_looks_them_up():
+    import recbole_ext  # noqa: F401
+
     import recbole.config.configurator as configurator
     import recbole.quick_start.quick_start as quick_start
     import recbole.utils
@@ -94,6 +96,8 @@ def test_unknown_model_name_is_a_clear_error():
 
 
 def test_registration_refuses_builtin_names_and_non_models():
+    import recbole_ext  # noqa: F401
+
     from recbole.model.sequential_recommender.sasrec import SASRec
 
     from plugins.compat import register_recbole_model
@@ -106,6 +110,8 @@ def test_registration_refuses_builtin_names_and_non_models():
 
 
 def test_lookup_fix_is_idempotent():
+    import recbole_ext  # noqa: F401
+
     from plugins.compat import allow_recbole_checkpoints, extend_recbole_model_lookup
 
     assert extend_recbole_model_lookup() is False
@@ -127,6 +133,8 @@ def test_registered_models_get_their_default_yaml_from_config():
 
 
 def test_default_config_must_exist(tmp_path):
+    import recbole_ext  # noqa: F401
+
     from recbole.model.sequential_recommender.sasrec import SASRec
 
     from plugins.compat import register_recbole_model

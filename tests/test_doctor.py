@@ -110,3 +110,15 @@ def test_video_roundtrip_and_offline_minilm_pass_here():
     assert video.ok, video.detail
     minilm = check_offline_minilm()
     assert minilm.ok, minilm.detail
+
+
+def test_a_malformed_plugin_declaration_is_a_failed_check_not_a_crash():
+    ext = Extension(
+        name="mmaction_ext",
+        host="mmaction2",
+        host_module="mmaction",
+        plugins=(Plugin(name="Broken", paper="-", registry_names={"nohost.MODELS": ["X"]}),),
+    )
+    checks = {c.name: c for c in check_extension(ext)}
+    assert not checks["Broken registered"].ok
+    assert "nohost" in checks["Broken registered"].detail

@@ -25,6 +25,19 @@ def test_retrieval_task_resolves_and_sets_up_through_lavis(lavis_registry):
     assert isinstance(task, RetrievalTask) and task.cfg.k_test == 16
 
 
+def test_import_lavis_alone_registers_no_runner_or_lr_scheduler():
+    from conftest import run_python
+
+    result = run_python("""
+        import lavis
+        from lavis.common.registry import registry
+        print(registry.get_runner_class('runner_base'),
+              registry.get_lr_scheduler_class('linear_warmup_cosine_lr'))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None None"
+
+
 def test_runners_and_lr_schedulers_are_registered_by_the_extension(lavis_registry):
     from lavis.runners import RunnerBase
 

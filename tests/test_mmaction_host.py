@@ -75,8 +75,7 @@ def _entry_point(name: str) -> list[str]:
             "torch.distributed.run",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29531",
+            "--standalone",  # a free port, so parallel runs do not collide
             str(_train_script()),
         ]
     raise ValueError(name)

@@ -86,3 +86,70 @@ def test_history_buffer_getattr_only_returns_statistics_methods():
     assert _history_buffer_getattr(HistoryBuffer, "mean") == HistoryBuffer.mean
     with pytest.raises(pickle.UnpicklingError, match="refused getattr"):
         _history_buffer_getattr(os, "system")
+
+
+class _CallsRecBoleConfig:
+    """Pickles as Config(None, None, None, {...}): Config.__init__ evals config_dict strings."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from recbole.config.configurator import Config
+
+        payload = {"x": f"__import__('os').system('touch {self.marker}')"}
+        return (Config, (None, None, None, payload))
+
+
+def test_recbole_config_constructor_cannot_be_called_from_a_checkpoint(tmp_path):
+    import recbole_ext  # noqa: F401
+
+    from recbole.quick_start import load_data_and_model
+
+    from plugins.compat.checkpoints import UnsafeCheckpointError, load_recbole_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil_config.pth"
+    torch.save({"config": _CallsRecBoleConfig(marker)}, path)
+    with pytest.raises(UnsafeCheckpointError, match="refused to call recbole Config"):
+        load_recbole_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError, match="refused to call recbole Config"):
+        load_data_and_model(str(path))
+    assert not marker.exists()
+
+
+class _GetattrGadget:
+    """Pickles as getattr(HistoryBuffer, '__init__'): not a statistics method."""
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+
+        return (getattr, (HistoryBuffer, "__init__"))
+
+
+def test_mmengine_getattr_stand_in_refuses_other_attributes_in_a_real_pickle(tmp_path):
+    import mmaction_ext  # noqa: F401
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from plugins.compat.checkpoints import UnsafeCheckpointError
+
+    path = tmp_path / "getattr.pth"
+    torch.save({"meta": _GetattrGadget()}, path)
+    with pytest.raises(UnsafeCheckpointError, match="refused getattr"):
+        _load_checkpoint(str(path), map_location="cpu")
+
+
+def test_importing_the_extensions_leaves_torchs_global_allow_list_alone():
+    result = run_python("""
+        import torch
+        before = list(torch.serialization.get_safe_globals())
+        import mmaction_ext, recbole_ext, retrieval_ext
+        added = [g for g in torch.serialization.get_safe_globals() if g not in before]
+        # torch registers its own DTensor classes when torch.distributed.tensor is imported
+        foreign = [g for g in added if not getattr(g, '__module__', '').startswith('torch.')]
+        assert not foreign, f'allow-list widened by: {foreign}'
+        print('unchanged')
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout

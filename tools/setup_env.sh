@@ -20,9 +20,11 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 1
 fi
 
+# bump when the install steps below change, so cached environments are rebuilt
+recipe=2
 key=$(cat "$repo/requirements/base.txt" "$repo/requirements/hosts.txt" \
       <("$python" -c 'import platform, sys; print(sys.version, platform.machine())') \
-      | sha256sum | cut -c1-16)
+      <(echo "recipe $recipe") | sha256sum | cut -c1-16)
 root=${PLUGZOO_VENV_ROOT:-$HOME/.cache/plugzoo/venvs}
 venv=$root/py311-$key
 start=$(date +%s)
@@ -42,7 +44,9 @@ else
     touch "$venv/.plugzoo-complete"
 fi
 
-# Editable install of this checkout (cheap; re-points the venv at whichever clone ran it).
+# Editable install of this checkout (cheap). The cached environment is shared by every
+# checkout on this machine and points at whichever one ran this script last: run it again
+# after working in (or deleting) another clone.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
 ln -sfn "$venv" "$repo/.venv"
 echo "setup_env: ready in $(( $(date +%s) - start )) s: $repo/.venv -> $venv"

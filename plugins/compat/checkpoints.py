@@ -3,12 +3,15 @@
 Neither fix switches the check off. Each host's checkpoints are loaded with
 ``weights_only=True`` and an allow-list of the plain classes that host's own checkpoints
 contain (enums, config holders, NumPy scalars), inside ``torch.serialization.safe_globals``
-so the allow-list is only in force for that host's load. A pickle that calls anything else
-(``os.system``, ``eval``...) is still refused.
+so the allow-list is only in force during that host's load (process-wide while it lasts).
+A pickle that calls anything else (``os.system``, ``eval``...) is still refused, and an
+allow-listed class whose constructor would run code (RecBole's Config evaluates strings)
+is bound to a stand-in that refuses to be called.
 """
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import importlib
 import pickle
@@ -44,15 +47,14 @@ def _recbole_model_classes(path) -> list[type]:
     """Model classes named by a RecBole checkpoint (its Config keeps ``model_class``).
 
     Only names that resolve to RecBole models (``recbole.model.*`` or models registered
-    with plugzoo) are imported; any other global stays refused.
+    with plugzoo) are imported; any other global, or one that does not import, stays
+    refused by the unpickler.
     """
     from recbole.model.abstract_recommender import AbstractRecommender
 
     from plugins.compat.recbole import registered_recbole_models
 
-    registered = {
-        f"{cls.__module__}.{cls.__qualname__}": cls for cls in registered_recbole_models()
-    }
+    registered = {f"{c.__module__}.{c.__qualname__}": c for c in registered_recbole_models()}
     classes = []
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -63,20 +65,49 @@ def _recbole_model_classes(path) -> list[type]:
             classes.append(registered[name])
         elif name.startswith("recbole.model."):
             module_name, _, attr = name.rpartition(".")
-            obj = getattr(importlib.import_module(module_name), attr, None)
+            try:
+                obj = getattr(importlib.import_module(module_name), attr, None)
+            except ImportError:
+                continue
             if isinstance(obj, type) and issubclass(obj, AbstractRecommender):
                 classes.append(obj)
     return classes
 
 
+def _unpickled_config_class():
+    """RecBole's ``Config`` as the unpickler may rebuild it: by NEWOBJ + BUILD only.
+
+    ``Config.__init__`` evaluates the strings of its ``config_dict``, and the weights_only
+    unpickler calls any allow-listed global a pickle asks it to call. So the name
+    ``recbole.config.configurator.Config`` is bound to this subclass, whose constructor
+    refuses: RecBole's own checkpoints never call it (they rebuild the object from its
+    ``__dict__``), a crafted one that does is refused. It pickles as the real Config.
+    """
+    from recbole.config.configurator import Config
+
+    class ConfigFromCheckpoint(Config):
+        def __init__(self, *args, **kwargs):
+            raise pickle.UnpicklingError(
+                "refused to call recbole Config(...) while unpickling: its constructor "
+                "evaluates strings, and RecBole checkpoints never call it"
+            )
+
+        def __reduce_ex__(self, protocol):
+            return (copyreg.__newobj__, (Config,), self.__dict__)
+
+    return ConfigFromCheckpoint
+
+
+_config_from_checkpoint = functools.cache(_unpickled_config_class)
+
+
 def recbole_safe_globals(path) -> list:
     """The allow-list for one RecBole checkpoint file."""
     import yaml
-    from recbole.config.configurator import Config
     from recbole.utils.enum_type import EvaluatorType, InputType, ModelType
 
     return [
-        Config,
+        (_config_from_checkpoint(), "recbole.config.configurator.Config"),
         InputType,
         ModelType,
         EvaluatorType,

@@ -13,7 +13,7 @@ _REMOVED_ALIASES = {
 }
 
 
-def restore_numpy_aliases() -> list[str]:
+def restore_numpy_aliases() -> bool:
     """Restore ``np.float_``, ``np.complex_``, ``np.unicode_`` and ``np.bool8``.
 
     Upstream: RUCAIBox/RecBole PR #2203 ("Fix numpy 2 compat", unreleased in 1.2.1):
@@ -23,11 +23,11 @@ def restore_numpy_aliases() -> list[str]:
     with ``AttributeError`` under NumPy 2. Must run before RecBole or ray is imported.
 
     Returns:
-        The aliases this call added (empty when already present).
+        True if this call added any alias.
     """
-    added = []
+    added = False
     for alias, target in _REMOVED_ALIASES.items():
         if alias not in np.__dict__:
             setattr(np, alias, target)
-            added.append(alias)
+            added = True
     return added
