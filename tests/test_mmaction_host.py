@@ -81,12 +81,12 @@ def _entry_point(name: str) -> list[str]:
     raise ValueError(name)
 
 
-def _train_with(entry: str, tiny_videos, tmp_path, *extra):
+def _train_with(entry: str, tiny_videos, tmp_path, *extra, config=CONFIG):
     work = tmp_path / "work"
     result = _run(
         [
             *_entry_point(entry),
-            str(CONFIG),
+            str(config),
             *extra,
             "--work-dir",
             str(work),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from plugins.compat.checkpoints import allow_mmengine_checkpoints, allow_recbole_checkpoints
 from plugins.compat.lavis import isolate_lavis_decord_bridge
-from plugins.compat.mmaction import provide_missing_drn_module
+from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
 from plugins.compat.recbole import extend_recbole_model_lookup, register_recbole_model
@@ -17,7 +17,12 @@ from plugins.compat.recbole import extend_recbole_model_lookup, register_recbole
 # host -> fixes, in the order they must run (NumPy aliases before RecBole is imported)
 HOST_FIXES = {
     "recbole": (restore_numpy_aliases, extend_recbole_model_lookup, allow_recbole_checkpoints),
-    "mmaction2": (provide_missing_drn_module, allow_mmengine_checkpoints, mmengine_cpu_launcher),
+    "mmaction2": (
+        provide_missing_drn_module,
+        allow_mmengine_checkpoints,
+        mmengine_cpu_launcher,
+        name_videos_in_decode_errors,
+    ),
     "salesforce-lavis": (isolate_lavis_decord_bridge,),
 }
 
@@ -39,6 +44,7 @@ __all__ = [
     "extend_recbole_model_lookup",
     "isolate_lavis_decord_bridge",
     "mmengine_cpu_launcher",
+    "name_videos_in_decode_errors",
     "provide_missing_drn_module",
     "register_recbole_model",
     "restore_numpy_aliases",

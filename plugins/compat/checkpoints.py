@@ -199,7 +199,9 @@ def _history_buffer_getattr(obj, name):
     """
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # the built-in statistics are registered lazily, by the first HistoryBuffer() call
+    allowed = {"min", "max", "current", "mean"} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f"refused getattr({obj!r}, {name!r}): only HistoryBuffer statistics methods are allowed"

@@ -54,3 +54,49 @@ def provide_missing_drn_module() -> bool:
     sys.modules[_DRN_PACKAGE] = package
     sys.modules[_DRN_MODULE] = module
     return True
+
+
+def name_videos_in_decode_errors() -> bool:
+    """Make a corrupt, truncated or non-video file fail with its path in the message.
+
+    Upstream: MMAction2's ``DecordInit`` hands decord an in-memory copy of the file, so a
+    bad video fails with decord's "Error reading 670 bytes..." and no file name; with
+    thousands of clips the user cannot tell which one. ``DecordInit``, ``DecordDecode``,
+    ``PyAVInit`` and ``PyAVDecode`` are wrapped to re-raise as ``RuntimeError`` naming
+    the file (a missing file keeps its ``FileNotFoundError``). Nothing is skipped: the
+    error still stops the run, as MMAction2's datasets do for any failing transform.
+
+    Returns:
+        True if applied by this call.
+    """
+    from mmaction.datasets.transforms import loading
+
+    applied = False
+    for name in ("DecordInit", "DecordDecode", "PyAVInit", "PyAVDecode"):
+        transform_class = getattr(loading, name)
+        if getattr(transform_class.transform, "_plugzoo_names_video", False):
+            continue
+        transform_class.transform = _naming_video(transform_class.transform, name)
+        applied = True
+    return applied
+
+
+def _naming_video(transform, transform_name: str):
+    import functools
+
+    @functools.wraps(transform)
+    def named(self, results):
+        try:
+            return transform(self, results)
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            filename = results.get("filename", "<unknown file>")
+            raise RuntimeError(
+                f"{filename}: {transform_name} could not read this video "
+                f"({type(error).__name__}: {str(error)[:200]}); it is corrupt, truncated or "
+                "not a video"
+            ) from error
+
+    named._plugzoo_names_video = True
+    return named
