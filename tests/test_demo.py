@@ -20,8 +20,9 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "[1/2] environment checks" in result.stdout
-    assert "[2/2] recbole baseline" in result.stdout
+    assert "[1/3] environment checks" in result.stdout
+    assert "[2/3] STH (mmaction2)" in result.stdout
+    assert "[3/3] recbole baseline" in result.stdout
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -38,6 +39,17 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     (figure,) = sasrec["figures"]
     with Image.open(out / figure) as image:
         assert image.format == "PNG" and image.size[0] > 300
+
+    sth = next(s for s in results["stages"] if s["name"] == "mmaction.sth_motion")
+    assert [r["model"] for r in sth["rows"]] == ["TSN-R18", "TSM-R18", "STH-R18 (r=1/4)"]
+    for row in sth["rows"]:
+        assert 0 <= row["top1"] <= 1 and row["GFLOPs"] > 0
+    flops = {r["model"]: r["GFLOPs"] for r in sth["rows"]}
+    assert flops["STH-R18 (r=1/4)"] < flops["TSM-R18"]
+    assert sth["config"]["configs"]["STH-R18 (r=1/4)"]["model"]["backbone"]["type"] == "ResNetSTH"
+    assert "## STH (MMAction2)" in report
+    with Image.open(out / sth["figures"][0]) as image:
+        assert image.format == "PNG"
 
 
 def test_report_serialises_host_config_values_and_lists_failures(tmp_path):
