@@ -56,6 +56,17 @@ def _check_segments(nt: int, num_segments: int, layer: str) -> None:
         )
 
 
+@torch.no_grad()
+def _reset_temporal_taps(conv3d: nn.Conv3d, temporal_init: str) -> None:
+    """PyTorch's default init; ``'static'`` then keeps only the centre temporal tap."""
+    conv3d.reset_parameters()
+    if temporal_init == "static":
+        centre = conv3d.kernel_size[0] // 2
+        keep = conv3d.weight[:, :, centre].clone()
+        conv3d.weight.zero_()
+        conv3d.weight[:, :, centre] = keep
+
+
 def _pair_to_int(value, name: str) -> int:
     """STH needs square kernels and equal strides/paddings/dilations in H and W."""
     if isinstance(value, (tuple, list)):
@@ -242,13 +253,7 @@ class STHConv(nn.Module):
         for conv in self.spatial:
             conv.reset_parameters()
         if self.temporal is not None:
-            self.temporal.reset_parameters()
-            if self.temporal_init == "static":
-                with torch.no_grad():
-                    centre = self.temporal_kernel // 2
-                    keep = self.temporal.weight[:, :, centre].clone()
-                    self.temporal.weight.zero_()
-                    self.temporal.weight[:, :, centre] = keep
+            _reset_temporal_taps(self.temporal, self.temporal_init)
 
     @torch.no_grad()
     def load_2d_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
@@ -462,13 +467,7 @@ class STHDepthwiseConv(nn.Module):
         if self.spatial is not None:
             self.spatial.reset_parameters()
         if self.temporal is not None:
-            self.temporal.reset_parameters()
-            if self.temporal_init == "static":
-                with torch.no_grad():
-                    centre = self.temporal_kernel // 2
-                    keep = self.temporal.weight[:, :, centre].clone()
-                    self.temporal.weight.zero_()
-                    self.temporal.weight[:, :, centre] = keep
+            _reset_temporal_taps(self.temporal, self.temporal_init)
 
     @torch.no_grad()
     def load_2d_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
