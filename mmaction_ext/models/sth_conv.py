@@ -22,19 +22,20 @@ def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: in
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _align_centre_taps(x, kernel: int, stride: int, padding: int, dilation: int):
-    """Crop/pad ``x`` so a stride-``stride`` 1x1 tap lands on each ``kernel x kernel``
-    window's centre (the window the replaced spatial conv would use)."""
+def _centre_taps(x, kernel: int, stride: int, padding: int, dilation: int):
+    """The input pixels at the centres of the ``kernel x kernel`` windows the replaced
+    spatial conv would use: what the 1x1 temporal taps read. Subsampling here, before
+    the temporal conv, moves ``stride**2`` times fewer pixels than a strided Conv3d."""
     h, w = x.shape[-2:]
     offset = dilation * (kernel // 2) - padding
     h_out = _output_size(h, kernel, stride, padding, dilation)
     w_out = _output_size(w, kernel, stride, padding, dilation)
-    if offset == 0 and -(-h // stride) == h_out and -(-w // stride) == w_out:
-        return x
-    lead = -offset  # F.pad with negative amounts crops
-    trail_h = (h_out - 1) * stride + 1 - (h + lead)
-    trail_w = (w_out - 1) * stride + 1 - (w + lead)
-    return F.pad(x, (lead, trail_w, lead, trail_h))
+    if not (offset == 0 and -(-h // stride) == h_out and -(-w // stride) == w_out):
+        lead = -offset  # F.pad with negative amounts crops
+        trail_h = (h_out - 1) * stride + 1 - (h + lead)
+        trail_w = (w_out - 1) * stride + 1 - (w + lead)
+        x = F.pad(x, (lead, trail_w, lead, trail_h))
+    return x[..., ::stride, ::stride] if stride > 1 else x
 
 
 def _temporal_taps(conv3d: nn.Conv3d, x, num_segments: int):
@@ -197,7 +198,6 @@ class STHConv(nn.Module):
                 tG * in_group * (G if interleaved else 1),
                 out_channels,
                 (temporal_kernel, 1, 1),
-                stride=(1, stride, stride),
                 padding=(temporal_kernel // 2, 0, 0),
                 groups=G if interleaved else 1,
                 bias=bias and not spatial_groups,
@@ -368,7 +368,7 @@ class STHConv(nn.Module):
         if self.temporal is not None:
             index = self._temporal_index
             xt = x if index is None else x.index_select(1, index)
-            xt = _align_centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
+            xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
             yt = _temporal_taps(self.temporal, xt, self.num_segments)
             out = yt if out is None else out.add_(yt)
         return out
@@ -449,7 +449,6 @@ class STHDepthwiseConv(nn.Module):
                 self.temporal_channels,
                 self.temporal_channels,
                 (temporal_kernel, 1, 1),
-                stride=(1, stride, stride),
                 padding=(temporal_kernel // 2, 0, 0),
                 groups=self.temporal_channels,
                 bias=bias,
@@ -497,7 +496,7 @@ class STHDepthwiseConv(nn.Module):
         ct = self.temporal_channels
         parts = []
         if self.temporal is not None:
-            xt = _align_centre_taps(
+            xt = _centre_taps(
                 x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation
             )
             parts.append(_temporal_taps(self.temporal, xt, self.num_segments))
