@@ -496,9 +496,7 @@ class STHDepthwiseConv(nn.Module):
         ct = self.temporal_channels
         parts = []
         if self.temporal is not None:
-            xt = _centre_taps(
-                x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation
-            )
+            xt = _centre_taps(x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation)
             parts.append(_temporal_taps(self.temporal, xt, self.num_segments))
         if self.spatial is not None:
             parts.append(self.spatial(x[:, ct:]))
