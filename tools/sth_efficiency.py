@@ -1,6 +1,7 @@
 """STH efficiency against MMAction2's TSM and TSN, measured in one run on this machine.
 
-For ResNetSTH-50 at r = 1/8, 1/4, 1/2 (G = 8 and 4), ResNetTSM-50 and TSN's ResNet-50,
+For ResNetSTH-50 at r = 1/8, 1/4, 1/2 (G = 8 and 4), ResNetTSM-50 (also run in
+channels-last layout, for reference) and TSN's ResNet-50,
 each with a 174-class head (Something-Something): parameters, FLOPs (mmengine's
 complexity analysis; 1 multiply-add = 1 FLOP), CPU inference clips/s at 8x224x224 for
 batch 1 and 8 (median of interleaved repeats), the peak resident-memory increase of a batch-8
@@ -22,6 +23,11 @@ from pathlib import Path
 MODELS = {
     "TSN-R50": dict(type="ResNet", depth=50, pretrained=None),
     "TSM-R50": dict(
+        type="ResNetTSM", depth=50, pretrained=None, pretrained2d=False, num_segments=8, shift_div=8
+    ),
+    # reference: TSM with the whole network in channels-last memory layout (STHConv hands
+    # channels-last tensors to the layers after it, so part of its speed may come from there)
+    "TSM-R50 channels-last": dict(
         type="ResNetTSM", depth=50, pretrained=None, pretrained2d=False, num_segments=8, shift_div=8
     ),
     "STH-R50 r=1/8": dict(
@@ -66,9 +72,13 @@ def build(name: str):
             self.backbone, self.cls_head = backbone, head
 
         def forward(self, frames):
+            if channels_last:
+                frames = frames.contiguous(memory_format=torch.channels_last)
             return self.cls_head(self.backbone(frames), num_segs=NUM_SEGMENTS)
 
-    return Recognizer().eval()
+    channels_last = name.endswith("channels-last")
+    model = Recognizer().eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def peak_memory_child(name: str, batch: int, size: int) -> None:
