@@ -19,10 +19,17 @@ def n_params(module):
 def test_every_block_3x3_conv_is_sth_and_params_follow_the_formula(depth):
     sth = ResNetSTH(depth, num_segments=4, pretrained=None)
     tsm = ResNetTSM(depth, num_segments=4, pretrained=None, pretrained2d=False)
+    blocks = [block for name in sth.res_layers for block in getattr(sth, name)]
+    for block in blocks:  # BasicBlock: conv1 and conv2 are 3x3; Bottleneck: conv2
+        for name in ("conv1", "conv2", "conv3"):
+            wrapper = getattr(block, name, None)
+            if wrapper is None:
+                continue
+            is_sth = isinstance(wrapper.conv, STHConv)
+            assert is_sth == (wrapper.conv.kernel_size in (3, (3, 3))), (name, wrapper.conv)
     sth_convs = [m for m in sth.modules() if isinstance(m, STHConv)]
-    blocks = sum(len(getattr(sth, name)) for name in sth.res_layers)
-    assert len(sth_convs) == blocks
-    # each 3x3 conv2 of C_in x C_out loses C_in*C_out*(9 - 3) * r weights (r = 1/4)
+    assert len(sth_convs) == len(blocks) * (2 if depth < 50 else 1)
+    # each 3x3 conv of C_in x C_out loses C_in*C_out*(9 - 3) * r weights (r = 1/4)
     saved = sum(c.in_channels * c.out_channels * 6 // 4 for c in sth_convs)
     assert n_params(tsm) - n_params(sth) == saved
 
@@ -40,7 +47,7 @@ def test_resnet50_parameters_match_the_spec_arithmetic():
 
 def test_bad_group_setting_names_the_layer_at_build_time():
     with pytest.raises(
-        ValueError, match=r"ResNetSTH layer layer1\.0\.conv2\.conv: STHConv: num_groups=5"
+        ValueError, match=r"ResNetSTH layer layer1\.0\.conv1\.conv: STHConv: num_groups=5"
     ):
         ResNetSTH(18, num_groups=5, pretrained=None)
 

@@ -74,3 +74,21 @@ def test_16_frame_config_sets_segments_everywhere():
     assert cfg.model.backbone.num_segments == 16 == cfg.model.cls_head.num_segments
     sample = next(t for t in cfg.train_pipeline if t["type"] == "SampleFrames")
     assert sample["num_clips"] == 16
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_sampled_frames_match_the_models_num_segments(path: Path):
+    """STH's temporal taps (and TSM's shifts) assume num_segments frames per clip: a
+    pipeline sampling another number would silently mix clips, so every config must agree."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(path))
+    segments = cfg.model.backbone.get("num_segments")
+    if segments is None:  # TSN: frame-order-blind, no temporal taps
+        return
+    for split in ("train", "val", "test"):
+        pipeline = cfg[f"{split}_dataloader"]["dataset"]["pipeline"]
+        sample = next(t for t in pipeline if t["type"] == "SampleFrames")
+        assert sample["num_clips"] * sample["clip_len"] == segments, (split, sample)
+        if "num_segments" in cfg.model.cls_head:
+            assert cfg.model.cls_head.num_segments == segments

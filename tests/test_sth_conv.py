@@ -202,6 +202,80 @@ def test_batch_not_divisible_by_num_segments_is_refused():
         conv(torch.randn(6, 8, 5, 5))
 
 
+def test_conv_module_with_conv_cfg_wraps_sth_conv():
+    from mmcv.cnn import ConvModule
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmaction")
+    block = ConvModule(
+        8,
+        16,
+        3,
+        stride=2,
+        padding=1,
+        conv_cfg=dict(type="STHConv", num_segments=2),
+        norm_cfg=dict(type="BN"),
+    )
+    assert isinstance(block.conv, STHConv)
+    block.init_weights()
+    assert block(torch.randn(4, 8, 10, 10)).shape == (4, 16, 5, 5)
+
+
+def test_channels_last_input_gives_the_same_result():
+    torch.manual_seed(0)
+    conv = STHConv(16, 16, num_segments=2, temporal_groups=2, temporal_init="random").double()
+    x = torch.randn(4, 16, 9, 9, dtype=torch.double)
+    torch.testing.assert_close(conv(x.contiguous(memory_format=torch.channels_last)), conv(x))
+
+
+@pytest.mark.parametrize(("stride", "padding", "tG"), [(1, 1, 1), (2, 1, 2), (2, 0, 1), (1, 1, 4)])
+def test_depthwise_variant_equals_its_masked_dense_reference(stride, padding, tG):
+    from mmaction_ext.models import STHDepthwiseConv
+
+    torch.manual_seed(0)
+    C, T, G = 8, 4, 4
+    conv = STHDepthwiseConv(
+        C,
+        3,
+        stride,
+        padding,
+        bias=True,
+        num_segments=T,
+        num_groups=G,
+        temporal_groups=tG,
+        temporal_init="random",
+    ).double()
+    ct = C // G * tG
+    # reference: a depthwise Conv3d (3, 3, 3); temporal channels keep only the centre
+    # pixel, spatial channels only the centre frame
+    dense = torch.zeros(C, 1, 3, 3, 3, dtype=torch.double)
+    bias = torch.zeros(C, dtype=torch.double)
+    if conv.temporal is not None:
+        dense[:ct, 0, :, 1, 1] = conv.temporal.weight[:, 0, :, 0, 0].detach()
+        bias[:ct] = conv.temporal.bias.detach()
+    if conv.spatial is not None:
+        dense[ct:, 0, 1] = conv.spatial.weight[:, 0].detach()
+        bias[ct:] = conv.spatial.bias.detach()
+    x = torch.randn(2 * T, C, 9, 9, dtype=torch.double)
+    x3 = x.view(2, T, C, 9, 9).transpose(1, 2)
+    ref = F.conv3d(
+        x3, dense, bias, stride=(1, stride, stride), padding=(1, padding, padding), groups=C
+    )
+    ref = ref.transpose(1, 2).reshape(2 * T, C, *ref.shape[-2:])
+    torch.testing.assert_close(conv(x), ref)
+
+
+def test_depthwise_static_init_from_2d_sums_the_kernel():
+    from mmaction_ext.models import STHDepthwiseConv
+
+    w2d = torch.randn(8, 1, 3, 3)
+    conv = STHDepthwiseConv(8, num_segments=2, num_groups=4, temporal_groups=1)
+    conv.load_2d_weight(w2d)
+    torch.testing.assert_close(conv.spatial.weight, w2d[2:])
+    torch.testing.assert_close(conv.temporal.weight[:, 0, 1, 0, 0], w2d[:2].sum((1, 2, 3)))
+    assert torch.all(conv.temporal.weight[:, 0, [0, 2]] == 0)
+
+
 def test_conv_cfg_selects_sth_conv_through_the_registry():
     from mmcv.cnn import build_conv_layer
     from mmengine.registry import init_default_scope

@@ -108,8 +108,8 @@ class STHConv(nn.Module):
             (only the centre tap non-zero; :meth:`load_2d_weight` puts the replaced 2D
             kernel's sum there); ``'random'`` initialises every tap randomly (assumption:
             the paper's initialisation is not public). Defaults to ``'static'``.
-        groups (int): Accepted so ``conv_cfg=dict(type='STHConv')`` works where MMCV
-            passes it; only 1 (a dense conv) can be replaced.
+        groups (int): Accepted because MMCV's ``ConvModule`` passes it; only 1 (a dense
+            conv) can be replaced.
     """
 
     def __init__(
@@ -172,6 +172,10 @@ class STHConv(nn.Module):
         self.interleave = interleave
         self.temporal_kernel = temporal_kernel
         self.temporal_init = temporal_init
+        # read by mmcv's ConvModule from the conv it wraps
+        self.groups = 1
+        self.transposed = False
+        self.output_padding = (0, 0)
 
         G, tG = num_groups, temporal_groups
         in_group, out_group = in_channels // G, out_channels // G

@@ -17,3 +17,8 @@ model = dict(
     ),
     cls_head=dict(num_segments=num_segments),
 )
+
+# MMAction2's 16f recipe sets `test_dataloader = dict(pipeline=...)` without `dataset=`, so
+# its test loader keeps the 8-frame pipeline of the 8f recipe and, with twice_sample, feeds
+# two 8-frame samplings to a 16-segment model as if they were one clip. Use the 16f one.
+test_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline}}, test_mode=True))

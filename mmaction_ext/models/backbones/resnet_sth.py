@@ -25,7 +25,8 @@ def torchvision_resnet_name(name: str) -> str:
 
 @MODELS.register_module()
 class ResNetSTH(ResNet):
-    """ResNet whose 3x3 block convs (every BasicBlock/Bottleneck ``conv2``) are STH-Conv.
+    """ResNet whose 3x3 block convs are STH-Conv (BasicBlock: conv1 and conv2;
+    Bottleneck: conv2).
 
     Built as MMAction2's ResNet, then each ``conv2`` is replaced, as ResNetTSM inserts its
     shifts after building. A torchvision-format 2D checkpoint given as a local path
@@ -86,15 +87,19 @@ class ResNetSTH(ResNet):
             raise ValueError(f"ResNetSTH layer {name}: {error}") from None
 
     def make_sth(self) -> None:
-        """Replace every block's 3x3 ``conv2``.
+        """Replace every 3x3 conv of every block: ``conv2`` of a Bottleneck, ``conv1`` and
+        ``conv2`` of a BasicBlock (ResNet-18/34).
 
         The 7x7 stem stays 2D: STH splits input and output channels into the same number
         of groups, and no G > 1 divides both its 3 inputs and 64 outputs.
         """
         for layer_name in self.res_layers:
             for index, block in enumerate(getattr(self, layer_name)):
-                name = f"{layer_name}.{index}.conv2.conv"
-                block.conv2.conv = self._sth_from(name, block.conv2.conv)
+                for conv_name in ("conv1", "conv2", "conv3"):
+                    wrapper = getattr(block, conv_name, None)
+                    if wrapper is not None and wrapper.conv.kernel_size[0] == 3:
+                        name = f"{layer_name}.{index}.{conv_name}.conv"
+                        wrapper.conv = self._sth_from(name, wrapper.conv)
 
     def _load_torchvision_checkpoint(self, logger: MMLogger = None) -> None:
         """Map a torchvision 2D ResNet checkpoint (local file) into the STH network."""
