@@ -47,7 +47,9 @@ def test_runner_trains_sth_with_tsm_optimiser_then_resumes(head, tiny_videos, tm
     changes = {} if head == "TSMHead" else {"model.cls_head": TSN_HEAD}
     runner = Runner.from_cfg(_config(tiny_videos, tmp_path / "work", **changes))
     assert type(runner.model.cls_head).__name__ == head
-    assert sum(isinstance(m, STHConv) for m in runner.model.modules()) == 8
+    assert (
+        sum(isinstance(m, STHConv) for m in runner.model.modules()) == 16
+    )  # ResNet-18: conv1 and conv2 of 8 BasicBlocks
     runner.train()
     assert (tmp_path / "work" / "iter_2.pth").is_file()
     # TSMOptimWrapperConstructor accepted STH's parameters and put each in one group
