@@ -285,3 +285,10 @@ def test_conv_cfg_selects_sth_conv_through_the_registry():
         dict(type="STHConv", num_segments=2, num_groups=4), 8, 8, 3, stride=1, padding=1, bias=False
     )
     assert isinstance(layer, STHConv) and layer.num_segments == 2
+
+
+def test_depthwise_variant_refuses_bad_groups_at_build_time():
+    from mmaction_ext.models import STHDepthwiseConv
+
+    with pytest.raises(ValueError, match="STHDepthwiseConv: num_groups=4 must divide channels=6"):
+        STHDepthwiseConv(6)

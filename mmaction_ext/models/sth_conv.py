@@ -70,6 +70,36 @@ def _reset_temporal_taps(conv3d: nn.Conv3d, temporal_init: str) -> None:
         conv3d.weight[:, :, centre] = keep
 
 
+def _check_sth_arguments(
+    layer: str,
+    channels: dict[str, int],
+    kernel_size: int,
+    num_groups: int,
+    temporal_groups: int,
+    temporal_kernel: int,
+    temporal_init: str,
+) -> None:
+    """Refuse an STH configuration at build time, naming the argument at fault."""
+    if kernel_size < 3 or kernel_size % 2 == 0:
+        raise ValueError(
+            f"{layer}: kernel_size must be odd and > 1 (a 1x1 conv would grow), got {kernel_size}"
+        )
+    if num_groups < 1 or any(count % num_groups for count in channels.values()):
+        counts = " and ".join(f"{name}={count}" for name, count in channels.items())
+        raise ValueError(f"{layer}: num_groups={num_groups} must divide {counts}")
+    if not 0 <= temporal_groups <= num_groups:
+        raise ValueError(
+            f"{layer}: temporal_groups must be in [0, num_groups={num_groups}], "
+            f"got {temporal_groups}"
+        )
+    if temporal_kernel < 1 or temporal_kernel % 2 == 0:
+        raise ValueError(f"{layer}: temporal_kernel must be odd, got {temporal_kernel}")
+    if temporal_init not in ("static", "random"):
+        raise ValueError(
+            f"{layer}: temporal_init must be 'static' or 'random', got {temporal_init!r}"
+        )
+
+
 def _pair_to_int(value, name: str) -> int:
     """STH needs square kernels and equal strides/paddings/dilations in H and W."""
     if isinstance(value, (tuple, list)):
@@ -136,27 +166,15 @@ class STHConv(nn.Module):
         dilation = _pair_to_int(dilation, "dilation")
         if groups != 1:
             raise ValueError(f"STHConv replaces dense convs only (groups=1), got groups={groups}")
-        if kernel_size < 3 or kernel_size % 2 == 0:
-            raise ValueError(
-                f"STHConv: kernel_size must be odd and > 1 (a 1x1 conv would grow), "
-                f"got {kernel_size}"
-            )
-        if num_groups < 1 or in_channels % num_groups or out_channels % num_groups:
-            raise ValueError(
-                f"STHConv: num_groups={num_groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
-        if not 0 <= temporal_groups <= num_groups:
-            raise ValueError(
-                f"STHConv: temporal_groups must be in [0, num_groups={num_groups}], "
-                f"got {temporal_groups}"
-            )
-        if temporal_kernel < 1 or temporal_kernel % 2 == 0:
-            raise ValueError(f"STHConv: temporal_kernel must be odd, got {temporal_kernel}")
-        if temporal_init not in ("static", "random"):
-            raise ValueError(
-                f"STHConv: temporal_init must be 'static' or 'random', got {temporal_init!r}"
-            )
+        _check_sth_arguments(
+            "STHConv",
+            dict(in_channels=in_channels, out_channels=out_channels),
+            kernel_size,
+            num_groups,
+            temporal_groups,
+            temporal_kernel,
+            temporal_init,
+        )
         if num_segments < 1:
             raise ValueError(f"STHConv: num_segments must be >= 1, got {num_segments}")
 
@@ -414,25 +432,15 @@ class STHDepthwiseConv(nn.Module):
         temporal_init: str = "static",
     ) -> None:
         super().__init__()
-        if kernel_size < 3 or kernel_size % 2 == 0:
-            raise ValueError(
-                f"STHDepthwiseConv: kernel_size must be odd and > 1, got {kernel_size}"
-            )
-        if num_groups < 1 or channels % num_groups:
-            raise ValueError(
-                f"STHDepthwiseConv: num_groups={num_groups} must divide channels={channels}"
-            )
-        if not 0 <= temporal_groups <= num_groups:
-            raise ValueError(
-                f"STHDepthwiseConv: temporal_groups must be in [0, {num_groups}], "
-                f"got {temporal_groups}"
-            )
-        if temporal_kernel < 1 or temporal_kernel % 2 == 0:
-            raise ValueError(
-                f"STHDepthwiseConv: temporal_kernel must be odd, got {temporal_kernel}"
-            )
-        if temporal_init not in ("static", "random"):
-            raise ValueError("STHDepthwiseConv: temporal_init must be 'static' or 'random'")
+        _check_sth_arguments(
+            "STHDepthwiseConv",
+            dict(channels=channels),
+            kernel_size,
+            num_groups,
+            temporal_groups,
+            temporal_kernel,
+            temporal_init,
+        )
         self.channels = channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding, self.dilation = padding, dilation
