@@ -25,6 +25,8 @@ class Plugin:
             ``{"mmaction.MODELS": ["STHConv", "ResNetSTH"]}``.
         configs: Paths (relative to the repository) of its host-native configs.
         demo_stage: ``"module:function"`` that runs its ``plugzoo demo`` stage, or ``None``.
+        commands: ``{name: "module:function"}`` added to the ``plugzoo`` command; the
+            function takes the remaining command-line arguments and returns an exit code.
     """
 
     name: str
@@ -32,6 +34,7 @@ class Plugin:
     registry_names: dict[str, list[str]] = field(default_factory=dict)
     configs: list[str] = field(default_factory=list)
     demo_stage: str | None = None
+    commands: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

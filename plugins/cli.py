@@ -90,11 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only this stage (repeatable); see `plugzoo list`",
     )
     demo.set_defaults(func=_demo)
+    _add_plugin_commands(commands)
     return parser
 
 
+def _add_plugin_commands(commands) -> None:
+    """Sub-commands declared by plugins (``Plugin.commands``), parsed by their own code."""
+    from plugins.catalogue import load_callable, load_catalogue
+
+    for extension in load_catalogue():
+        for plugin in extension.plugins:
+            for name, spec in plugin.commands.items():
+                command = commands.add_parser(
+                    name, add_help=False, help=f"{plugin.name} ({extension.name}): see --help"
+                )
+                command.set_defaults(
+                    func=lambda args, spec=spec: load_callable(spec)(args.rest), passthrough=True
+                )
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        args.rest = rest  # a plugin command parses its own arguments
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 

@@ -35,20 +35,20 @@ class StageResult:
     seconds: float = 0.0
 
 
-def _jsonable(value):
+def jsonable(value):
     """Turn config values (numpy/torch scalars and arrays, devices, enums, paths) into JSON
     values; non-finite floats become strings ("nan", "inf"), which JSON cannot hold."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch, any shape
         try:
-            return _jsonable(value.tolist())
+            return jsonable(value.tolist())
         except (TypeError, ValueError, RuntimeError):
             pass
     return str(value)
@@ -84,7 +84,7 @@ def write_report(run_dir: Path, stages: list[StageResult], failures: dict[str, s
     report = run_dir / "report.md"
     report.write_text("\n".join(lines))
     results = {
-        "stages": [_jsonable(asdict(stage)) for stage in stages],
+        "stages": [jsonable(asdict(stage)) for stage in stages],
         "failures": failures,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))

@@ -1,11 +1,18 @@
 """Declaration read by plugzoo's discovery (entry point ``plugzoo.plugins: recbole``)."""
 
-from plugins.catalogue import Extension
+from plugins.catalogue import Extension, Plugin
+
+UPSR = Plugin(
+    name="UPSR",
+    paper="arXiv 2310.13540",
+    configs=["configs/recbole/upsr_text.yaml"],
+    commands={"upsr-text": "recbole_ext.text.report:main"},
+)
 
 EXTENSION = Extension(
     name="recbole_ext",
     host="recbole",
     host_module="recbole",
-    plugins=(),
+    plugins=(UPSR,),
     baseline_stage="recbole_ext.demo:sasrec_baseline",
 )

@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from plugins.report import StageResult, _jsonable, write_report
+from plugins.report import StageResult, jsonable, write_report
 
 
 @pytest.mark.slow
@@ -68,6 +68,6 @@ def test_report_serialises_host_config_values_and_lists_failures(tmp_path):
     assert data["stages"][0]["config"] == {"device": "cpu", "k": 3, "p": str(tmp_path)}
     assert data["stages"][0]["rows"] == [{"m": 0.5}]
     assert "`x:y`: ValueError: boom" in (tmp_path / "report.md").read_text()
-    assert _jsonable({"a": (1, np.float32(2.0))}) == {"a": [1, 2.0]}
-    assert _jsonable([float("nan"), np.float64("inf")]) == ["nan", "inf"]
-    assert _jsonable(torch.tensor([[1, 2], [3, 4]])) == [[1, 2], [3, 4]]
+    assert jsonable({"a": (1, np.float32(2.0))}) == {"a": [1, 2.0]}
+    assert jsonable([float("nan"), np.float64("inf")]) == ["nan", "inf"]
+    assert jsonable(torch.tensor([[1, 2], [3, 4]])) == [[1, 2], [3, 4]]

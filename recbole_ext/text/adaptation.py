@@ -29,8 +29,6 @@ from recbole_ext.text.tokenizer import TextTokenizer, load_text_tokenizer
 
 import numpy as np
 
-JUNK_KINDS = ("markup", "null_value", "pattern_mismatch")
-
 
 def _get(config, key, default=None):
     try:
@@ -340,14 +338,16 @@ class TextAdaptation:
             " | ".join(_plain(table.values[f][i]) for f in self.options.fields)
             for i in range(1, len(table))
         ]
-        junk: dict[str, dict[str, int]] = {}
+        noise: dict[str, dict] = {}
         for f in self.options.fields:
             for i in range(1, len(table)):
                 value = table.values[f][i]
                 for v in value if isinstance(value, list) else [value] if value else []:
                     for kind in value_noise(v, f, self.options):
-                        junk.setdefault(f, {}).setdefault(f"{kind}: {v}", 0)
-                        junk[f][f"{kind}: {v}"] += 1
+                        entry = noise.setdefault(f"{f}:{kind}", {"items": 0, "examples": []})
+                        entry["items"] += 1
+                        if len(entry["examples"]) < 4 and v not in entry["examples"]:
+                            entry["examples"].append(v)
         title_groups = collision_groups(raw)
         full_groups = collision_groups(everything)
         return {
@@ -358,7 +358,7 @@ class TextAdaptation:
             "identical_examples": [
                 [f"{table.item_tokens[i]}: {everything[i]}" for i in g] for g in full_groups[:5]
             ],
-            "noise_values": junk,
+            "noise_values": dict(sorted(noise.items())),
         }
 
     def _examples(self, table, built, chosen) -> dict:
