@@ -99,13 +99,15 @@ def assign_domains(table: ItemTable, field: str, groups: dict[str, list[str]]) -
             f"text_domains.field: {field!r} not in dataset {table.dataset!r}; loaded "
             f"fields: {sorted(table.values)}"
         )
-    names = list(groups)
-    members = [set(groups[g]) for g in names]
     domain = np.full(len(table), -1, dtype=np.int64)
     for item in range(1, len(table)):
         raw = table.values[field][item]
-        values = set(raw if isinstance(raw, list) else [raw] if raw else [])
-        hits = [len(values & m) for m in members]
-        if max(hits, default=0) > 0:
-            domain[item] = int(np.argmax(hits))  # argmax keeps the first of equal counts
+        domain[item] = domain_of(raw if isinstance(raw, list) else [raw] if raw else [], groups)
     return domain
+
+
+def domain_of(values, groups: dict[str, list[str]]) -> int:
+    """Index of the group holding most of ``values`` (first on ties), -1 if none."""
+    hits = [len(set(values) & set(members)) for members in groups.values()]
+    best = max(hits, default=0)
+    return hits.index(best) if best > 0 else -1
