@@ -37,3 +37,24 @@ def test_demo_rejects_an_unknown_stage(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="unknown stage"):
         cli.main(["demo", "--out", str(tmp_path), "--stage", "nowhere:nothing"])
+
+
+def test_plugin_commands_get_their_own_arguments(monkeypatch, capsys):
+    import pytest
+
+    from plugins.catalogue import load_catalogue
+
+    commands = {
+        name: spec
+        for extension in load_catalogue()
+        for plugin in extension.plugins
+        for name, spec in plugin.commands.items()
+    }
+    assert commands["upsr-text"] == "recbole_ext.text.report:main"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["upsr-text", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: plugzoo upsr-text" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["list", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
