@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recbole_ext.text.item_text import check_spec_keys
 from recbole_ext.text.tokenizer import TextTokenizer
 
 ORDERS = ("oldest_first", "newest_first")
@@ -36,12 +37,7 @@ class HistoryTextConstruction:
 
     @classmethod
     def from_dict(cls, spec: dict, key: str = "history_text_candidates") -> HistoryTextConstruction:
-        where = f"{key}[{spec.get('name', '?')!r}]"
-        unknown = set(spec) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-        if "name" not in spec:
-            raise ValueError(f"{where}: 'name' is required")
+        where = check_spec_keys(cls, spec, key, required=("name",))
         construction = cls(**spec)
         if construction.prompt.count("{history}") != 1:
             raise ValueError(f"{where}.prompt must contain '{{history}}' exactly once")

@@ -121,12 +121,7 @@ class ItemTextConstruction:
 
     @classmethod
     def from_dict(cls, spec: dict, key: str = "item_text_candidates") -> ItemTextConstruction:
-        where = f"{key}[{spec.get('name', '?')!r}]"
-        unknown = set(spec) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-        if "name" not in spec or "fields" not in spec:
-            raise ValueError(f"{where}: 'name' and 'fields' are required")
+        where = check_spec_keys(cls, spec, key, required=("name", "fields"))
         construction = cls(**spec)
         construction.fields = list(construction.fields)
         construction.clean = list(construction.clean or [])
@@ -154,6 +149,18 @@ class ItemTextConstruction:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{where}.{cap}: expected a positive integer, got {value!r}")
         return construction
+
+
+def check_spec_keys(cls, spec: dict, key: str, required: tuple[str, ...]) -> str:
+    """Refuse unknown or missing keys of a construction dict; returns where it sits."""
+    where = f"{key}[{spec.get('name', '?')!r}]"
+    unknown = set(spec) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    missing = [k for k in required if k not in spec]
+    if missing:
+        raise ValueError(f"{where}: {missing} required")
+    return where
 
 
 @dataclass
