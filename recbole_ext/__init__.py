@@ -7,3 +7,7 @@ checkpoints) and lets RecBole's name lookup find the models registered here.
 from plugins.compat import apply_host_fixes
 
 apply_host_fixes("recbole")
+
+from recbole_ext.model import UPSR  # noqa: E402  (registers the model; fixes come first)
+
+__all__ = ["UPSR"]

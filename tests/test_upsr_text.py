@@ -89,7 +89,10 @@ def test_styles_and_optional_template_segments(table, options, tokenizer):
     )
     texts = build_item_texts(table, natural, options, tokenizer).texts
     assert texts[1] == "The Devil's Own (1997), Action and Drama movie"
-    assert texts[6] == ""  # every value is junk: nothing is left to write
+    # every value is junk: the item gets text_empty_item_format, and that is noise
+    assert texts[6] == "unknown item 99"
+    cleaned = build_item_texts(table, natural, options, tokenizer)
+    assert ind.noise_ambiguity(cleaned, [6])["noise_kinds"] == {"item:empty_text": 1}
     key_value = construction(fields=["title", "genres"], style="key_value", clean=CLEAN)
     assert build_item_texts(table, key_value, options, tokenizer).texts[1] == (
         "title: The Devil's Own; genres: Action, Drama"

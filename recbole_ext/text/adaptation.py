@@ -124,18 +124,31 @@ class TextAdaptation:
 
     # ------------------------------------------------------------------ stages
 
-    def for_stage(self, dataset, stage: str, report: dict | None = None) -> StageTexts:
-        """The constructions ``stage`` uses on ``dataset`` (measured if not in ``report``)."""
+    def for_stage(
+        self,
+        dataset,
+        stage: str,
+        report: dict | None = None,
+        item_construction: str | None = None,
+        history_construction: str | None = None,
+    ) -> StageTexts:
+        """The constructions ``stage`` uses on ``dataset``.
+
+        Named constructions (``upsr_item_text`` / ``upsr_history_text``, e.g. copied from
+        a ``plugzoo upsr-text`` report) are used as given; otherwise the stage policy
+        chooses from the indicators (measured now unless ``report`` has them).
+        """
         if stage not in STAGES:
             raise ValueError(f"stage: {stage!r} is not one of {STAGES}")
-        report = report or self.evaluate(dataset)
-        chosen = report["chosen"][stage]
-        item = next(c for c in self.item_candidates if c.name == chosen["item"])
-        history = next(c for c in self.history_candidates if c.name == chosen["history"])
+        if item_construction is None or history_construction is None:
+            report = report or self.evaluate(dataset)
+            item_construction = item_construction or report["chosen"][stage]["item"]
+            history_construction = history_construction or report["chosen"][stage]["history"]
+        item = _named(self.item_candidates, item_construction, "item_text_candidates")
+        history = _named(self.history_candidates, history_construction, "history_text_candidates")
         texts = build_item_texts(self.item_table(dataset), item, self.options, self.tokenizer)
-        return StageTexts(
-            stage, texts, HistoryTextBuilder(history, texts.texts, self.tokenizer, self.budget)
-        )
+        builder = HistoryTextBuilder(history, texts.texts, self.tokenizer, self.budget)
+        return StageTexts(stage, texts, builder)
 
     # ------------------------------------------------------------------ measuring
 
@@ -378,6 +391,13 @@ class TextAdaptation:
                 if i < len(table)
             ]
         }
+
+
+def _named(candidates, name: str, key: str):
+    for candidate in candidates:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"{key}: no construction named {name!r}; have {[c.name for c in candidates]}")
 
 
 def _plain(value) -> str:

@@ -22,7 +22,8 @@ policy (:mod:`recbole_ext.text.policy`).
   the (up to ``text_history_reference_items``) most recent items that the text keeps.
 - noise & ambiguity: mean of the share of items whose text still carries noise (markup,
   null values, values failing ``text_field_patterns``, "Title, The" inversions, years
-  glued to titles) and the share of items whose text is identical to another item's. For
+  glued to titles, items left with no text) and the share of items whose text is
+  identical to another item's. For
   histories: the share of item texts that contain the separator (item boundaries become
   ambiguous).
 - text length: tokens per item text (mean, median, 95th percentile, max) and per history
@@ -157,7 +158,8 @@ def informativeness(texts: ItemTexts, items, fields: list[str]) -> dict:
 def remaining_noise(texts: ItemTexts, item: int) -> list[str]:
     """Noise of ``item``'s raw values that the construction's cleaners did not remove."""
     clean = set(texts.construction.clean)
-    return [k for k in texts.noise[item] if NOISE_CLEANER[k.split(":", 1)[1]] not in clean]
+    # an empty text (no cleaner can fix it) always remains
+    return [k for k in texts.noise[item] if NOISE_CLEANER.get(k.split(":", 1)[1]) not in clean]
 
 
 def noise_ambiguity(texts: ItemTexts, items) -> dict:

@@ -62,6 +62,8 @@ class TextOptions:
         field_labels: ``text_field_labels``: names shown by the ``key_value`` style.
         list_fields: ``text_list_fields``: ``token_seq`` fields holding several values
             (genres); other ``token_seq`` fields are word sequences (titles).
+        empty_format: ``text_empty_item_format``: the text of an item none of whose used
+            values survives cleaning (``{item_id}`` is its original id); counted as noise.
     """
 
     fields: list[str]
@@ -71,6 +73,7 @@ class TextOptions:
     ordinal_format: str = " #{rank}"
     field_labels: dict[str, str] = field(default_factory=dict)
     list_fields: list[str] = field(default_factory=list)
+    empty_format: str = "unknown item {item_id}"
 
     @classmethod
     def from_config(cls, config) -> TextOptions:
@@ -86,6 +89,7 @@ class TextOptions:
             ordinal_format=_get(config, "text_ordinal_format") or " #{rank}",
             field_labels=dict(_get(config, "text_field_labels") or {}),
             list_fields=list(_get(config, "text_list_fields") or []),
+            empty_format=_get(config, "text_empty_item_format") or "unknown item {item_id}",
         )
 
     def label(self, name: str) -> str:
@@ -310,6 +314,9 @@ def build_item_texts(
             parts[name] = text
             raw_used[name] = raw
         text = _render(construction, parts, options)
+        if not text:
+            text = options.empty_format.format(item_id=table.item_tokens[item])
+            item_noise.append("item:empty_text")
         if construction.max_item_tokens:
             text = tokenizer.truncate(text, construction.max_item_tokens)
         texts.append(text)

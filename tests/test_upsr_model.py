@@ -1,0 +1,276 @@
+"""UPSR as a RecBole model: tiny random backbones on a small atomic dataset the tests write."""
+
+import sys
+import unittest.mock
+
+from recbole_ext import UPSR
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.data.interaction import Interaction
+from recbole.utils import get_trainer, init_seed
+
+from plugins.paths import CONFIG_DIR
+
+UPSR_TEXT = CONFIG_DIR / "recbole" / "upsr_text.yaml"
+WORDS = [
+    "red",
+    "blue",
+    "night",
+    "river",
+    "city",
+    "moon",
+    "dark",
+    "last",
+    "great",
+    "little",
+    "king",
+    "storm",
+    "fire",
+    "secret",
+]
+GENRES = ["Action", "Comedy", "Drama", "Romance", "Thriller"]
+
+
+def write_movies(folder, n_users=24, n_items=30, seed=0):
+    """An ML-100K-shaped dataset: titles, years and genres; one title repeated on purpose."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    for i in range(1, n_items + 1):
+        title = "The Twin" if i in (1, 2) else " ".join(rng.choice(WORDS, 2)).title()
+        genres = " ".join(sorted(set(rng.choice(GENRES, 2))))
+        items.append(f"{i}\t{title}\t{1980 + i}\t{genres}")
+    (folder / f"{folder.name}.item").write_text("\n".join(items) + "\n")
+    inters = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u in range(1, n_users + 1):
+        # users walk through the items in order from a random start: a learnable pattern
+        start = int(rng.integers(1, n_items))
+        for step in range(10):
+            item = (start + step - 1) % n_items + 1
+            inters.append(f"{u}\t{item}\t4\t{1000 * u + step}")
+    (folder / f"{folder.name}.inter").write_text("\n".join(inters) + "\n")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upsr_data")
+    write_movies(root / "tinymovies")
+    return root
+
+
+def upsr_config(data_root, tmp_path, dataset="tinymovies", **overrides):
+    settings = {
+        "data_path": str(data_root),
+        "load_col": {
+            "inter": ["user_id", "item_id", "timestamp"],
+            "item": ["item_id", "movie_title", "release_year", "class"],
+        },
+        "plm_backbone": "tiny",
+        "text_consistency_embedder": "none",
+        "text_domains": None,
+        "MAX_ITEM_LIST_LENGTH": 5,
+        "epochs": 1,
+        "train_batch_size": 64,
+        "eval_batch_size": 16,
+        "learning_rate": 0.001,
+        "topk": [5],
+        "valid_metric": "NDCG@5",
+        "metrics": ["Recall", "NDCG"],
+        "show_progress": False,
+        "checkpoint_dir": str(tmp_path / "saved"),
+        "upsr_score_batch_rows": 256,
+        **overrides,
+    }
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "upsr_test.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
+        return Config(model="UPSR", dataset=dataset, config_file_list=[str(UPSR_TEXT), str(path)])
+
+
+def build(data_root, tmp_path, dataset="tinymovies", **overrides):
+    config = upsr_config(data_root, tmp_path, dataset, **overrides)
+    init_seed(config["seed"], True)
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    model = UPSR(config, train._dataset)
+    return config, model, train, valid, test
+
+
+def first_batch(loader):
+    batch = next(iter(loader))
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def test_stage_policy_picks_the_texts_and_disambiguates(data_root, tmp_path):
+    _, model, *_ = build(data_root, tmp_path)
+    assert model.stage == "finetune"
+    texts = model.item_texts
+    assert len(texts) == model.n_items
+    assert len(set(texts[1:])) == model.n_items - 1  # the two "The Twin" are told apart
+    ids = model.item_token_ids
+    assert (ids[:, 0] != model.pad_id).sum() == model.n_items - 1  # every real item has tokens
+
+
+def test_full_sort_predict_equals_predict_per_item(data_root, tmp_path):
+    _, model, _, _, test = build(data_root, tmp_path)
+    model.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+        assert scores.shape == (len(interaction), model.n_items)
+        assert torch.isinf(scores[:, 0]).all()
+        rows = interaction[model.ITEM_SEQ].shape[0]
+        for item in (1, 7, model.n_items - 1):
+            single = Interaction(
+                {
+                    model.ITEM_SEQ: interaction[model.ITEM_SEQ],
+                    model.ITEM_SEQ_LEN: interaction[model.ITEM_SEQ_LEN],
+                    model.ITEM_ID: torch.full((rows,), item),
+                }
+            )
+            torch.testing.assert_close(model.predict(single), scores[:, item], atol=1e-5, rtol=1e-5)
+    assert (scores[:, 1:] <= 0).all()  # mean log-probabilities
+
+
+def test_constrained_beam_search_returns_real_items_best_first(data_root, tmp_path):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_num_beams=40)
+    model.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        top = model.recommend_topk(interaction, k=5)
+        scores = model.full_sort_predict(interaction)
+    assert top.shape == (len(interaction), 5)
+    for row, score in zip(top.tolist(), scores, strict=True):
+        assert len(set(row)) == 5 and all(1 <= i < model.n_items for i in row)
+        # 40 beams >= 30 items: the search is exhaustive, so its best is the best text
+        assert row[0] == int(score.argmax())
+
+
+def test_trains_saves_and_reloads_with_recbole(data_root, tmp_path):
+    from recbole.quick_start import load_data_and_model
+
+    config, model, train, valid, test = build(data_root, tmp_path)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    before = [p.detach().clone() for p in model.plm.parameters()]
+    trainer.fit(train, valid, verbose=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.plm.parameters(), strict=True))
+    result = trainer.evaluate(test, load_best_model=True)
+    assert set(result) == {"recall@5", "ndcg@5"}
+    assert all(0.0 <= v <= 1.0 for v in result.values())
+
+    _, reloaded, _, _, _, reloaded_test = load_data_and_model(trainer.saved_model_file)
+    assert isinstance(reloaded, UPSR)
+    reloaded.eval()
+    model.eval()
+    interaction = first_batch(reloaded_test)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reloaded.full_sort_predict(interaction), model.full_sort_predict(interaction)
+        )
+
+
+@pytest.mark.slow
+def test_run_recbole_finds_upsr_by_name(data_root, tmp_path):
+    from recbole.quick_start import run_recbole
+
+    config = upsr_config(data_root, tmp_path)
+    path = tmp_path / "upsr_test.yaml"
+    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
+        result = run_recbole(
+            model="UPSR",
+            dataset="tinymovies",
+            config_file_list=[str(UPSR_TEXT), str(path)],
+            config_dict={"checkpoint_dir": config["checkpoint_dir"]},
+        )
+    assert set(result["test_result"]) == {"recall@5", "ndcg@5"}
+
+
+def test_init_checkpoint_transfers_the_plm_and_refuses_another_backbone(data_root, tmp_path):
+    config, model, train, valid, test = build(data_root, tmp_path)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.fit(train, valid, verbose=False)
+    saved = trainer.saved_model_file
+
+    _, started, *_ = build(data_root, tmp_path / "b", upsr_init_checkpoint=saved)
+    for a, b in zip(
+        started.plm.state_dict().values(), model.plm.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="another backbone or vocabulary.*hidden_size 32"):
+        build(
+            data_root,
+            tmp_path / "c",
+            upsr_init_checkpoint=saved,
+            plm_tiny={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2},
+        )
+
+
+def test_histories_longer_than_the_budget_are_cut_oldest_first(data_root, tmp_path):
+    _, model, *_ = build(
+        data_root, tmp_path, history_token_budget=48, upsr_history_text="prompt_watched"
+    )
+    history = list(range(1, 21))
+    kept = model.history.kept_items(history)
+    assert 0 < len(kept) < 20 and kept == history[-len(kept) :]
+    text, _ = model.history.build(history)
+    assert len(model.tokenizer(text)["input_ids"]) <= 48
+
+
+def test_id_enhanced_fine_tuning_learns_item_vectors(data_root, tmp_path):
+    _, model, train, *_ = build(data_root, tmp_path, upsr_id_enhanced=True)
+    loss = model.calculate_loss(first_batch(train))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.item_id_embedding.weight.grad.abs().sum() > 0
+
+
+def test_local_t5_checkpoint_is_a_backbone(data_root, tmp_path):
+    from recbole_ext.model.plm import _minilm_path
+
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    folder = tmp_path / "tiny-t5"
+    tokenizer = AutoTokenizer.from_pretrained(_minilm_path())
+    t5 = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_ff=64,
+            d_kv=8,
+            num_layers=1,
+            num_heads=2,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
+    )
+    t5.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    _, model, train, _, test = build(data_root, tmp_path, plm_backbone=str(folder))
+    assert model.signature["architecture"] == "T5ForConditionalGeneration"
+    assert torch.isfinite(model.calculate_loss(first_batch(train)))
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model.full_sort_predict(first_batch(test))[:, 1:]).all()
+
+
+def test_dataset_whose_items_lack_text_is_refused(tmp_path):
+    folder = tmp_path / "notext"
+    folder.mkdir()
+    (folder / "notext.inter").write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n"
+        + "".join(f"{u}\t{i}\t{u * 10 + i}\n" for u in range(1, 6) for i in range(1, 6))
+    )
+    with pytest.raises(ValueError, match="dataset 'notext' has no item features"):
+        build(
+            tmp_path,
+            tmp_path,
+            load_col={"inter": ["user_id", "item_id", "timestamp"]},
+            dataset="notext",
+        )
