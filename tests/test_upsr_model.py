@@ -274,3 +274,22 @@ def test_dataset_whose_items_lack_text_is_refused(tmp_path):
             load_col={"inter": ["user_id", "item_id", "timestamp"]},
             dataset="notext",
         )
+
+
+@pytest.mark.parametrize("output_vocab", ["full", "items"])
+def test_cached_cross_attention_scores_equal_the_plain_forward(data_root, tmp_path, output_vocab):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_output_vocab=output_vocab)
+    model.eval()
+    interaction = first_batch(test)
+    items = torch.arange(1, model.n_items)
+    with torch.no_grad():
+        hidden, mask = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+        row_user = torch.arange(2).repeat_interleave(len(items))
+        row_items = items.repeat(2)
+        cached = model._item_scores(hidden, mask, row_items, row_user)
+        assert model.bert_decoder
+        model.bert_decoder = False  # the plain EncoderDecoderModel call on repeated histories
+        plain = model._item_scores(hidden, mask, row_items, row_user)
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    if output_vocab == "items":
+        assert len(model.output_vocab) < 200  # the test titles use a few dozen tokens

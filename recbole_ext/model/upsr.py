@@ -39,6 +39,30 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "properties" / "model"
 STAGES = ("pretrain", "finetune")
 
 
+class _ItemTextConstraint:
+    """Beam search over item texts only, scored like training and full sort.
+
+    Renormalises the step's log-probabilities over ``output_vocab`` (the softmax UPSR
+    trains with), then keeps only the tokens that continue some item's text in the trie.
+    """
+
+    def __init__(self, vocab: torch.Tensor, trie: ItemTrie, pad_id: int):
+        self.vocab, self.trie, self.pad_id = vocab, trie, pad_id
+
+    def __call__(self, input_ids, scores):
+        kept = scores[:, self.vocab]
+        normalised = torch.full_like(scores, float("-inf"))
+        normalised[:, self.vocab] = kept - kept.logsumexp(dim=-1, keepdim=True)
+        out = torch.full_like(scores, float("-inf"))
+        for row, decoded in enumerate(input_ids.tolist()):
+            allowed = self.trie.allowed(decoded[1:])  # decoded[0] is the decoder start
+            if allowed:
+                out[row, allowed] = normalised[row, allowed]
+            else:  # past the item's EOS: padding only
+                out[row, self.pad_id] = 0.0
+        return out
+
+
 def _encoder_output(hidden):
     from transformers.modeling_outputs import BaseModelOutput
 
@@ -62,6 +86,11 @@ class UPSR(SequentialRecommender):
         self.num_beams = config["upsr_num_beams"]
         self.id_enhanced = config["upsr_id_enhanced"]
         self.id_history_items = config["upsr_id_history_items"]
+        self.output_vocab_mode = config["upsr_output_vocab"]
+        if self.output_vocab_mode not in ("items", "full"):
+            raise ValueError(
+                f"upsr_output_vocab: {self.output_vocab_mode!r} is not 'items' or 'full'"
+            )
 
         # define layers and loss
         plm = build_seq2seq(
@@ -110,6 +139,18 @@ class UPSR(SequentialRecommender):
         self.register_buffer("item_token_ids", ids, persistent=False)
         self.register_buffer("item_token_len", lengths, persistent=False)
         self.trie = ItemTrie({i: ids[i, : lengths[i]].tolist() for i in range(1, self.n_items)})
+        vocab_size = self.plm.get_output_embeddings().weight.size(0)
+        if self.output_vocab_mode == "items":
+            # the softmax runs over the tokens item texts use: UPSR only ever writes item texts
+            output_vocab = torch.unique(ids[ids != self.pad_id])
+        else:
+            output_vocab = torch.arange(vocab_size)
+        position = torch.full((vocab_size,), -1, dtype=torch.long)
+        position[output_vocab] = torch.arange(len(output_vocab))
+        self.register_buffer("output_vocab", output_vocab, persistent=False)
+        self.register_buffer("vocab_position", position, persistent=False)
+        # BERT-style decoders take precomputed cross-attention keys/values (see _cross_cache)
+        self.bert_decoder = hasattr(self.plm, "decoder") and hasattr(self.plm.decoder, "bert")
 
         # parameters initialization: the PLM's own (pre-trained) weights, or a UPSR checkpoint
         if config["upsr_init_checkpoint"]:
@@ -205,12 +246,35 @@ class UPSR(SequentialRecommender):
             recent[b, k - len(items) :] = torch.as_tensor(items)
         return recent
 
-    def _token_log_probs(self, hidden, mask, items):
+    def _cross_cache(self, hidden, row_user):
+        """Cross-attention keys/values of each history, computed once per history.
+
+        Scoring all items repeats every history once per item; the decoder's
+        cross-attention projections of the (long) history are the same for all of them.
+        Returns the legacy per-layer cache ``(self_k, self_v, cross_k, cross_v)`` with empty
+        self-attention parts, indexed to the rows.
+        """
+        cache = []
+        rows = len(row_user)
+        for layer in self.plm.decoder.bert.encoder.layer:
+            attention = layer.crossattention.self
+            heads, size = attention.num_attention_heads, attention.attention_head_size
+            shape = (hidden.size(0), hidden.size(1), heads, size)
+            key = attention.key(hidden).view(shape).transpose(1, 2)[row_user]  # [R, h, S, d]
+            value = attention.value(hidden).view(shape).transpose(1, 2)[row_user]
+            empty = hidden.new_zeros(rows, heads, 0, size)
+            cache.append((empty, empty, key, value))
+        return tuple(cache)
+
+    def _token_log_probs(self, hidden, mask, items, row_user=None):
         """Log-probability of every target token of ``items`` given encoded histories.
 
-        Row ``r`` scores item ``items[r]`` against history ``hidden[r]``. Returns
+        Row ``r`` scores item ``items[r]`` against history ``row_user[r]`` (default: row
+        ``r``). The softmax runs over ``output_vocab``. Returns
         ``(log_probs [R, L], valid [R, L])``.
         """
+        if row_user is None:
+            row_user = torch.arange(len(items), device=items.device)
         target = self.item_token_ids[items]  # [R, L_max]
         length = self.item_token_len[items]  # [R]
         width = int(length.max())
@@ -218,13 +282,31 @@ class UPSR(SequentialRecommender):
         valid = torch.arange(width, device=target.device)[None, :] < length[:, None]  # [R, L]
         start = torch.full_like(target[:, :1], self.decoder_start_id)
         decoder_input = torch.cat([start, target[:, :-1]], dim=1)  # teacher forcing
-        logits = self.plm(
-            encoder_outputs=_encoder_output(hidden),
-            attention_mask=mask,
-            decoder_input_ids=decoder_input,
-            decoder_attention_mask=valid.long(),
-        ).logits  # [R, L, V]
-        log_probs = logits.log_softmax(dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        if self.bert_decoder:
+            states = self.plm.decoder.bert(
+                input_ids=decoder_input,
+                attention_mask=valid.long(),
+                # shape only: the keys/values come from the cache (a stride-0 view, no copy)
+                encoder_hidden_states=hidden.new_zeros(1, 1, 1).expand(
+                    len(items), *hidden.shape[1:]
+                ),
+                encoder_attention_mask=mask[row_user],
+                past_key_values=self._cross_cache(hidden, row_user),
+                use_cache=False,
+            ).last_hidden_state  # [R, L, H]
+            head = self.plm.decoder.cls.predictions
+            weight = head.decoder.weight[self.output_vocab]
+            bias = head.decoder.bias[self.output_vocab]
+            logits = nn.functional.linear(head.transform(states), weight, bias)  # [R, L, V']
+        else:
+            logits = self.plm(
+                encoder_outputs=_encoder_output(hidden[row_user]),
+                attention_mask=mask[row_user],
+                decoder_input_ids=decoder_input,
+                decoder_attention_mask=valid.long(),
+            ).logits[..., self.output_vocab]  # [R, L, V']
+        targets = self.vocab_position[target].clamp(min=0)  # padding positions are masked
+        log_probs = logits.log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return log_probs, valid
 
     def calculate_loss(self, interaction):
@@ -235,8 +317,8 @@ class UPSR(SequentialRecommender):
         log_probs, valid = self._token_log_probs(hidden, mask, pos_items)
         return -(log_probs * valid).sum() / valid.sum()  # token cross-entropy
 
-    def _item_scores(self, hidden, mask, items):
-        log_probs, valid = self._token_log_probs(hidden, mask, items)
+    def _item_scores(self, hidden, mask, items, row_user=None):
+        log_probs, valid = self._token_log_probs(hidden, mask, items, row_user)
         return (log_probs * valid).sum(dim=1) / valid.sum(dim=1)  # length-normalised
 
     def predict(self, interaction):
@@ -259,12 +341,12 @@ class UPSR(SequentialRecommender):
         scores = torch.full((batch, self.n_items), float("-inf"), device=hidden.device)
         chunk = max(1, self.score_batch_rows // batch)
         all_items = torch.arange(1, self.n_items, device=hidden.device)
+        users = torch.arange(batch, device=hidden.device)
         for start in range(0, len(all_items), chunk):
             items = all_items[start : start + chunk]  # [C]
-            rows_hidden = hidden.repeat_interleave(len(items), dim=0)  # [B * C, S, H]
-            rows_mask = mask.repeat_interleave(len(items), dim=0)
-            rows_items = items.repeat(batch)  # [B * C]
-            scores[:, items] = self._item_scores(rows_hidden, rows_mask, rows_items).view(batch, -1)
+            row_user = users.repeat_interleave(len(items))  # [B * C]
+            row_items = items.repeat(batch)  # [B * C]
+            scores[:, items] = self._item_scores(hidden, mask, row_items, row_user).view(batch, -1)
         return scores
 
     @torch.no_grad()
@@ -279,11 +361,8 @@ class UPSR(SequentialRecommender):
         hidden, mask = self.forward(item_seq, item_seq_len)
         beams = max(k, self.num_beams)
 
-        def allowed(batch_id, decoded):
-            # decoded starts with the decoder start token; after an item's EOS only padding
-            return self.trie.allowed(decoded[1:].tolist()) or [self.pad_id]
-
         generated = self.plm.generate(
+            logits_processor=[_ItemTextConstraint(self.output_vocab, self.trie, self.pad_id)],
             encoder_outputs=_encoder_output(hidden),
             attention_mask=mask,
             decoder_start_token_id=self.decoder_start_id,
@@ -292,7 +371,6 @@ class UPSR(SequentialRecommender):
             num_beams=beams,
             num_return_sequences=beams,
             max_new_tokens=int(self.item_token_len.max()),
-            prefix_allowed_tokens_fn=allowed,
             do_sample=False,
             length_penalty=1.0,
         )  # [B * beams, T], best first within each history
