@@ -293,3 +293,29 @@ def test_cached_cross_attention_scores_equal_the_plain_forward(data_root, tmp_pa
     torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
     if output_vocab == "items":
         assert len(model.output_vocab) < 200  # the test titles use a few dozen tokens
+
+
+def test_scoring_benchmark_tool_runs_both_models(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from plugins.paths import REPO_ROOT
+
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "tools" / "upsr_scoring_benchmark.py"),
+            "--backbone",
+            "tiny",
+        ]
+        + ["--items", "60", "120", "--users", "2", "--repeats", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["items"] for r in rows] == [60, 120]
+    assert all(r["SASRec users/s"] > 0 and r["UPSR (tiny) users/s"] > 0 for r in rows)
