@@ -5,7 +5,12 @@ from plugins.catalogue import Extension, Plugin
 UPSR = Plugin(
     name="UPSR",
     paper="arXiv 2310.13540",
-    configs=["configs/recbole/upsr_text.yaml"],
+    registry_names={"recbole.model": ["UPSR"]},
+    configs=[
+        "configs/recbole/upsr_text.yaml",
+        "configs/recbole/upsr_text_amazon.yaml",
+        "configs/recbole/upsr_ml100k.yaml",
+    ],
     commands={"upsr-text": "recbole_ext.text.report:main"},
 )
 
