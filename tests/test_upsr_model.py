@@ -36,22 +36,22 @@ WORDS = [
 GENRES = ["Action", "Comedy", "Drama", "Romance", "Thriller"]
 
 
-def write_movies(folder, n_users=24, n_items=30, seed=0):
+def write_movies(folder, n_users=24, n_items=30, seed=0, first_item=1, words=WORDS):
     """An ML-100K-shaped dataset: titles, years and genres; one title repeated on purpose."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
     for i in range(1, n_items + 1):
-        title = "The Twin" if i in (1, 2) else " ".join(rng.choice(WORDS, 2)).title()
+        title = "The Twin" if i in (1, 2) else " ".join(rng.choice(words, 2)).title()
         genres = " ".join(sorted(set(rng.choice(GENRES, 2))))
-        items.append(f"{i}\t{title}\t{1980 + i}\t{genres}")
+        items.append(f"{first_item + i - 1}\t{title}\t{1980 + i}\t{genres}")
     (folder / f"{folder.name}.item").write_text("\n".join(items) + "\n")
     inters = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
     for u in range(1, n_users + 1):
         # users walk through the items in order from a random start: a learnable pattern
         start = int(rng.integers(1, n_items))
         for step in range(10):
-            item = (start + step - 1) % n_items + 1
+            item = (start + step - 1) % n_items + first_item
             inters.append(f"{u}\t{item}\t4\t{1000 * u + step}")
     (folder / f"{folder.name}.inter").write_text("\n".join(inters) + "\n")
 
@@ -60,6 +60,9 @@ def write_movies(folder, n_users=24, n_items=30, seed=0):
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("upsr_data")
     write_movies(root / "tinymovies")
+    # two more domains with their own items (ids 101.., 201..) and words, same users
+    write_movies(root / "domain_a", seed=1, first_item=101, words=WORDS[:7])
+    write_movies(root / "domain_b", seed=2, first_item=201, words=WORDS[7:])
     return root
 
 
@@ -319,3 +322,44 @@ def test_scoring_benchmark_tool_runs_both_models(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["items"] for r in rows] == [60, 120]
     assert all(r["SASRec users/s"] > 0 and r["UPSR (tiny) users/s"] > 0 for r in rows)
+
+
+def test_multi_domain_pretraining_then_zero_shot_on_unseen_items(data_root, tmp_path):
+    from recbole_ext.data.mix import mix_datasets
+
+    summary = mix_datasets([data_root / "tinymovies", data_root / "domain_a"], tmp_path, "mixed")
+    assert summary["total"] == {"interactions": 480, "items": 60}
+    mixed_root = tmp_path
+    (mixed_root / "domain_b").symlink_to(data_root / "domain_b")
+
+    # pre-train on the mixed source domains
+    config, model, train, valid, _ = build(
+        mixed_root, tmp_path / "pre", "mixed", upsr_stage="pretrain"
+    )
+    assert model.n_items == 61
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.fit(train, valid, verbose=False)
+
+    # zero-shot: the target domain's items appear in no pre-training data
+    config, target, _, _, test = build(
+        mixed_root, tmp_path / "zero", "domain_b", upsr_init_checkpoint=trainer.saved_model_file
+    )
+    source_items = {t.split(":", 1)[1] for t in train._dataset.field2id_token["item_id"][1:]}
+    target_items = set(test._dataset.field2id_token["item_id"][1:])
+    assert not source_items & target_items
+    for a, b in zip(target.plm.state_dict().values(), model.plm.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    evaluator = get_trainer(config["MODEL_TYPE"], config["model"])(config, target)
+    result = evaluator.evaluate(test, load_best_model=False)
+    assert set(result) == {"recall@5", "ndcg@5"} and all(0 <= v <= 1 for v in result.values())
+
+
+def test_mixing_refuses_different_headers(data_root, tmp_path):
+    from recbole_ext.data.mix import mix_datasets
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "other.inter").write_text("user_id:token\titem_id:token\n1\t1\n")
+    (other / "other.item").write_text("item_id:token\ttitle:token_seq\n1\tA\n")
+    with pytest.raises(ValueError, match="other.inter: header .* differs"):
+        mix_datasets([data_root / "tinymovies", other], tmp_path, "bad")
