@@ -143,3 +143,34 @@ def test_default_config_must_exist(tmp_path):
         register_recbole_model(
             type("PlugzooOther", (SASRec,), {}), default_config=tmp_path / "nothere.yaml"
         )
+
+
+DISTRIBUTED_CONFIG = """
+    import numpy as np
+    for a, t in dict(float_=np.float64, complex_=np.complex128, unicode_=np.str_,
+                     bool8=np.bool_).items():
+        setattr(np, a, t)
+    {fix}
+    import torch
+    from recbole.config import Config
+    config = Config(model='SASRec', dataset='ml-100k', config_dict=dict(
+        local_rank=0, world_size=1, nproc=1, offset=0, ip='127.0.0.1', port='{port}',
+        loss_type='CE', train_neg_sample_args=None))
+    print('device', config['device'], 'single_spec', config['single_spec'],
+          'backend', torch.distributed.get_backend())
+"""
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path only")
+def test_recbole_distributed_config_needs_cuda_without_the_fix(tmp_path):
+    result = run_python(DISTRIBUTED_CONFIG.format(fix="", port=29617), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "ProcessGroupNCCL is only supported with GPUs" in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path only")
+def test_recbole_distributed_config_runs_on_gloo_with_the_fix(tmp_path):
+    fix = "from plugins.compat import recbole_cpu_distributed; recbole_cpu_distributed()"
+    result = run_python(DISTRIBUTED_CONFIG.format(fix=fix, port=29618), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "device cpu single_spec False backend gloo" in result.stdout

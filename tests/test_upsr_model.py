@@ -363,3 +363,36 @@ def test_mixing_refuses_different_headers(data_root, tmp_path):
     (other / "other.item").write_text("item_id:token\ttitle:token_seq\n1\tA\n")
     with pytest.raises(ValueError, match="other.inter: header .* differs"):
         mix_datasets([data_root / "tinymovies", other], tmp_path, "bad")
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_with_recbole_trainer(data_root, tmp_path):
+    """torchrun + RecBole's own run_recbole on 2 CPU processes (gloo)."""
+    import json
+    import os
+    import subprocess
+
+    from plugins.paths import REPO_ROOT
+
+    upsr_config(data_root, tmp_path, epochs=2)  # writes tmp_path/upsr_test.yaml
+    out = tmp_path / "ddp.json"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    command += [str(REPO_ROOT / "tools" / "recbole_ddp.py"), "--model", "UPSR"]
+    command += ["--dataset", "tinymovies", "--config-file", str(UPSR_TEXT)]
+    command += ["--config-file", str(tmp_path / "upsr_test.yaml"), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert payload["world_size"] == 2
+    assert set(payload["test_result"]) == {"recall@5", "ndcg@5"}
+    assert list((tmp_path / "saved").glob("UPSR-*.pth"))

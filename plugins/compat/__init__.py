@@ -12,11 +12,20 @@ from plugins.compat.lavis import isolate_lavis_decord_bridge
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
-from plugins.compat.recbole import extend_recbole_model_lookup, register_recbole_model
+from plugins.compat.recbole import (
+    extend_recbole_model_lookup,
+    recbole_cpu_distributed,
+    register_recbole_model,
+)
 
 # host -> fixes, in the order they must run (NumPy aliases before RecBole is imported)
 HOST_FIXES = {
-    "recbole": (restore_numpy_aliases, extend_recbole_model_lookup, allow_recbole_checkpoints),
+    "recbole": (
+        restore_numpy_aliases,
+        extend_recbole_model_lookup,
+        allow_recbole_checkpoints,
+        recbole_cpu_distributed,
+    ),
     "mmaction2": (
         provide_missing_drn_module,
         allow_mmengine_checkpoints,
@@ -46,6 +55,7 @@ __all__ = [
     "mmengine_cpu_launcher",
     "name_videos_in_decode_errors",
     "provide_missing_drn_module",
+    "recbole_cpu_distributed",
     "register_recbole_model",
     "restore_numpy_aliases",
 ]

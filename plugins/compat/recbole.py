@@ -116,3 +116,97 @@ def extend_recbole_model_lookup() -> bool:
 
     configurator.Config._load_internal_config_dict = _load_internal_config_dict
     return True
+
+
+def recbole_cpu_distributed() -> bool:
+    """Let RecBole's multi-process training run on CPU machines with gloo (e.g. torchrun).
+
+    Upstream: no RecBole issue tracks it; RecBole added distributed training in 1.1.1
+    (RUCAIBox/RecBole#486) for GPUs only. ``Config._init_device`` always calls
+    ``init_process_group(backend="nccl")`` and ``torch.cuda.set_device`` once ``local_rank``
+    is in the config, and ``AbstractTrainer`` wraps the model with
+    ``DistributedDataParallel(device_ids=[local_rank])``; both fail without CUDA. With CUDA
+    absent this fix
+    initialises gloo on the CPU (the process group is reused when the launcher already
+    made one) and wraps the model with ``device_ids=None``. RecBole's gradient-hook trick,
+    distributed samplers and metric all-gathers then run unchanged. It also gives every
+    rank rank 0's best-model file name and makes the ranks wait for rank 0's save before
+    loading it (without this, rank 1 read a half-written checkpoint in our 2-process test).
+    Machines with CUDA keep RecBole's own NCCL path.
+
+    Returns:
+        True if applied by this call.
+    """
+    import torch
+    from recbole.config import configurator
+    from recbole.trainer import trainer as trainer_module
+
+    if getattr(configurator.Config._init_device, "_plugzoo_cpu", False):
+        return False
+    init_on_cuda = configurator.Config._init_device
+
+    @functools.wraps(init_on_cuda)
+    def _init_device(self):
+        settings = self.final_config_dict
+        if "local_rank" not in settings or torch.cuda.is_available():
+            return init_on_cuda(self)
+        settings["gpu_id"] = ""
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(
+                backend="gloo",
+                rank=settings["local_rank"] + settings.get("offset", 0),
+                world_size=settings["world_size"],
+                init_method=f"tcp://{settings['ip']}:{settings['port']}",
+            )
+        settings["device"] = torch.device("cpu")
+        settings["single_spec"] = False
+        if settings["local_rank"] != 0:
+            settings["state"] = "error"  # RecBole's way of quieting the other ranks
+            settings["show_progress"] = False
+            settings["verbose"] = False
+
+    _init_device._plugzoo_cpu = True
+    configurator.Config._init_device = _init_device
+
+    wrap_on_cuda = trainer_module.AbstractTrainer.__init__
+
+    @functools.wraps(wrap_on_cuda)
+    def __init__(self, config, model):
+        if config["single_spec"] or config["device"].type == "cuda":
+            return wrap_on_cuda(self, config, model)
+        self.config = config
+        self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
+
+    trainer_module.AbstractTrainer.__init__ = __init__
+
+    # Every rank names the best-model file after its own clock, only rank 0 writes it, and
+    # the others may read it while it is being written: give all ranks rank 0's name, and
+    # wait for rank 0 before loading the best model.
+    init_trainer = trainer_module.Trainer.__init__
+
+    @functools.wraps(init_trainer)
+    def trainer_init(self, config, model):
+        init_trainer(self, config, model)
+        if not config["single_spec"] and config["device"].type == "cpu":
+            name = [self.saved_model_file]
+            torch.distributed.broadcast_object_list(name, src=0)
+            self.saved_model_file = name[0]
+
+    trainer_module.Trainer.__init__ = trainer_init
+    evaluate = trainer_module.Trainer.evaluate
+
+    @functools.wraps(evaluate)
+    def evaluate_after_save(
+        self, eval_data, load_best_model=True, model_file=None, show_progress=False
+    ):
+        if (
+            not self.config["single_spec"]
+            and self.config["device"].type == "cpu"
+            and load_best_model
+        ):
+            torch.distributed.barrier()
+        return evaluate(self, eval_data, load_best_model, model_file, show_progress)
+
+    trainer_module.Trainer.evaluate = evaluate_after_save
+    return True
