@@ -12,6 +12,7 @@ UPSR = Plugin(
         "configs/recbole/upsr_ml100k.yaml",
     ],
     commands={"upsr-text": "recbole_ext.text.report:main"},
+    demo_stage="recbole_ext.demo:upsr_stage",
 )
 
 EXTENSION = Extension(

@@ -20,9 +20,10 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "[1/3] environment checks" in result.stdout
-    assert "[2/3] STH (mmaction2)" in result.stdout
-    assert "[3/3] recbole baseline" in result.stdout
+    assert "[1/4] environment checks" in result.stdout
+    assert "[2/4] STH (mmaction2)" in result.stdout
+    assert "[3/4] recbole baseline" in result.stdout
+    assert "[4/4] UPSR (recbole)" in result.stdout
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -48,6 +49,13 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert flops["STH-R18 (r=1/4)"] < flops["TSM-R18"]
     assert sth["config"]["configs"]["STH-R18 (r=1/4)"]["model"]["backbone"]["type"] == "ResNetSTH"
     assert "## STH (MMAction2)" in report
+
+    upsr = next(s for s in results["stages"] if s["name"] == "recbole.upsr")
+    assert [r["model"] for r in upsr["rows"]] == ["SASRec", "UPSR"]
+    for row in upsr["rows"]:
+        assert 0 <= row["ndcg@10"] <= row["recall@10"] <= 1
+    assert upsr["config"]["backbone"] == "tiny" and upsr["config"]["slice"]["users"] == 30
+    assert "## UPSR beside SASRec on an ML-100K user slice" in report
     with Image.open(out / sth["figures"][0]) as image:
         assert image.format == "PNG"
 
