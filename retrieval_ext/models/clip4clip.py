@@ -101,7 +101,13 @@ def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") 
             f"{path}: not an OpenAI ViT CLIP state dict (no 'visual.proj'); CLIP4Clip needs "
             f"a ViT image encoder"
         )
-    return build_model_from_openai_state_dict(state).float()
+    # LAVIS infers the architecture (heads = width / 64, as OpenAI's) but loads into fp16
+    # layers; reload the original tensors into the fp32 model so fp32 files keep precision
+    clip = build_model_from_openai_state_dict(dict(state)).float()
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    clip.load_state_dict(state)
+    return clip
 
 
 class TemporalTransformer(nn.Module):

@@ -101,7 +101,8 @@ class EpochLoader:
 class PortableRunner(RunnerBase):
     """RunnerBase on any device: see the module docstring for what is replaced.
 
-    Extra ``run`` keys: ``seed`` (the distributed sampler's shuffle seed),
+    Extra ``run`` keys: ``seed`` (the distributed sampler's shuffle seed), ``train_shuffle``
+    (default true; false gives N processes at batch b the same batches as one at N * b),
     ``find_unused_parameters`` (DDP), ``save_latest`` (default true: a
     ``checkpoint_latest.pth`` every epoch, for ``resume_ckpt_path``).
     """
@@ -192,6 +193,7 @@ class PortableRunner(RunnerBase):
         evaluation only if ``use_dist_eval_sampler``), CUDA prefetching only on CUDA."""
         loaders = []
         seed = int(self.config.run_cfg.get("seed", 0))
+        shuffle_train = bool(self.config.run_cfg.get("train_shuffle", True))
         for dataset, batch_size, is_train, collate_fn in zip(
             datasets, batch_sizes, is_trains, collate_fns, strict=True
         ):
@@ -205,7 +207,7 @@ class PortableRunner(RunnerBase):
                     dataset,
                     num_replicas=get_world_size(),
                     rank=get_rank(),
-                    shuffle=is_train,
+                    shuffle=is_train and shuffle_train,
                     seed=seed,
                 )
             loader = DataLoader(
@@ -214,7 +216,7 @@ class PortableRunner(RunnerBase):
                 num_workers=num_workers,
                 pin_memory=self.cuda_enabled,
                 sampler=sampler,
-                shuffle=sampler is None and is_train,
+                shuffle=sampler is None and is_train and shuffle_train,
                 collate_fn=collate_fn,
                 drop_last=is_train,
             )
