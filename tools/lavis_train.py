@@ -12,6 +12,9 @@ import json
 
 from retrieval_ext.launch import run
 
+import torch.distributed as dist
+from lavis.common.dist_utils import is_main_process
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -19,8 +22,10 @@ def main(argv=None):
     parser.add_argument("--options", nargs="+", default=[], help="overrides, key=value")
     args = parser.parse_args(argv)
     result = run(args.cfg_path, args.options)
-    if result["test"]:
+    if is_main_process():
         print(json.dumps({"output_dir": result["output_dir"], "test": result["test"]}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

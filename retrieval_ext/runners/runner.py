@@ -110,6 +110,7 @@ class PortableRunner(RunnerBase):
     def __init__(self, cfg, task, model, datasets, job_id):
         super().__init__(cfg, task, model, datasets, job_id)
         self.best_agg_metric, self.best_epoch = float("-inf"), None
+        self.best_checkpoint = None  # a resumed run's best may live in the earlier run's dir
 
     # ------------------------------------------------------------------ set-up
     def setup_output_dir(self):
@@ -275,6 +276,8 @@ class PortableRunner(RunnerBase):
         frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
         state = {k: v for k, v in model.state_dict().items() if k not in frozen}
         save_to = self.output_dir / f"checkpoint_{'best' if is_best else 'latest'}.pth"
+        if is_best:
+            self.best_checkpoint = str(save_to)
         torch.save(
             {
                 "model": state,
@@ -284,6 +287,7 @@ class PortableRunner(RunnerBase):
                 "epoch": cur_epoch,
                 "best_agg_metric": self.best_agg_metric,
                 "best_epoch": self.best_epoch,
+                "best_checkpoint": self.best_checkpoint,
             },
             save_to,
         )
@@ -306,7 +310,7 @@ class PortableRunner(RunnerBase):
             )
 
     def _reload_best_model(self, model):
-        path = self.output_dir / "checkpoint_best.pth"
+        path = self.best_checkpoint or self.output_dir / "checkpoint_best.pth"
         logging.info("Loading checkpoint from %s.", path)
         self._load_model_state(model, self._read_checkpoint(path)["model"], path)
         return model
@@ -323,4 +327,5 @@ class PortableRunner(RunnerBase):
         self.start_epoch = int(checkpoint["epoch"]) + 1
         self.best_agg_metric = checkpoint.get("best_agg_metric", float("-inf"))
         self.best_epoch = checkpoint.get("best_epoch")
+        self.best_checkpoint = checkpoint.get("best_checkpoint")
         logging.info("Resumed from %s at epoch %d", url_or_filename, self.start_epoch)
