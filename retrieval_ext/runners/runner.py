@@ -9,7 +9,8 @@
   metric at 0 (a model scoring 0 never gets a "best" checkpoint to reload), and saves no
   checkpoint to resume from when a validation split exists;
 - its optimiser has two parameter groups and its schedulers overwrite every group's rate;
-- its output directory is relative to LAVIS's installed package;
+- its output directory is relative to LAVIS's installed package, and registering it a
+  second time (a second runner in one process) raises;
 - its checkpoint loads are plain ``torch.load`` (and resume may download a URL).
 This subclass replaces exactly those pieces and keeps the rest of RunnerBase (evaluation,
 logging, dataset concatenation, the task's training loop).
@@ -118,8 +119,9 @@ class PortableRunner(RunnerBase):
         output_dir = Path(self.config.run_cfg.output_dir).expanduser().resolve() / self.job_id
         result_dir = output_dir / "result"
         result_dir.mkdir(parents=True, exist_ok=True)
-        registry.register_path("result_dir", str(result_dir))
-        registry.register_path("output_dir", str(output_dir))
+        # set, not register_path: that raises for a second runner in the same process
+        registry.mapping["paths"]["result_dir"] = str(result_dir)
+        registry.mapping["paths"]["output_dir"] = str(output_dir)
         self.result_dir, self.output_dir = result_dir, output_dir
 
     @property
