@@ -263,3 +263,29 @@ def test_check_registry_names_names_the_bad_entry(tmp_path):
     bad.write_text(path.read_text().replace("embedded_text_video:", "embedded_text_vid:"))
     with pytest.raises(KeyError, match="no LAVIS builder named 'embedded_text_vid'"):
         check_registry_names(str(bad))
+
+
+def _shipped_configs():
+    from plugins.paths import CONFIG_DIR
+
+    return sorted((CONFIG_DIR / "lavis" / "clip4clip").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: p.name)
+def test_every_shipped_config_loads_through_lavis_config(path):
+    from types import SimpleNamespace
+
+    from retrieval_ext.launch import check_registry_names
+
+    from lavis.common.config import Config
+
+    check_registry_names(str(path))
+    cfg = Config(SimpleNamespace(cfg_path=str(path), options=[]))
+    assert cfg.run_cfg.task == "text_video_retrieval" and cfg.run_cfg.runner == "runner_portable"
+    assert cfg.run_cfg.lr_sched == "linear_warmup_cosine_group_lr" and "seed" in cfg.run_cfg
+    assert cfg.model_cfg.model_type in ("meanP", "seqTransf")
+    assert cfg.model_cfg.pretrained != "openai"  # LAVIS's downloading path is never used
+    (name,) = cfg.datasets_cfg
+    info = cfg.datasets_cfg[name].build_info
+    assert {"train", "val", "test"} <= set(info.annotations) and info.videos.storage
+    assert all("url" not in split for split in info.annotations.values())

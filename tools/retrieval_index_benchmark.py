@@ -6,8 +6,9 @@
 Protocol (one run, one machine, every method on the same vectors):
 - gallery: N L2-normalised float32 vectors (CLIP4Clip's one vector per video) drawn as a
   mixture of N/100 Gaussian clusters (real embeddings are clustered; uniform random
-  vectors are the worst case for any partitioning index); queries: gallery members plus
-  noise, renormalised, so every query has a true nearest neighbour;
+  vectors are the worst case for any partitioning index), with per-vector noise as large
+  as the centre (``--spread 1``); queries: gallery members plus noise, renormalised, so
+  every query has a true nearest neighbour;
 - precomputed and not timed: the gallery vectors, the index (its build time is reported
   separately), the query vectors (text encoding is the same for every method);
 - latency: median over ``--latency-repeats`` single-query top-10 searches (batch 1);
@@ -34,7 +35,7 @@ from tabulate import tabulate
 K = 10
 
 
-def clustered_vectors(count: int, dim: int, rng, spread: float = 0.35) -> np.ndarray:
+def clustered_vectors(count: int, dim: int, rng, spread: float = 1.0) -> np.ndarray:
     """``count`` unit vectors around ``count / 100`` random centres (float32, in chunks)."""
     centres = rng.standard_normal((max(count // 100, 1), dim)).astype(np.float32)
     vectors = np.empty((count, dim), dtype=np.float32)
@@ -73,7 +74,9 @@ def _recall(ids, exact_ids) -> float:
     return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact_ids, strict=True)]))
 
 
-def benchmark(sizes, dim, threads, num_queries, nprobe, seed, latency_repeats, progress=print):
+def benchmark(
+    sizes, dim, threads, num_queries, nprobe, seed, latency_repeats, spread=1.0, progress=print
+):
     import faiss
     import torch
 
@@ -82,7 +85,7 @@ def benchmark(sizes, dim, threads, num_queries, nprobe, seed, latency_repeats, p
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:
-        gallery = clustered_vectors(size, dim, rng)
+        gallery = clustered_vectors(size, dim, rng, spread)
         picks = rng.integers(size, size=num_queries)
         queries = gallery[picks] + rng.standard_normal((num_queries, dim)).astype(np.float32) * (
             0.3 / np.sqrt(dim)
@@ -138,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--latency-repeats", type=int, default=30)
     parser.add_argument("--nprobe", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spread", type=float, default=1.0, help="cluster noise / centre norm")
     parser.add_argument("--out", default="runs/index_benchmark")
     args = parser.parse_args(argv)
     rows = benchmark(
@@ -148,6 +152,7 @@ def main(argv=None):
         args.nprobe,
         args.seed,
         args.latency_repeats,
+        args.spread,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
