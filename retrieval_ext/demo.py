@@ -82,8 +82,10 @@ def clip4clip_baseline_stage(run_dir: Path, quick: bool = False) -> StageResult:
             f"{result['dataset']['splits']['train']} generated clips (captions name colours, "
             f"shapes, directions and the order of events), tested on "
             f"{result['dataset']['splits']['test']} clips, each with its time-reversed twin. "
-            "meanP pools frames without their order, so it cannot tell a clip from its twin "
-            "(its t2v R@1 stays near 50%); seqTransf reads the order. Recall in percent."
+            "meanP pools frames without their order: it gives a clip and its twin the same "
+            "vector, so its t2v R@1 cannot exceed about 50%. seqTransf sees the order; "
+            "whether it learns to use it in this budget is what the table measures. "
+            "Recall in percent; one seed."
         ),
         rows=result["rows"],
         config={"epochs": epochs, "pairs": pairs, "configs": result["configs"]},
