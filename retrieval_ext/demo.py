@@ -72,7 +72,7 @@ def run_clip4clip_benchmark(
 def clip4clip_baseline_stage(run_dir: Path, quick: bool = False) -> StageResult:
     start = time.time()
     pairs = {"train": 48, "val": 8, "test": 8} if quick else {"train": 160, "val": 24, "test": 24}
-    epochs = 3 if quick else 12
+    epochs = 3 if quick else 20
     result = run_clip4clip_benchmark(Path(run_dir) / "clip4clip", pairs, epochs)
     return StageResult(
         name="lavis.clip4clip_baseline",
