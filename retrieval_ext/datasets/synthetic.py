@@ -1,13 +1,14 @@
 """The embedded text-video dataset: seeded mp4 clips whose captions need the video.
 
-A quarter of the clips show one event (a coloured shape crossing the frame in one
-direction), the rest two events in order (one shape moves, then another). Captions name
-colours, shapes, directions and the order of events, so a caption matches its clip only if
-the model reads what is in the frames, where things move, and when. Every clip comes with
-its time-reversed twin in the same split (same frames, reversed order: opposite directions,
-swapped events), so a frame-order-blind model (CLIP4Clip ``meanP``) gives a clip and its
-twin the same vector and can at best rank the right one first half of the time; a temporal
-model can tell them apart. Clips are 8 frames: the default processors sample all of them.
+Every fourth clip content shows one event (a coloured shape crossing the frame in one
+direction) while distinct single events remain, the others two events in order (one shape
+moves, then another). Captions name colours, shapes, directions and the order of events, so
+a caption matches its clip only if the model reads what is in the frames, where things move,
+and when. Every clip comes with its time-reversed twin in the same split (same frames,
+reversed order: opposite directions, swapped events), so a frame-order-blind model
+(CLIP4Clip ``meanP``) gives a clip and its twin the same vector and can at best rank the
+right one first half of the time; a temporal model can tell them apart. Clips are 8 frames:
+the default processors sample all of them.
 """
 
 from __future__ import annotations
