@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 CONFIG = REPO_ROOT / "configs" / "lavis" / "clip4clip" / "embedded_meanP.yaml"
 TRAIN = REPO_ROOT / "tools" / "lavis_train.py"
 EVALUATE = REPO_ROOT / "tools" / "lavis_evaluate.py"
+EXPORT = REPO_ROOT / "tools" / "retrieval_export.py"
 
 
 def _options(data, out, **run):
@@ -105,6 +106,32 @@ def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):
         tmp_path,
     )
     assert _metrics(evaluated) == metrics  # the best checkpoint reproduces the test metrics
+
+    exported = _run(
+        [
+            sys.executable,
+            str(EXPORT),
+            "--cfg-path",
+            str(CONFIG),
+            "--out",
+            str(tmp_path / "emb"),
+            "--options",
+            *_options(tiny_data, tmp_path / "export"),
+            "model.load_finetuned=true",
+            f"model.finetuned={job / 'checkpoint_best.pth'}",
+        ],
+        tmp_path,
+    )
+    report = json.loads(exported.stdout.strip().splitlines()[-1])
+    assert (report["videos"], report["texts"]) == (6, 12)
+    assert {p.name for p in (tmp_path / "emb").iterdir()} == {
+        "videos.npy",
+        "texts.npy",
+        "meta.json",
+    }
+    for key in ("t2v_r1", "t2v_r5", "v2t_r1", "v2t_r5"):  # same model, same data: same ranking
+        assert abs(report["dense"][key] - metrics[key]) <= 100 / 6 + 1e-6, key
+        assert report["faiss_flat"][key] == pytest.approx(report["dense"][key], abs=100 / 6 + 1e-6)
 
 
 def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
