@@ -93,10 +93,6 @@ class EpochLoader:
     def __len__(self):
         return len(self.loader)
 
-    @property
-    def dataset(self):
-        return self.loader.dataset
-
 
 @registry.register_runner("runner_portable")
 class PortableRunner(RunnerBase):
