@@ -1,10 +1,37 @@
 """Declaration read by plugzoo's discovery (entry point ``plugzoo.plugins: lavis``)."""
 
-from plugins.catalogue import Extension
+from plugins.catalogue import Extension, Plugin
+
+CLIP4CLIP = Plugin(
+    name="CLIP4Clip",
+    paper="arXiv 2104.08860 (CLIP4Clip: CLIP for end-to-end video clip retrieval)",
+    registry_names={
+        "lavis.model": ["clip4clip_retrieval"],
+        "lavis.task": ["text_video_retrieval"],
+        "lavis.builder": [
+            "msrvtt_text_video",
+            "msvd_text_video",
+            "didemo_text_video",
+            "embedded_text_video",
+        ],
+        "lavis.processor": ["clip4clip_video_train", "clip4clip_video_eval"],
+        "lavis.runner": ["runner_portable"],
+        "lavis.lr_scheduler": ["linear_warmup_cosine_group_lr"],
+    },
+    configs=[
+        "configs/lavis/clip4clip/embedded_meanP.yaml",
+        "configs/lavis/clip4clip/embedded_seqTransf.yaml",
+        "configs/lavis/clip4clip/msrvtt-9k_meanP.yaml",
+        "configs/lavis/clip4clip/msrvtt-9k_seqTransf.yaml",
+        "configs/lavis/clip4clip/msvd_seqTransf.yaml",
+        "configs/lavis/clip4clip/didemo_seqTransf.yaml",
+    ],
+)
 
 EXTENSION = Extension(
     name="retrieval_ext",
     host="salesforce-lavis",
     host_module="lavis",
-    plugins=(),
+    plugins=(CLIP4CLIP,),
+    baseline_stage="retrieval_ext.demo:clip4clip_baseline_stage",
 )

@@ -45,3 +45,39 @@ def test_lavis_load_video_still_returns_torch_tensors(tmp_path):
     assert alpro_processors.load_video is data_utils.load_video
     assert decode_decord(path).shape == (4, 32, 32, 3)  # native bridge outside LAVIS
     assert isolate_lavis_decord_bridge() is False
+
+
+SYNC_STATS = """
+    import os
+    import torch.distributed as dist
+    {imports}
+    from lavis.common.logger import SmoothedValue
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    value = SmoothedValue()
+    value.update(2.0, n=3)
+    value.synchronize_between_processes()
+    print("synced", value.count, value.total)
+"""
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_lavis_training_stats_sync_needs_cuda_without_the_fix(tmp_path):
+    code = SYNC_STATS.format(imports="import lavis", port=_free_port())
+    result = run_python(code, cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode != 0
+    assert "CUDA" in result.stderr or "cuda" in result.stderr
+
+
+def test_lavis_training_stats_sync_over_gloo_with_the_fix(tmp_path):
+    code = SYNC_STATS.format(imports="import retrieval_ext", port=_free_port())
+    result = run_python(code, cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert "synced 3 6.0" in result.stdout

@@ -20,10 +20,11 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "[1/4] environment checks" in result.stdout
-    assert "[2/4] STH (mmaction2)" in result.stdout
-    assert "[3/4] recbole baseline" in result.stdout
-    assert "[4/4] UPSR (recbole)" in result.stdout
+    assert "[1/5] environment checks" in result.stdout
+    assert "[2/5] STH (mmaction2)" in result.stdout
+    assert "[3/5] recbole baseline" in result.stdout
+    assert "[4/5] UPSR (recbole)" in result.stdout
+    assert "[5/5] salesforce-lavis baseline" in result.stdout
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -58,6 +59,15 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "## UPSR beside SASRec on an ML-100K user slice" in report
     with Image.open(out / sth["figures"][0]) as image:
         assert image.format == "PNG"
+
+    clip4clip = next(s for s in results["stages"] if s["name"] == "lavis.clip4clip_baseline")
+    assert [r["model"] for r in clip4clip["rows"]] == ["CLIP4Clip meanP", "CLIP4Clip seqTransf"]
+    for row in clip4clip["rows"]:
+        assert 0 <= row["t2v R@1"] <= row["t2v R@5"] <= row["t2v R@10"] <= 100
+    configs = clip4clip["config"]["configs"]
+    assert configs["CLIP4Clip seqTransf"]["model"]["model_type"] == "seqTransf"
+    assert configs["CLIP4Clip meanP"]["run"]["seed"] == 42
+    assert "## LAVIS baseline: CLIP4Clip text-video retrieval" in report
 
 
 def test_report_serialises_host_config_values_and_lists_failures(tmp_path):

@@ -8,7 +8,11 @@ with its host when it is imported, so users never call these by hand.
 from __future__ import annotations
 
 from plugins.compat.checkpoints import allow_mmengine_checkpoints, allow_recbole_checkpoints
-from plugins.compat.lavis import isolate_lavis_decord_bridge
+from plugins.compat.lavis import (
+    isolate_lavis_decord_bridge,
+    lavis_lookup,
+    lavis_metric_sync_on_cpu,
+)
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
@@ -32,7 +36,7 @@ HOST_FIXES = {
         mmengine_cpu_launcher,
         name_videos_in_decode_errors,
     ),
-    "salesforce-lavis": (isolate_lavis_decord_bridge,),
+    "salesforce-lavis": (isolate_lavis_decord_bridge, lavis_metric_sync_on_cpu),
 }
 
 
@@ -52,6 +56,8 @@ __all__ = [
     "apply_host_fixes",
     "extend_recbole_model_lookup",
     "isolate_lavis_decord_bridge",
+    "lavis_lookup",
+    "lavis_metric_sync_on_cpu",
     "mmengine_cpu_launcher",
     "name_videos_in_decode_errors",
     "provide_missing_drn_module",

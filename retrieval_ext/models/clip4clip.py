@@ -1,0 +1,406 @@
+"""CLIP4Clip (Luo et al., arXiv 2104.08860) as a LAVIS retrieval model.
+
+A CLIP image encoder embeds each frame, a temporal head pools the frames into one video
+vector, CLIP's text encoder embeds the sentence (its end-of-text token); the score is the
+cosine of the two, and training is CLIP's symmetric InfoNCE over the (all-gathered) batch.
+
+Temporal heads (``model_type``):
+- ``meanP``: masked mean of the L2-normalised frame features (no parameters).
+- ``seqTransf``: learned frame position embeddings and a small transformer over the
+  frames, residual to the raw frame features, then the masked mean. As in CLIP4Clip, its
+  layers start from the first CLIP text layers and its position embeddings from the text
+  position embeddings, when the widths match (``init_temporal_from_text``).
+
+The backbone is LAVIS's own CLIP (``lavis.models.clip_models.model.CLIP``): OpenAI weights
+from a local file or folder (``pretrained``), a named architecture with random weights
+(``clip_model_type`` and ``pretrained: ""``), or a small random ``clip_config`` for tests.
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lavis.common.dist_utils import is_dist_avail_and_initialized
+from lavis.common.registry import registry
+from lavis.models.base_model import BaseModel
+from lavis.models.clip_models.model import (
+    CLIP,
+    QuickGELU,
+    Transformer,
+    build_model_from_openai_state_dict,
+    create_model,
+)
+from lavis.models.clip_models.tokenizer import _tokenizer
+from omegaconf import OmegaConf
+from torch import nn
+from transformers.utils import ModelOutput
+
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs" / "models"
+SIM_HEADERS = ("meanP", "seqTransf")
+
+
+@dataclass
+class CLIP4ClipOutput(ModelOutput):
+    """What :meth:`CLIP4ClipRetrieval.forward` returns.
+
+    Args:
+        loss: ``(loss_t2v + loss_v2t) / 2``.
+        loss_t2v: InfoNCE of each text against the batch's videos.
+        loss_v2t: InfoNCE of each video against the batch's texts.
+        logits: ``[texts, videos]`` scaled cosine similarities over the gathered batch.
+        logit_scale: the temperature's inverse used for ``logits``.
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_t2v: torch.FloatTensor | None = None
+    loss_v2t: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    logit_scale: torch.FloatTensor | None = None
+
+
+def _read_state_dict(path: Path) -> dict:
+    """A CLIP state dict from a plain checkpoint (``torch.load(weights_only=True)``) or from
+    OpenAI's TorchScript release files (``ViT-B-32.pt``), read with ``torch.jit.load``, which
+    runs no pickled Python."""
+    with zipfile.ZipFile(path) as archive:
+        is_torchscript = any(name.endswith("constants.pkl") for name in archive.namelist())
+    if is_torchscript:
+        return {
+            k: v.float()
+            for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()
+        }
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") -> CLIP:
+    """LAVIS's CLIP with OpenAI-format weights from a local file, or from
+    ``<folder>/<clip_model_type>.pt``; the architecture is read from the weights."""
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        path = path / f"{clip_model_type.replace('/', '-')}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"CLIP weights not found: {path} (model.pretrained is a local OpenAI-format "
+            f"file, or a folder holding {clip_model_type}.pt; nothing is downloaded)"
+        )
+    state = _read_state_dict(path)
+    if "visual.proj" not in state:
+        raise ValueError(
+            f"{path}: not an OpenAI ViT CLIP state dict (no 'visual.proj'); CLIP4Clip needs "
+            f"a ViT image encoder"
+        )
+    # LAVIS infers the architecture (heads = width / 64, as OpenAI's) but loads into fp16
+    # layers; reload the original tensors into the fp32 model so fp32 files keep precision
+    clip = build_model_from_openai_state_dict(dict(state)).float()
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    clip.load_state_dict(state)
+    return clip
+
+
+class TemporalTransformer(nn.Module):
+    """CLIP4Clip's ``seqTransf`` head: ``[B, T, D]`` frames -> ``[B, T, D]``."""
+
+    def __init__(self, width: int, layers: int, heads: int, max_frames: int, act_layer):
+        super().__init__()
+        self.heads = heads
+        self.frame_position_embeddings = nn.Embedding(max_frames, width)
+        self.transformer = Transformer(width, layers, heads, act_layer=act_layer)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, num_frames, _ = frames.shape
+        if num_frames > self.frame_position_embeddings.num_embeddings:
+            raise ValueError(
+                f"{num_frames} frames but max_frames is "
+                f"{self.frame_position_embeddings.num_embeddings}"
+            )
+        positions = torch.arange(num_frames, device=frames.device)
+        x = frames + self.frame_position_embeddings(positions)[None]
+        # additive key mask, one [T, T] per (sample, head): padded frames are never attended
+        blocked = (1.0 - mask.to(x.dtype))[:, None, :] * -1e6  # [B, 1, T]
+        attn_mask = blocked.expand(batch, num_frames, num_frames)
+        attn_mask = attn_mask.repeat_interleave(self.heads, dim=0)  # [B * heads, T, T]
+        x = self.transformer(x.permute(1, 0, 2), attn_mask=attn_mask).permute(1, 0, 2)
+        return x + frames  # residual to the raw frame features
+
+
+@registry.register_model("clip4clip_retrieval")
+class CLIP4ClipRetrieval(BaseModel):
+    """CLIP4Clip for text-video retrieval.
+
+    Args:
+        clip: LAVIS's CLIP (ViT image tower).
+        sim_header: ``"meanP"`` or ``"seqTransf"``.
+        max_txt_len: Text tokens including start and end (CLIP4Clip: 32).
+        max_frames: Most frames the ``seqTransf`` position embeddings cover.
+        temporal_layers: ``seqTransf`` transformer depth (CLIP4Clip: 4).
+        init_temporal_from_text: Start ``seqTransf`` from CLIP's first text layers.
+        logit_scale_max: Clamp of CLIP's learned logit scale (100).
+        lr_scale_clip: Learning-rate multiplier of the CLIP weights relative to the new
+            layers (CLIP4Clip's ``coef_lr``, 1e-3); read by the runner's parameter groups.
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {
+        "meanP": "clip4clip_meanP.yaml",
+        "seqTransf": "clip4clip_seqTransf.yaml",
+    }
+
+    def __init__(
+        self,
+        clip: CLIP,
+        sim_header: str = "meanP",
+        max_txt_len: int = 32,
+        max_frames: int = 12,
+        temporal_layers: int = 4,
+        init_temporal_from_text: bool = True,
+        logit_scale_max: float = 100.0,
+        lr_scale_clip: float = 1e-3,
+    ):
+        super().__init__()
+        if sim_header not in SIM_HEADERS:
+            raise ValueError(f"sim_header must be one of {SIM_HEADERS}, got {sim_header!r}")
+        if not hasattr(clip.visual, "transformer"):
+            raise ValueError("CLIP4Clip needs a ViT image encoder (got a ResNet/timm tower)")
+        context = clip.positional_embedding.shape[0]
+        if not 3 <= max_txt_len <= context:
+            raise ValueError(f"max_txt_len must be in [3, {context}], got {max_txt_len}")
+        # --- parameters
+        self.sim_header = sim_header
+        self.max_txt_len = max_txt_len
+        self.logit_scale_max = logit_scale_max
+        self.lr_scale_clip = lr_scale_clip
+        # --- layers
+        self.clip = clip
+        self.temporal = None
+        if sim_header == "seqTransf":
+            width = clip.visual.output_dim
+            act_layer = type(clip.transformer.resblocks[0].mlp.gelu)
+            self.temporal = TemporalTransformer(
+                width=width,
+                layers=temporal_layers,
+                heads=max(width // 64, 1),
+                max_frames=max_frames,
+                act_layer=QuickGELU if act_layer is QuickGELU else nn.GELU,
+            )
+            if init_temporal_from_text:
+                self._init_temporal_from_text()
+
+    def _init_temporal_from_text(self) -> None:
+        text_width = self.clip.transformer.width
+        if text_width != self.clip.visual.output_dim:
+            logging.info("seqTransf: text width != embed dim, temporal layers stay random")
+            return
+        text_positions = self.clip.positional_embedding.detach()
+        table = self.temporal.frame_position_embeddings.weight
+        rows = min(table.shape[0], text_positions.shape[0])
+        with torch.no_grad():
+            table[:rows].copy_(text_positions[:rows])
+        for target, source in zip(
+            self.temporal.transformer.resblocks, self.clip.transformer.resblocks, strict=False
+        ):
+            target.load_state_dict(source.state_dict())
+
+    # ------------------------------------------------------------------ encoders
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """BPE ids ``[N, max_txt_len]``: start token, words (truncated), end token, zeros."""
+        sot = _tokenizer.encoder["<start_of_text>"]
+        eot = _tokenizer.encoder["<end_of_text>"]
+        tokens = torch.zeros(len(texts), self.max_txt_len, dtype=torch.long)
+        for row, text in enumerate(texts):
+            ids = [sot, *_tokenizer.encode(text)[: self.max_txt_len - 2], eot]
+            tokens[row, : len(ids)] = torch.tensor(ids)
+        return tokens
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L]`` token ids -> ``[N, D]`` sentence features (the end token's)."""
+        length = tokens.shape[1]
+        x = self.clip.token_embedding(tokens) + self.clip.positional_embedding[:length]
+        x = self.clip.transformer(
+            x.permute(1, 0, 2), attn_mask=self.clip.attn_mask[:length, :length]
+        )
+        x = self.clip.ln_final(x.permute(1, 0, 2))  # [N, L, width]
+        eot = tokens.argmax(dim=-1)  # the end token has the largest id
+        return x[torch.arange(x.shape[0]), eot] @ self.clip.text_projection
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """``[B, T, 3, H, W]`` -> ``[B, T, D]`` per-frame CLIP features."""
+        batch, num_frames = video.shape[:2]
+        frames = self.clip.encode_image(video.flatten(0, 1))  # [B * T, D]
+        return frames.view(batch, num_frames, -1)
+
+    def pool_frames(self, frames: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]`` frames and ``[B, T]`` mask -> ``[B, D]`` L2-normalised video vectors."""
+        if self.temporal is not None:
+            frames = self.temporal(frames, video_mask)
+        frames = F.normalize(frames, dim=-1)
+        weights = video_mask.to(frames.dtype).unsqueeze(-1)  # [B, T, 1]
+        pooled = (frames * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return F.normalize(pooled, dim=-1)
+
+    def extract_video_features(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, D]`` L2-normalised video vectors (what an index stores)."""
+        return self.pool_frames(self.encode_frames(video), video_mask)
+
+    def extract_text_features(self, texts: list[str]) -> torch.Tensor:
+        """``[N, D]`` L2-normalised text vectors (the queries)."""
+        return F.normalize(self.encode_text(self.tokenize(texts).to(self.device)), dim=-1)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, samples: dict) -> CLIP4ClipOutput:
+        """Symmetric InfoNCE over the batch (gathered from every process under DDP).
+
+        Args:
+            samples: ``video`` ``[B, T, 3, H, W]``, ``video_mask`` ``[B, T]``,
+                ``text_input`` (B strings).
+        """
+        video_feat = self.extract_video_features(samples["video"], samples["video_mask"])
+        text_feat = self.extract_text_features(samples["text_input"])
+        if is_dist_avail_and_initialized() and dist.get_world_size() > 1:
+            # autograd-aware gather: each process's loss is the whole batch's loss and the
+            # gradients reaching its own features are summed over processes
+            from torch.distributed.nn.functional import all_gather
+
+            video_feat = torch.cat(all_gather(video_feat), dim=0)
+            text_feat = torch.cat(all_gather(text_feat), dim=0)
+        logit_scale = self.clip.logit_scale.exp().clamp(max=self.logit_scale_max)
+        logits = logit_scale * text_feat @ video_feat.t()  # [texts, videos]
+        targets = torch.arange(logits.shape[0], device=logits.device)
+        loss_t2v = F.cross_entropy(logits, targets)
+        loss_v2t = F.cross_entropy(logits.t(), targets)
+        return CLIP4ClipOutput(
+            loss=(loss_t2v + loss_v2t) / 2,
+            loss_t2v=loss_t2v,
+            loss_v2t=loss_v2t,
+            logits=logits,
+            logit_scale=logit_scale,
+        )
+
+    def get_optimizer_params(self, weight_decay: float) -> list[dict]:
+        """Parameter groups: (CLIP | new layers) x (decayed | not decayed), each with an
+        ``lr_scale`` that the learning-rate schedule multiplies (never overwrites)."""
+        groups = {}
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            is_clip = name.startswith("clip.")
+            no_decay = param.ndim < 2 or "bias" in name or ".ln" in name or "embedding" in name
+            key = ("clip" if is_clip else "new", "no_decay" if no_decay else "decay")
+            if key not in groups:
+                groups[key] = {
+                    "name": "/".join(key),
+                    "params": [],
+                    "weight_decay": 0.0 if no_decay else weight_decay,
+                    "lr_scale": self.lr_scale_clip if is_clip else 1.0,
+                }
+            groups[key]["params"].append(param)
+        return list(groups.values())
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def encode_video_loader(self, data_loader) -> torch.Tensor:
+        """``[videos, D]`` features of an evaluation loader, in dataset order."""
+        features = torch.empty(len(data_loader.dataset), self.clip.visual.output_dim)
+        for samples in data_loader:
+            feat = self.extract_video_features(
+                samples["video"].to(self.device), samples["video_mask"].to(self.device)
+            )
+            features[samples["index"].cpu()] = feat.float().cpu()
+        return features
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """``[N, D]`` features of ``texts``, batched."""
+        chunks = [
+            self.extract_text_features(texts[i : i + batch_size]).float().cpu()
+            for i in range(0, len(texts), batch_size)
+        ]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.clip.visual.output_dim)
+
+    @torch.no_grad()
+    def compute_sim_matrix(self, data_loader, task_cfg=None):
+        """Cosine similarities of every video with every caption of the loader's dataset.
+
+        Each process scores the whole evaluation set (no collective calls), so the runner
+        evaluates with a non-distributed loader.
+
+        Returns:
+            ``(sim_v2t [videos, texts], sim_t2v [texts, videos])`` as numpy arrays, LAVIS's
+            ``(score_i2t, score_t2i)`` order.
+        """
+        start = time.time()
+        batch_size = int(task_cfg.get("text_batch_size", 256)) if task_cfg is not None else 256
+        text_feat = self.encode_texts(list(data_loader.dataset.text), batch_size)
+        video_feat = self.encode_video_loader(data_loader)
+        sim_t2v = text_feat @ video_feat.t()
+        logging.info(
+            "Evaluation features computed in %s",
+            datetime.timedelta(seconds=int(time.time() - start)),
+        )
+        return sim_t2v.t().numpy(), sim_t2v.numpy()
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def default_config_path(cls, model_type="meanP"):
+        if model_type not in cls.PRETRAINED_MODEL_CONFIG_DICT:
+            raise KeyError(
+                f"clip4clip_retrieval: unknown model_type {model_type!r}; "
+                f"available: {sorted(cls.PRETRAINED_MODEL_CONFIG_DICT)}"
+            )
+        return str(CONFIG_ROOT / cls.PRETRAINED_MODEL_CONFIG_DICT[model_type])
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        cfg = cfg if cfg is not None else OmegaConf.create()
+        clip_model_type = cfg.get("clip_model_type", "ViT-B-32")
+        pretrained = cfg.get("pretrained", "")
+        clip_config = cfg.get("clip_config", None)
+        if pretrained:
+            clip = load_openai_clip(pretrained, clip_model_type)
+        elif clip_config is not None:
+            clip = CLIP(**OmegaConf.to_container(clip_config, resolve=True))
+        else:  # a named architecture, randomly initialised (LAVIS's config table)
+            clip = create_model(clip_model_type, pretrained="")
+        model = cls(
+            clip=clip,
+            sim_header=cfg.get("model_type", "meanP"),
+            max_txt_len=cfg.get("max_txt_len", 32),
+            max_frames=cfg.get("max_frames", 12),
+            temporal_layers=cfg.get("temporal_layers", 4),
+            init_temporal_from_text=cfg.get("init_temporal_from_text", True),
+            logit_scale_max=cfg.get("logit_scale_max", 100.0),
+            lr_scale_clip=cfg.get("lr_scale_clip", 1e-3),
+        )
+        checkpoint = cfg.get("load_finetuned", False) and cfg.get("finetuned", "")
+        if checkpoint:
+            load_finetuned(model, checkpoint)
+        return model
+
+
+def load_finetuned(model: nn.Module, path: str | Path) -> None:
+    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``), with
+    ``weights_only=True``; missing or unexpected keys stop with their names."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"fine-tuned checkpoint not found: {path} (model.finetuned)")
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    result = model.load_state_dict(state, strict=False)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    missing = [k for k in result.missing_keys if k not in frozen]
+    if missing or result.unexpected_keys:
+        raise KeyError(
+            f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
+            f"unexpected {result.unexpected_keys[:10]}"
+        )

@@ -1,0 +1,329 @@
+"""A LAVIS runner that trains on CPU or GPU, in one process or under torchrun DDP.
+
+``RunnerBase`` (LAVIS 1.0.2) cannot do that as shipped (shared/specs/stack.md point 8):
+- its ``model`` property returns None when the model already sits on the device, and it
+  wraps DDP with CUDA device ids;
+- its loaders wrap every map-style dataset in ``PrefetchLoader``, which creates a CUDA
+  stream, and its ``IterLoader`` sleeps 2 s at each epoch boundary;
+- ``train`` calls ``dist.barrier()`` unguarded every epoch (LAVIS #537), starts the best
+  metric at 0 (a model scoring 0 never gets a "best" checkpoint to reload), and saves no
+  checkpoint to resume from when a validation split exists;
+- its optimiser has two parameter groups and its schedulers overwrite every group's rate;
+- its output directory is relative to LAVIS's installed package, and registering it a
+  second time (a second runner in one process) raises;
+- its checkpoint loads are plain ``torch.load`` (and resume may download a URL).
+This subclass replaces exactly those pieces and keeps the rest of RunnerBase (evaluation,
+logging, dataset concatenation, the task's training loop).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from lavis.common.dist_utils import get_rank, get_world_size, is_main_process, main_process
+from lavis.common.registry import registry
+from lavis.datasets.datasets.dataloader_utils import PrefetchLoader
+from lavis.runners.runner_base import RunnerBase
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from plugins.compat import lavis_lookup
+
+
+def init_distributed(run_cfg) -> None:
+    """Join the torchrun process group if launched by torchrun, else run single-process.
+
+    Sets ``run_cfg.distributed``, ``rank``, ``world_size``, ``gpu``; the backend is NCCL
+    with CUDA and gloo without (``run_cfg.dist_backend`` overrides). LAVIS's
+    ``init_distributed_mode`` always selects a CUDA device and NCCL.
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        run_cfg.distributed = False
+        return
+    run_cfg.rank = int(os.environ["RANK"])
+    run_cfg.world_size = int(os.environ["WORLD_SIZE"])
+    run_cfg.gpu = int(os.environ.get("LOCAL_RANK", 0))
+    run_cfg.distributed = True
+    use_cuda = str(run_cfg.get("device", "cpu")).startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(run_cfg.gpu)
+    backend = run_cfg.get("dist_backend", None) or ("nccl" if use_cuda else "gloo")
+    run_cfg.dist_backend = backend
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend=backend,
+            world_size=run_cfg.world_size,
+            rank=run_cfg.rank,
+            timeout=datetime.timedelta(minutes=30),
+        )
+
+
+def barrier() -> None:
+    """``dist.barrier()`` when a process group exists; a no-op otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+class EpochLoader:
+    """An endless iterator over a DataLoader that advances a DistributedSampler's epoch."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader, self.epoch = loader, 0
+        self._iter = iter(loader)
+
+    def __next__(self):
+        try:
+            return next(self._iter)
+        except StopIteration:
+            self.epoch += 1
+            if isinstance(self.loader.sampler, DistributedSampler):
+                self.loader.sampler.set_epoch(self.epoch)
+            self._iter = iter(self.loader)
+            return next(self._iter)
+
+    def __iter__(self):
+        return self
+
+    def __len__(self):
+        return len(self.loader)
+
+
+@registry.register_runner("runner_portable")
+class PortableRunner(RunnerBase):
+    """RunnerBase on any device: see the module docstring for what is replaced.
+
+    Extra ``run`` keys: ``seed`` (the distributed sampler's shuffle seed), ``train_shuffle``
+    (default true; false gives N processes at batch b the same batches as one at N * b),
+    ``find_unused_parameters`` (DDP), ``save_latest`` (default true: a
+    ``checkpoint_latest.pth`` every epoch, for ``resume_ckpt_path``).
+    """
+
+    def __init__(self, cfg, task, model, datasets, job_id):
+        super().__init__(cfg, task, model, datasets, job_id)
+        self.best_agg_metric, self.best_epoch = float("-inf"), None
+        self.best_checkpoint = None  # a resumed run's best may live in the earlier run's dir
+
+    # ------------------------------------------------------------------ set-up
+    def setup_output_dir(self):
+        """``run.output_dir`` relative to the working directory (LAVIS: to its package)."""
+        output_dir = Path(self.config.run_cfg.output_dir).expanduser().resolve() / self.job_id
+        result_dir = output_dir / "result"
+        result_dir.mkdir(parents=True, exist_ok=True)
+        # set, not register_path: that raises for a second runner in the same process
+        registry.mapping["paths"]["result_dir"] = str(result_dir)
+        registry.mapping["paths"]["output_dir"] = str(output_dir)
+        self.result_dir, self.output_dir = result_dir, output_dir
+
+    @property
+    def model(self):
+        if self._wrapped_model is None:
+            self._model = self._model.to(self.device)
+            if self.use_distributed:
+                cuda = self.device.type == "cuda"
+                self._wrapped_model = DistributedDataParallel(
+                    self._model,
+                    device_ids=[self.config.run_cfg.gpu] if cuda else None,
+                    find_unused_parameters=self.config.run_cfg.get("find_unused_parameters", False),
+                )
+            else:
+                self._wrapped_model = self._model
+        return self._wrapped_model
+
+    @property
+    def optimizer(self):
+        """AdamW over the model's parameter groups, each at ``init_lr * lr_scale``."""
+        if self._optimizer is None:
+            run_cfg = self.config.run_cfg
+            weight_decay = float(run_cfg.weight_decay)
+            model = self.unwrap_dist_model(self.model)
+            if hasattr(model, "get_optimizer_params"):
+                groups = model.get_optimizer_params(weight_decay)
+            else:  # RunnerBase's two groups
+                decay, no_decay = [], []
+                for name, param in model.named_parameters():
+                    if param.requires_grad:
+                        plain = param.ndim < 2 or "bias" in name or "ln" in name or "bn" in name
+                        (no_decay if plain else decay).append(param)
+                groups = [
+                    {"params": decay, "weight_decay": weight_decay},
+                    {"params": no_decay, "weight_decay": 0.0},
+                ]
+            for group in groups:
+                group.setdefault("lr_scale", 1.0)
+                group["lr"] = self.init_lr * group["lr_scale"]
+            logging.info(
+                "parameter groups: %s",
+                [(g.get("name", i), len(g["params"]), g["lr_scale"]) for i, g in enumerate(groups)],
+            )
+            self._optimizer = torch.optim.AdamW(
+                groups,
+                lr=self.init_lr,
+                weight_decay=weight_decay,
+                betas=(0.9, float(run_cfg.get("beta2", 0.999))),
+            )
+        return self._optimizer
+
+    @property
+    def lr_scheduler(self):
+        if self._lr_sched is None:
+            run_cfg = self.config.run_cfg
+            self._lr_sched = lavis_lookup("lr_scheduler", run_cfg.lr_sched)(
+                optimizer=self.optimizer,
+                max_epoch=self.max_epoch,
+                min_lr=self.min_lr,
+                init_lr=self.init_lr,
+                decay_rate=run_cfg.get("lr_decay_rate", None),
+                warmup_start_lr=run_cfg.get("warmup_lr", -1),
+                warmup_steps=run_cfg.get("warmup_steps", 0),
+                iters_per_epoch=len(self.train_loader),
+            )
+        return self._lr_sched
+
+    def create_loaders(
+        self, datasets, num_workers, batch_sizes, is_trains, collate_fns, dataset_ratios=None
+    ):
+        """One DataLoader per split: a DistributedSampler for training under DDP (and for
+        evaluation only if ``use_dist_eval_sampler``), CUDA prefetching only on CUDA."""
+        loaders = []
+        seed = int(self.config.run_cfg.get("seed", 0))
+        shuffle_train = bool(self.config.run_cfg.get("train_shuffle", True))
+        for dataset, batch_size, is_train, collate_fn in zip(
+            datasets, batch_sizes, is_trains, collate_fns, strict=True
+        ):
+            if isinstance(dataset, (list, tuple)):
+                raise NotImplementedError(
+                    "runner_portable takes map-style datasets only (no webdataset mixtures)"
+                )
+            sampler = None
+            if self.use_distributed and (is_train or self.use_dist_eval_sampler):
+                sampler = DistributedSampler(
+                    dataset,
+                    num_replicas=get_world_size(),
+                    rank=get_rank(),
+                    shuffle=is_train and shuffle_train,
+                    seed=seed,
+                )
+            loader = DataLoader(
+                dataset,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                pin_memory=self.cuda_enabled,
+                sampler=sampler,
+                shuffle=sampler is None and is_train and shuffle_train,
+                collate_fn=collate_fn,
+                drop_last=is_train,
+            )
+            if self.cuda_enabled:
+                loader = PrefetchLoader(loader)
+            loaders.append(EpochLoader(loader) if is_train else loader)
+        return loaders
+
+    # ------------------------------------------------------------------ training
+    def train(self):
+        start_time = time.time()
+        self.log_config()
+        if not self.evaluate_only and self.resume_ckpt_path is not None:
+            self._load_checkpoint(self.resume_ckpt_path)
+        cur_epoch = self.start_epoch
+        for cur_epoch in range(self.start_epoch, self.max_epoch):
+            if not self.evaluate_only:
+                logging.info("Start training epoch %d", cur_epoch)
+                self.log_stats(split_name="train", stats=self.train_epoch(cur_epoch))
+            for split_name in self.valid_splits:
+                logging.info("Evaluating on %s.", split_name)
+                val_log = self.eval_epoch(split_name=split_name, cur_epoch=cur_epoch)
+                if val_log is None:  # processes other than the main one
+                    continue
+                if split_name == self.valid_splits[0] and (
+                    val_log["agg_metrics"] > self.best_agg_metric
+                ):
+                    self.best_agg_metric, self.best_epoch = val_log["agg_metrics"], cur_epoch
+                    if not self.evaluate_only:
+                        self._save_checkpoint(cur_epoch, is_best=True)
+                val_log.update({"best_epoch": self.best_epoch})
+                self.log_stats(val_log, split_name)
+            if not self.evaluate_only and (
+                not self.valid_splits or self.config.run_cfg.get("save_latest", True)
+            ):
+                self._save_checkpoint(cur_epoch, is_best=False)
+            if self.evaluate_only:
+                break
+            barrier()  # the main process may still be writing a checkpoint
+        test_epoch = "best" if self.valid_splits and not self.evaluate_only else cur_epoch
+        test_logs = self.evaluate(cur_epoch=test_epoch, skip_reload=self.evaluate_only)
+        logging.info("Training time %s", datetime.timedelta(seconds=int(time.time() - start_time)))
+        return test_logs  # {split: metrics} on the main process (RunnerBase returns None)
+
+    def evaluate(self, cur_epoch="best", skip_reload=False):
+        """Test splits; the metrics also go to ``log.txt`` (main process)."""
+        logs = super().evaluate(cur_epoch=cur_epoch, skip_reload=skip_reload)
+        if logs and is_main_process():
+            self.log_stats({k: v for k, v in logs.items() if v is not None}, "test")
+        return logs
+
+    # ------------------------------------------------------------------ checkpoints
+    @main_process
+    def _save_checkpoint(self, cur_epoch, is_best=False):
+        model = self.unwrap_dist_model(self.model)
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        state = {k: v for k, v in model.state_dict().items() if k not in frozen}
+        save_to = self.output_dir / f"checkpoint_{'best' if is_best else 'latest'}.pth"
+        if is_best:
+            self.best_checkpoint = str(save_to)
+        torch.save(
+            {
+                "model": state,
+                "optimizer": self.optimizer.state_dict(),
+                "config": self.config.to_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "epoch": cur_epoch,
+                "best_agg_metric": self.best_agg_metric,
+                "best_epoch": self.best_epoch,
+                "best_checkpoint": self.best_checkpoint,
+            },
+            save_to,
+        )
+        logging.info("Saved epoch %s to %s", cur_epoch, save_to)
+
+    def _read_checkpoint(self, path) -> dict:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path} (local files only)")
+        return torch.load(str(path), map_location=self.device, weights_only=True)
+
+    def _load_model_state(self, model, state, path) -> None:
+        result = model.load_state_dict(state, strict=False)
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        missing = [k for k in result.missing_keys if k not in frozen]
+        if missing or result.unexpected_keys:
+            raise KeyError(
+                f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
+                f"unexpected {result.unexpected_keys[:10]}"
+            )
+
+    def _reload_best_model(self, model):
+        path = self.best_checkpoint or self.output_dir / "checkpoint_best.pth"
+        logging.info("Loading checkpoint from %s.", path)
+        self._load_model_state(model, self._read_checkpoint(path)["model"], path)
+        return model
+
+    def _load_checkpoint(self, url_or_filename):
+        """Resume model, optimiser, scaler, epoch and best metric from a local file."""
+        checkpoint = self._read_checkpoint(url_or_filename)
+        self._load_model_state(
+            self.unwrap_dist_model(self.model), checkpoint["model"], url_or_filename
+        )
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scaler and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.start_epoch = int(checkpoint["epoch"]) + 1
+        self.best_agg_metric = checkpoint.get("best_agg_metric", float("-inf"))
+        self.best_epoch = checkpoint.get("best_epoch")
+        self.best_checkpoint = checkpoint.get("best_checkpoint")
+        logging.info("Resumed from %s at epoch %d", url_or_filename, self.start_epoch)

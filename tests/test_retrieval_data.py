@@ -1,0 +1,175 @@
+"""Video processors, annotation checks, datasets and builders of retrieval_ext, on real mp4s."""
+
+import json
+
+import retrieval_ext  # noqa: F401
+from retrieval_ext.datasets.video_text import (
+    VideoTextEvalDataset,
+    VideoTextTrainDataset,
+    load_annotations,
+)
+from retrieval_ext.processors.video import (
+    ClipVideoEvalProcessor,
+    ClipVideoTrainProcessor,
+    VideoDecodeError,
+    read_frames,
+    sample_frame_indices,
+)
+
+import numpy as np
+import pytest
+import torch
+from lavis.common.registry import registry
+from omegaconf import OmegaConf
+from retrieval_helpers import write_tiny_embedded
+
+from plugins.video import moving_square_clip, write_mp4
+
+
+def test_frame_indices_are_segment_centres_or_random_inside_segments():
+    assert sample_frame_indices(16, 4).tolist() == [2, 6, 10, 14]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        indices = sample_frame_indices(16, 4, rng)
+        assert all(4 * s <= i < 4 * (s + 1) for s, i in enumerate(indices))
+    assert sample_frame_indices(3, 8).tolist() == [0, 1, 2]  # short: every frame
+    with pytest.raises(ValueError, match="at least one frame"):
+        sample_frame_indices(0, 4)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_processor_decodes_normalises_and_pads_a_short_video(tmp_path, backend):
+    clip = moving_square_clip(num_frames=3, size=32)
+    path = write_mp4(tmp_path / "short.mp4", clip)
+    out = ClipVideoEvalProcessor(image_size=32, num_frames=8, backend=backend)(str(path))
+    assert out["video"].shape == (8, 3, 32, 32)
+    assert out["video_mask"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert torch.count_nonzero(out["video"][3:]) == 0
+    train = ClipVideoTrainProcessor(image_size=24, num_frames=2, backend=backend)(str(path))
+    assert train["video"].shape == (2, 3, 24, 24) and train["video_mask"].tolist() == [1, 1]
+
+
+def test_decord_and_pyav_give_the_same_frames(tmp_path):
+    path = write_mp4(tmp_path / "clip.mp4", moving_square_clip(num_frames=8, size=32))
+    assert np.array_equal(read_frames(path, 4, "decord"), read_frames(path, 4, "pyav"))
+
+
+def test_missing_and_undecodable_videos_are_named(tmp_path):
+    processor = ClipVideoEvalProcessor(image_size=32, num_frames=4)
+    with pytest.raises(VideoDecodeError, match="not found: .*nowhere.mp4"):
+        processor(str(tmp_path / "nowhere.mp4"))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    for backend in ("decord", "pyav"):
+        with pytest.raises(
+            VideoDecodeError, match=f"cannot decode video .*broken.mp4 with {backend}"
+        ):
+            ClipVideoEvalProcessor(image_size=32, num_frames=4, backend=backend)(str(broken))
+
+
+def _write_ann(path, entries):
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_annotation_entries_need_video_and_caption(tmp_path):
+    write_mp4(tmp_path / "a.mp4", moving_square_clip(num_frames=4, size=32))
+    ann = _write_ann(
+        tmp_path / "ann.json", [{"video": "a.mp4", "caption": "x"}, {"video": "a.mp4"}]
+    )
+    with pytest.raises(
+        ValueError, match=r"ann.json, entry 1: missing required key\(s\) \['caption'\]"
+    ):
+        load_annotations([ann], tmp_path)
+    ann = _write_ann(tmp_path / "ann.json", [{"video": "a.mp4", "caption": []}])
+    with pytest.raises(ValueError, match="entry 0: 'caption' must be"):
+        load_annotations([ann], tmp_path)
+    with pytest.raises(FileNotFoundError, match="annotation file not found: .*none.json"):
+        load_annotations([tmp_path / "none.json"], tmp_path)
+
+
+def test_missing_videos_raise_or_are_skipped_and_counted(tmp_path):
+    write_mp4(tmp_path / "a.mp4", moving_square_clip(num_frames=4, size=32))
+    entries = [{"video": "a.mp4", "caption": ["one", "two"]}, {"video": "gone.mp4", "caption": "x"}]
+    ann = _write_ann(tmp_path / "ann.json", entries)
+    with pytest.raises(FileNotFoundError, match="1 video file.*gone.mp4.*bad_video_policy: skip"):
+        load_annotations([ann], tmp_path)
+    kept, skipped = load_annotations([ann], tmp_path, policy="skip")
+    assert [e["video_id"] for e in kept] == ["a"] and skipped == [str(tmp_path / "gone.mp4")]
+
+
+def test_training_skips_undecodable_videos_only_when_asked(tmp_path):
+    write_mp4(tmp_path / "a.mp4", moving_square_clip(num_frames=4, size=32))
+    (tmp_path / "b.mp4").write_bytes(b"not a video")
+    ann = _write_ann(
+        tmp_path / "ann.json",
+        [{"video": "b.mp4", "caption": "broken"}, {"video": "a.mp4", "caption": "fine"}],
+    )
+    processor = ClipVideoTrainProcessor(image_size=32, num_frames=4)
+    strict = VideoTextTrainDataset(processor, str, [ann], tmp_path)
+    with pytest.raises(VideoDecodeError, match="b.mp4"):
+        strict[0]
+    lenient = VideoTextTrainDataset(processor, str, [ann], tmp_path, policy="skip")
+    assert lenient[0]["text_input"] == "fine" and lenient.skipped == [str(tmp_path / "b.mp4")]
+
+
+def test_eval_dataset_maps_several_captions_and_collates_short_videos(tmp_path):
+    write_mp4(tmp_path / "long.mp4", moving_square_clip(num_frames=8, size=32))
+    write_mp4(tmp_path / "short.mp4", moving_square_clip(num_frames=2, size=32))
+    ann = _write_ann(
+        tmp_path / "ann.json",
+        [{"video": "long.mp4", "caption": ["a", "b"]}, {"video": "short.mp4", "caption": "c"}],
+    )
+    dataset = VideoTextEvalDataset(
+        ClipVideoEvalProcessor(image_size=32, num_frames=6), str, [ann], tmp_path
+    )
+    assert dataset.text == ["a", "b", "c"]
+    assert dataset.txt2video == {0: 0, 1: 0, 2: 1} and dataset.video2txt == {0: [0, 1], 1: [2]}
+    assert dataset.txt2img is dataset.txt2video  # LAVIS's names
+    batch = dataset.collater([dataset[0], dataset[1]])
+    assert batch["video"].shape == (2, 6, 3, 32, 32)
+    assert batch["video_mask"].sum(1).tolist() == [6, 2]
+
+
+def test_builder_reads_local_files_through_lavis_registry(tmp_path, monkeypatch):
+    root = write_tiny_embedded(tmp_path / "data" / "video_text", train=2, val=1, test=1)
+    monkeypatch.chdir(tmp_path)  # the default config's relative paths
+    builder = registry.get_builder_class("embedded_text_video")()
+    datasets = builder.build_datasets()
+    assert set(datasets) == {"train", "val", "test"}
+    assert len(datasets["train"]) == 8 and len(datasets["test"]) == 2  # 2 captions a clip
+    sample = datasets["train"][0]
+    assert sample["video"].shape == (8, 3, 32, 32) and isinstance(sample["text_input"], str)
+    assert (root / "annotations" / "train.json").is_file()
+
+
+def test_builder_errors_name_the_missing_path_and_refuse_urls(tmp_path):
+    cfg = OmegaConf.load(registry.get_builder_class("msvd_text_video").default_config_path())
+    cfg = cfg.datasets.msvd_text_video
+    cfg.build_info.videos.storage = str(tmp_path)
+    cfg.build_info.annotations.train.storage = str(tmp_path / "missing_train.json")
+    with pytest.raises(FileNotFoundError, match="missing_train.json"):
+        registry.get_builder_class("msvd_text_video")(cfg).build_datasets()
+    cfg.build_info.annotations.train.storage = "https://example.com/train.json"
+    with pytest.raises(ValueError, match="is a URL; these builders read local files only"):
+        registry.get_builder_class("msvd_text_video")(cfg).build_datasets()
+    cfg.vis_processor.train.name = "no_such_processor"
+    with pytest.raises(KeyError, match="no LAVIS processor named 'no_such_processor'"):
+        registry.get_builder_class("msvd_text_video")(cfg).build_datasets()
+
+
+def test_embedded_dataset_is_seeded_and_pairs_each_clip_with_its_reversal(tmp_path):
+    from plugins.video import decode_pyav
+
+    first = write_tiny_embedded(tmp_path / "a", train=3, val=1, test=1)
+    second = write_tiny_embedded(tmp_path / "b", train=3, val=1, test=1)
+    ann = json.loads((first / "annotations" / "train.json").read_text())
+    assert ann == json.loads((second / "annotations" / "train.json").read_text())
+    assert len({c for e in ann for c in e["caption"]}) == 2 * len(ann)  # distinct captions
+    clip = decode_pyav(first / "videos" / ann[0]["video"])
+    twin = decode_pyav(first / "videos" / ann[1]["video"])
+    assert clip.shape == (8, 32, 32, 3)
+    reversed_gap = np.abs(clip[::-1].astype(int) - twin.astype(int)).mean()  # H.264 noise
+    forward_gap = np.abs(clip.astype(int) - twin.astype(int)).mean()
+    assert reversed_gap < 4 and reversed_gap < forward_gap / 2
+    assert np.array_equal(clip, decode_pyav(second / "videos" / ann[0]["video"]))

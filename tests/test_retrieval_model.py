@@ -1,0 +1,291 @@
+"""CLIP4Clip, the text_video_retrieval task, the LR schedule and the LAVIS fixes, in-process."""
+
+import retrieval_ext  # noqa: F401
+from retrieval_ext.models.clip4clip import CLIP4ClipOutput, load_openai_clip
+from retrieval_ext.tasks.text_video_retrieval import retrieval_metrics
+
+import numpy as np
+import pytest
+import torch
+from lavis.common.registry import registry
+from lavis.models.clip_models.model import CLIP
+from omegaconf import OmegaConf
+from retrieval_helpers import TINY_CLIP, tiny_model_cfg
+
+from plugins.compat import lavis_lookup
+
+
+def _model(model_type="meanP", **overrides):
+    torch.manual_seed(0)
+    return registry.get_model_class("clip4clip_retrieval").from_config(
+        tiny_model_cfg(model_type, **overrides)
+    )
+
+
+def _batch(batch=3, frames=4, valid=None):
+    torch.manual_seed(1)
+    video = torch.randn(batch, frames, 3, 32, 32)
+    mask = torch.ones(batch, frames, dtype=torch.long)
+    if valid is not None:
+        mask[:, valid:] = 0
+    texts = ["a red square moves left", "a blue bar moves up", "a white circle moves down"]
+    return {"video": video, "video_mask": mask, "text_input": texts[:batch]}
+
+
+@pytest.mark.parametrize("model_type", ["meanP", "seqTransf"])
+def test_forward_returns_the_loss_and_its_parts_and_trains(model_type):
+    model = _model(model_type)
+    out = model(_batch())
+    assert isinstance(out, CLIP4ClipOutput) and out["loss"] is out.loss
+    assert torch.allclose(out.loss, (out.loss_t2v + out.loss_v2t) / 2)
+    assert out.logits.shape == (3, 3)
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_mean_pooling_ignores_frame_order_and_the_temporal_transformer_does_not():
+    samples = _batch(batch=2, frames=4)
+    reversed_video = samples["video"].flip(1)
+    for model_type, order_blind in (("meanP", True), ("seqTransf", False)):
+        model = _model(model_type).eval()
+        with torch.no_grad():
+            forward = model.extract_video_features(samples["video"], samples["video_mask"])
+            backward = model.extract_video_features(reversed_video, samples["video_mask"])
+        assert torch.allclose(forward, backward, atol=1e-5) is order_blind, model_type
+
+
+@pytest.mark.parametrize("model_type", ["meanP", "seqTransf"])
+def test_padded_frames_do_not_change_the_video_vector(model_type):
+    model = _model(model_type).eval()
+    samples = _batch(batch=2, frames=6, valid=3)
+    changed = samples["video"].clone()
+    changed[:, 3:] = torch.randn_like(changed[:, 3:]) * 5
+    with torch.no_grad():
+        a = model.extract_video_features(samples["video"], samples["video_mask"])
+        b = model.extract_video_features(changed, samples["video_mask"])
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_seq_transformer_starts_from_the_clip_text_layers():
+    model = _model("seqTransf")
+    text_block = model.clip.transformer.resblocks[0].state_dict()
+    temporal_block = model.temporal.transformer.resblocks[0].state_dict()
+    assert all(torch.equal(text_block[k], temporal_block[k]) for k in text_block)
+    table = model.temporal.frame_position_embeddings.weight
+    assert torch.equal(table, model.clip.positional_embedding[: table.shape[0]])
+
+
+def test_tokenize_truncates_and_keeps_the_end_token():
+    model = _model(max_txt_len=6)
+    tokens = model.tokenize(["one two three four five six seven", "hi"])
+    assert tokens.shape == (2, 6)
+    assert tokens[0].argmax() == 5 and tokens[1].argmax() == 2  # end token position
+
+
+def test_parameter_groups_scale_the_clip_learning_rate():
+    groups = _model("seqTransf", lr_scale_clip=1e-3).get_optimizer_params(weight_decay=0.2)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["clip/decay"]["lr_scale"] == 1e-3 and by_name["new/decay"]["lr_scale"] == 1.0
+    assert by_name["clip/no_decay"]["weight_decay"] == 0.0
+    assert by_name["clip/decay"]["weight_decay"] == 0.2
+
+
+def _openai_like_clip():
+    """A tiny CLIP shaped as OpenAI's releases are: QuickGELU, 64 channels per head."""
+    text_cfg = {**TINY_CLIP["text_cfg"], "heads": 1}
+    return CLIP(**{**TINY_CLIP, "text_cfg": text_cfg, "quick_gelu": True})
+
+
+def test_openai_format_weights_load_from_a_file_or_folder(tmp_path):
+    torch.manual_seed(3)
+    source = _openai_like_clip()
+    torch.save(source.state_dict(), tmp_path / "ViT-T-8.pt")  # OpenAI's key names
+    for pretrained in (tmp_path / "ViT-T-8.pt", tmp_path):
+        model = registry.get_model_class("clip4clip_retrieval").from_config(
+            OmegaConf.create(
+                {
+                    "model_type": "meanP",
+                    "pretrained": str(pretrained),
+                    "clip_model_type": "ViT-T-8",
+                    "max_txt_len": 16,
+                }
+            )
+        )
+        for key, value in source.state_dict().items():
+            assert torch.equal(model.clip.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="CLIP weights not found: .*ViT-B-32.pt"):
+        load_openai_clip(tmp_path, "ViT-B-32")
+
+
+@pytest.mark.filterwarnings("ignore")  # torch.jit deprecation and tracer notes
+def test_openai_torchscript_release_files_load_without_unpickling(tmp_path):
+    torch.manual_seed(4)
+    source = _openai_like_clip().eval()
+
+    class Release(torch.nn.Module):  # OpenAI's archive: CLIP's tensors under the same names
+        def __init__(self):
+            super().__init__()
+            for name, child in source.named_children():
+                self.add_module(name, child)
+            for name, param in source.named_parameters(recurse=False):
+                self.register_parameter(name, param)
+
+        def forward(self, image):
+            return self.visual(image) @ self.text_projection.t()
+
+    traced = torch.jit.trace(Release(), torch.randn(1, 3, 32, 32))
+    torch.jit.save(traced, str(tmp_path / "ViT-T-8.pt"))
+    clip = load_openai_clip(tmp_path / "ViT-T-8.pt")
+    for key, value in source.state_dict().items():
+        assert torch.equal(clip.state_dict()[key], value), key
+
+
+def _ranks_by_sorting(sim_t2v, txt2video, video2txt):
+    """The metric's definition, computed independently: position in a stable sort."""
+    order = np.argsort(-sim_t2v, axis=1, kind="stable")
+    t2v = np.array([np.where(order[i] == txt2video[i])[0][0] for i in range(len(order))])
+    order_v = np.argsort(-sim_t2v.T, axis=1, kind="stable")
+    v2t = np.array(
+        [min(np.where(order_v[v] == t)[0][0] for t in video2txt[v]) for v in range(len(order_v))]
+    )
+    return t2v, v2t
+
+
+def test_metrics_match_their_definition_with_several_captions_per_video():
+    rng = np.random.default_rng(0)
+    video2txt = {v: [2 * v, 2 * v + 1] for v in range(60)}
+    txt2video = {t: v for v, ts in video2txt.items() for t in ts}
+    sim = rng.normal(size=(120, 60))
+    sim[np.arange(120), [txt2video[t] for t in range(120)]] += 1.5
+    metrics = retrieval_metrics(sim, txt2video, video2txt)
+    t2v, v2t = _ranks_by_sorting(sim, txt2video, video2txt)
+    for prefix, ranks in (("t2v", t2v), ("v2t", v2t)):
+        for k in (1, 5, 10, 50):
+            assert metrics[f"{prefix}_r{k}"] == pytest.approx(100 * np.mean(ranks < k))
+        assert metrics[f"{prefix}_medr"] == np.floor(np.median(ranks)) + 1
+        assert metrics[f"{prefix}_meanr"] == pytest.approx(np.mean(ranks) + 1)
+    with pytest.raises(ValueError, match="120 texts x 60 videos"):
+        retrieval_metrics(sim, txt2video, {0: [0]})
+
+
+def test_task_resolves_through_lavis_and_selects_on_text_to_video():
+    from types import SimpleNamespace
+
+    from lavis.tasks import setup_task
+
+    cfg = SimpleNamespace(run_cfg=OmegaConf.create({"task": "text_video_retrieval"}))
+    task = setup_task(cfg)
+    assert task.select_on == "t2v"
+
+    class Loader:  # what the runner hands the task: a loader whose dataset has the maps
+        dataset = SimpleNamespace(txt2video={0: 0, 1: 1}, video2txt={0: [0], 1: [1]})
+
+    class Scores:
+        @staticmethod
+        def compute_sim_matrix(data_loader, task_cfg):
+            sim_t2v = np.array([[0.9, 0.1], [0.8, 0.2]])  # text 1 misses, video 1 hits
+            return sim_t2v.T, sim_t2v
+
+    metrics = task.evaluation(Scores(), Loader())
+    assert metrics["agg_metrics"] == metrics["t2v_sum_r"] != metrics["v2t_sum_r"]
+    with pytest.raises(ValueError, match="select_on"):
+        setup_task(
+            SimpleNamespace(
+                run_cfg=OmegaConf.create({"task": "text_video_retrieval", "select_on": "img"})
+            )
+        )
+
+
+def test_group_schedule_scales_groups_where_lavis_overwrites_them():
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
+    groups = [{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 1e-3}]
+
+    def optimizer():
+        return torch.optim.AdamW([dict(g) for g in groups], lr=1e-4)
+
+    lavis_sched = registry.get_lr_scheduler_class("linear_warmup_cosine_lr")
+    opt = optimizer()
+    lavis_sched(opt, max_epoch=4, min_lr=0, init_lr=1e-4).step(cur_epoch=1, cur_step=0)
+    assert opt.param_groups[0]["lr"] == opt.param_groups[1]["lr"]  # the defect
+    ours = registry.get_lr_scheduler_class("linear_warmup_cosine_group_lr")
+    opt = optimizer()
+    sched = ours(opt, max_epoch=4, min_lr=0, init_lr=1e-4, warmup_steps=5, iters_per_epoch=10)
+    seen = []
+    for epoch in range(4):
+        for step in range(10):
+            base = sched.step(cur_epoch=epoch, cur_step=step)
+            assert opt.param_groups[1]["lr"] == pytest.approx(base * 1e-3)
+            seen.append(base)
+    assert seen[0] == pytest.approx(1e-4) and max(seen) == pytest.approx(1e-4)  # warm-up
+    assert seen[5] == pytest.approx(1e-4) and seen[-1] < 1e-6  # cosine to min_lr
+    assert all(a >= b for a, b in zip(seen[5:], seen[6:], strict=False))
+
+
+def test_unknown_registry_names_are_clear_errors():
+    assert registry.get_model_class("clip4clip_retrieval_typo") is None  # LAVIS's silent miss
+    with pytest.raises(
+        KeyError, match="no LAVIS model named 'clip4clip_retrieval_typo'.*clip4clip_retrieval"
+    ):
+        lavis_lookup("model", "clip4clip_retrieval_typo")
+    with pytest.raises(KeyError, match="unknown model_type 'meanp'"):
+        registry.get_model_class("clip4clip_retrieval").default_config_path("meanp")
+
+
+def test_lavis_config_merges_the_model_defaults_of_the_model_type(tmp_path):
+    from types import SimpleNamespace
+
+    from lavis.common.config import Config
+
+    from plugins.paths import CONFIG_DIR
+
+    cfg = Config(
+        SimpleNamespace(
+            cfg_path=str(CONFIG_DIR / "lavis" / "clip4clip" / "embedded_meanP.yaml"),
+            options=["model.model_type=seqTransf", "run.max_epoch=1"],
+        )
+    )
+    assert cfg.model_cfg.model_type == "seqTransf" and cfg.run_cfg.max_epoch == 1
+    assert cfg.model_cfg.logit_scale_max == 100.0  # from retrieval_ext's default yaml
+    assert cfg.datasets_cfg.embedded_text_video.data_type == "videos"
+
+
+def test_check_registry_names_names_the_bad_entry(tmp_path):
+    from retrieval_ext.launch import check_registry_names
+
+    from plugins.paths import CONFIG_DIR
+
+    path = CONFIG_DIR / "lavis" / "clip4clip" / "embedded_meanP.yaml"
+    check_registry_names(str(path))
+    with pytest.raises(KeyError, match="no LAVIS runner named 'runner_gpu'"):
+        check_registry_names(str(path), ["run.runner=runner_gpu"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("embedded_text_video:", "embedded_text_vid:"))
+    with pytest.raises(KeyError, match="no LAVIS builder named 'embedded_text_vid'"):
+        check_registry_names(str(bad))
+
+
+def _shipped_configs():
+    from plugins.paths import CONFIG_DIR
+
+    return sorted((CONFIG_DIR / "lavis" / "clip4clip").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: p.name)
+def test_every_shipped_config_loads_through_lavis_config(path):
+    from types import SimpleNamespace
+
+    from retrieval_ext.launch import check_registry_names
+
+    from lavis.common.config import Config
+
+    check_registry_names(str(path))
+    cfg = Config(SimpleNamespace(cfg_path=str(path), options=[]))
+    assert cfg.run_cfg.task == "text_video_retrieval" and cfg.run_cfg.runner == "runner_portable"
+    assert cfg.run_cfg.lr_sched == "linear_warmup_cosine_group_lr" and "seed" in cfg.run_cfg
+    assert cfg.model_cfg.model_type in ("meanP", "seqTransf")
+    assert cfg.model_cfg.pretrained != "openai"  # LAVIS's downloading path is never used
+    (name,) = cfg.datasets_cfg
+    info = cfg.datasets_cfg[name].build_info
+    assert {"train", "val", "test"} <= set(info.annotations) and info.videos.storage
+    assert all("url" not in split for split in info.annotations.values())
