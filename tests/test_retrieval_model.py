@@ -289,3 +289,20 @@ def test_every_shipped_config_loads_through_lavis_config(path):
     info = cfg.datasets_cfg[name].build_info
     assert {"train", "val", "test"} <= set(info.annotations) and info.videos.storage
     assert all("url" not in split for split in info.annotations.values())
+
+
+def test_video_encoding_refuses_a_loader_that_misses_gallery_rows():
+    """A sharded evaluation loader (one rank's share) must not leave rows unencoded."""
+    model = _model().eval()
+    batch = _batch(batch=2)
+    shard = [
+        {"video": batch["video"], "video_mask": batch["video_mask"], "index": torch.tensor([0, 2])}
+    ]
+
+    class Loader(list):
+        dataset = [None] * 4
+
+    with pytest.raises(RuntimeError, match="2 of 4 evaluation videos were never encoded"):
+        model.encode_video_loader(Loader(shard))
+    full = Loader(shard + [{**shard[0], "index": torch.tensor([1, 3])}])
+    assert torch.isfinite(model.encode_video_loader(full)).all()

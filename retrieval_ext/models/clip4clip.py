@@ -311,12 +311,19 @@ class CLIP4ClipRetrieval(BaseModel):
     @torch.no_grad()
     def encode_video_loader(self, data_loader) -> torch.Tensor:
         """``[videos, D]`` features of an evaluation loader, in dataset order."""
-        features = torch.empty(len(data_loader.dataset), self.clip.visual.output_dim)
+        features = torch.full((len(data_loader.dataset), self.clip.visual.output_dim), float("nan"))
         for samples in data_loader:
             feat = self.extract_video_features(
                 samples["video"].to(self.device), samples["video_mask"].to(self.device)
             )
             features[samples["index"].cpu()] = feat.float().cpu()
+        missing = torch.isnan(features).any(dim=1).nonzero().flatten()
+        if len(missing):
+            raise RuntimeError(
+                f"{len(missing)} of {len(features)} evaluation videos were never encoded "
+                f"(e.g. index {missing[0].item()}); the evaluation loader must cover the "
+                "whole gallery (no sharding sampler)"
+            )
         return features
 
     @torch.no_grad()

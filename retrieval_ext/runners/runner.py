@@ -188,8 +188,9 @@ class PortableRunner(RunnerBase):
     def create_loaders(
         self, datasets, num_workers, batch_sizes, is_trains, collate_fns, dataset_ratios=None
     ):
-        """One DataLoader per split: a DistributedSampler for training under DDP (and for
-        evaluation only if ``use_dist_eval_sampler``), CUDA prefetching only on CUDA."""
+        """One DataLoader per split: a DistributedSampler for training under DDP (never for
+        evaluation, which encodes the whole gallery on every rank), CUDA prefetching only
+        on CUDA."""
         loaders = []
         seed = int(self.config.run_cfg.get("seed", 0))
         shuffle_train = bool(self.config.run_cfg.get("train_shuffle", True))
@@ -201,7 +202,10 @@ class PortableRunner(RunnerBase):
                     "runner_portable takes map-style datasets only (no webdataset mixtures)"
                 )
             sampler = None
-            if self.use_distributed and (is_train or self.use_dist_eval_sampler):
+            # evaluation loaders stay whole on every rank: compute_sim_matrix encodes the
+            # full gallery, so a sharding sampler (LAVIS's use_dist_eval_sampler) would
+            # leave rows of it unencoded
+            if self.use_distributed and is_train:
                 sampler = DistributedSampler(
                     dataset,
                     num_replicas=get_world_size(),
