@@ -174,3 +174,36 @@ def test_recbole_distributed_config_runs_on_gloo_with_the_fix(tmp_path):
     result = run_python(DISTRIBUTED_CONFIG.format(fix=fix, port=29618), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "device cpu single_spec False backend gloo" in result.stdout
+
+
+ENSURE_DIR_RACE = """
+    import numpy as np
+    for a, t in dict(float_=np.float64, complex_=np.complex128, unicode_=np.str_,
+                     bool8=np.bool_).items():
+        setattr(np, a, t)
+    {fix}
+    import os
+    import unittest.mock
+    from recbole.data.dataset import dataset
+    from recbole.trainer import trainer
+    from recbole.utils import logger
+    os.makedirs('saved')
+    # another rank creates the folder between this rank's exists() check and its makedirs
+    with unittest.mock.patch('os.path.exists', return_value=False):
+        for module in (trainer, logger, dataset):
+            module.ensure_dir('saved')
+    print('folders ok')
+"""
+
+
+def test_concurrent_ensure_dir_fails_without_the_fix(tmp_path):
+    result = run_python(ENSURE_DIR_RACE.format(fix=""), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "FileExistsError" in result.stderr
+
+
+def test_concurrent_ensure_dir_is_harmless_with_the_fix(tmp_path):
+    fix = "from plugins.compat import recbole_race_free_ensure_dir as f; assert f()"
+    result = run_python(ENSURE_DIR_RACE.format(fix=fix), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "folders ok" in result.stdout

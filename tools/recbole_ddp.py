@@ -21,8 +21,10 @@ import recbole_ext  # noqa: F401  (host fixes, registers UPSR)
 
 import torch
 from recbole.quick_start import run_recbole
+from torch.distributed.elastic.multiprocessing.errors import record
 
 
+@record  # torchrun's failure summary then shows the failing rank's traceback
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)

@@ -19,6 +19,7 @@ from plugins.compat.numpy2 import restore_numpy_aliases
 from plugins.compat.recbole import (
     extend_recbole_model_lookup,
     recbole_cpu_distributed,
+    recbole_race_free_ensure_dir,
     register_recbole_model,
 )
 
@@ -29,6 +30,7 @@ HOST_FIXES = {
         extend_recbole_model_lookup,
         allow_recbole_checkpoints,
         recbole_cpu_distributed,
+        recbole_race_free_ensure_dir,
     ),
     "mmaction2": (
         provide_missing_drn_module,
@@ -62,6 +64,7 @@ __all__ = [
     "name_videos_in_decode_errors",
     "provide_missing_drn_module",
     "recbole_cpu_distributed",
+    "recbole_race_free_ensure_dir",
     "register_recbole_model",
     "restore_numpy_aliases",
 ]

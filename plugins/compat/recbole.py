@@ -210,3 +210,47 @@ def recbole_cpu_distributed() -> bool:
 
     trainer_module.Trainer.evaluate = evaluate_after_save
     return True
+
+
+def recbole_race_free_ensure_dir() -> bool:
+    """Let several RecBole processes create the same folder at the same moment.
+
+    Upstream: no RecBole issue tracks it. ``recbole.utils.ensure_dir`` checks
+    ``os.path.exists`` and then calls ``os.makedirs``. Ranks started together (torchrun, or
+    RecBole's own ``run_recboles``) all create ``./log/<model>`` and the checkpoint folder;
+    when two see the folder missing, the slower ``makedirs`` raises FileExistsError and that
+    rank dies (our 2-process CI test failed this way on a fresh working directory). The fix
+    is ``os.makedirs(..., exist_ok=True)``, put in every module that imported the name.
+
+    Returns:
+        True if applied by this call.
+    """
+    import os
+
+    import recbole.data.dataset.dataset
+    import recbole.data.utils
+    import recbole.trainer.trainer
+    import recbole.utils
+    import recbole.utils.logger
+    import recbole.utils.utils
+
+    if getattr(recbole.utils.utils.ensure_dir, "_plugzoo_race_free", False):
+        return False
+    check_then_create = recbole.utils.utils.ensure_dir
+
+    @functools.wraps(check_then_create)
+    def ensure_dir(dir_path):
+        os.makedirs(dir_path, exist_ok=True)
+
+    ensure_dir._plugzoo_race_free = True
+    for module in (
+        recbole.utils.utils,
+        recbole.utils,
+        recbole.utils.logger,
+        recbole.trainer.trainer,
+        recbole.data.utils,
+        recbole.data.dataset.dataset,
+    ):
+        if getattr(module, "ensure_dir", None) is check_then_create:
+            module.ensure_dir = ensure_dir
+    return True
