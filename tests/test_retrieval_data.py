@@ -54,6 +54,49 @@ def test_decord_and_pyav_give_the_same_frames(tmp_path):
     assert np.array_equal(read_frames(path, 4, "decord"), read_frames(path, 4, "pyav"))
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # mkv stores no frame count
+def test_pyav_converts_only_the_sampled_frames(tmp_path, suffix, monkeypatch):
+    import av
+
+    from plugins.video import decode_pyav
+
+    clip = moving_square_clip(num_frames=64, size=32)
+    path = write_mp4(tmp_path / f"long{suffix}", clip)
+    every = decode_pyav(path)
+    seeded = sample_frame_indices(64, 4, np.random.default_rng(3))
+    assert np.array_equal(read_frames(path, 4, "pyav", np.random.default_rng(3)), every[seeded])
+
+    converted = []
+    real_open = av.open
+
+    class Frame:
+        def __init__(self, frame):
+            self.frame = frame
+
+        def to_ndarray(self, **kwargs):
+            converted.append(kwargs)
+            return self.frame.to_ndarray(**kwargs)
+
+    class Container:
+        def __init__(self, *args, **kwargs):
+            self.container = real_open(*args, **kwargs)
+            self.streams = self.container.streams
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+        def decode(self, *args, **kwargs):
+            return (Frame(f) for f in self.container.decode(*args, **kwargs))
+
+    monkeypatch.setattr(av, "open", Container)
+    frames = read_frames(path, 4, "pyav")
+    assert np.array_equal(frames, every[sample_frame_indices(64, 4)])
+    assert len(converted) == 4  # not 64: memory stays at the sampled frames
+
+
 def test_missing_and_undecodable_videos_are_named(tmp_path):
     processor = ClipVideoEvalProcessor(image_size=32, num_frames=4)
     with pytest.raises(VideoDecodeError, match="not found: .*nowhere.mp4"):

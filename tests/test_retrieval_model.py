@@ -163,8 +163,11 @@ def test_metrics_match_their_definition_with_several_captions_per_video():
     for prefix, ranks in (("t2v", t2v), ("v2t", v2t)):
         for k in (1, 5, 10, 50):
             assert metrics[f"{prefix}_r{k}"] == pytest.approx(100 * np.mean(ranks < k))
-        assert metrics[f"{prefix}_medr"] == np.floor(np.median(ranks)) + 1
+        assert metrics[f"{prefix}_medr"] == np.median(ranks) + 1
         assert metrics[f"{prefix}_meanr"] == pytest.approx(np.mean(ranks) + 1)
+    # two texts ranked first and second: CLIP4Clip's median rank is 1.5
+    two = retrieval_metrics(np.array([[1.0, 0.0], [1.0, 0.5]]), {0: 0, 1: 1}, {0: [0], 1: [1]})
+    assert two["t2v_medr"] == 1.5
     with pytest.raises(ValueError, match="120 texts x 60 videos"):
         retrieval_metrics(sim, txt2video, {0: [0]})
 

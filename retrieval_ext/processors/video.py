@@ -58,12 +58,42 @@ def _decode_decord(path: str, sampler) -> np.ndarray:
     return reader.get_batch(indices.tolist()).asnumpy()
 
 
+def _pyav_pick(path: str, wanted: np.ndarray) -> tuple[dict, int]:
+    """Decode up to the last wanted frame, converting and keeping only the wanted ones;
+    returns ``({index: frame}, frames decoded)``."""
+    import av
+
+    wanted_set, last = set(wanted.tolist()), int(wanted.max())
+    kept, decoded = {}, 0
+    with av.open(path) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            decoded = index + 1
+            if index in wanted_set:
+                kept[index] = frame.to_ndarray(format="rgb24")
+            if index == last:
+                break
+    return kept, decoded
+
+
 def _decode_pyav(path: str, sampler) -> np.ndarray:
+    # Memory stays at the sampled frames (a minute of 1080p is gigabytes as RGB). The
+    # container's frame count picks them; without one (some webm/mkv), or when the stream
+    # ends before the count, a first pass counts the frames and a second one picks.
     import av
 
     with av.open(path) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return np.stack([frames[i] for i in sampler(len(frames))])
+        count = container.streams.video[0].frames
+    if count > 0:
+        wanted = sampler(count)
+        kept, decoded = _pyav_pick(path, wanted)
+        if len(kept) == len(set(wanted.tolist())):
+            return np.stack([kept[i] for i in wanted])
+        count = decoded
+    else:
+        count = _pyav_pick(path, np.array([np.iinfo(np.int64).max]))[1]
+    wanted = sampler(count)
+    kept, _ = _pyav_pick(path, wanted)
+    return np.stack([kept[i] for i in wanted])
 
 
 def read_frames(

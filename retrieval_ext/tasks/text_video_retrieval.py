@@ -34,7 +34,9 @@ def _rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def _summary(ranks: np.ndarray, prefix: str) -> dict:
     out = {f"{prefix}_r{k}": 100.0 * float(np.mean(ranks < k)) for k in RECALL_AT}
-    out[f"{prefix}_medr"] = float(np.floor(np.median(ranks))) + 1
+    # CLIP4Clip's convention (metrics.py): the median of the 0-based ranks, plus one, so an
+    # even count can give a half rank
+    out[f"{prefix}_medr"] = float(np.median(ranks)) + 1
     out[f"{prefix}_meanr"] = float(np.mean(ranks)) + 1
     out[f"{prefix}_sum_r"] = out[f"{prefix}_r1"] + out[f"{prefix}_r5"] + out[f"{prefix}_r10"]
     return out
