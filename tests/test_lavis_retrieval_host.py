@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO_ROOT
 from retrieval_helpers import write_tiny_embedded
 
@@ -55,6 +56,43 @@ def _metrics(result):
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     return write_tiny_embedded(tmp_path_factory.mktemp("video_text"), train=8, val=3, test=3)
+
+
+def _train_losses(job):
+    lines = (job / "log.txt").read_text().splitlines()
+    return [json.loads(line)["train_loss"] for line in lines if '"train_loss"' in line]
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_one(tiny_data, tmp_path):
+    """Stopped after epoch 2 and resumed, training sees the same batches, frame offsets
+    and weights in epoch 3 as a run that never stopped (a constant rate after warm-up, so
+    the schedule does not depend on max_epoch)."""
+    run = dict(batch_size_train=4, min_lr=1e-3, num_workers=1)
+
+    def train(out, **extra):
+        options = _options(tiny_data, out, **run, **extra)
+        return _run(
+            [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options", *options], tmp_path
+        )
+
+    straight = train(tmp_path / "straight", max_epoch=3)
+    train(tmp_path / "first", max_epoch=2)
+    resumed = train(
+        tmp_path / "resumed",
+        max_epoch=3,
+        resume_ckpt_path=tmp_path / "first" / "job" / "checkpoint_latest.pth",
+    )
+    straight_losses = _train_losses(tmp_path / "straight" / "job")
+    assert len(straight_losses) == 3
+    assert _train_losses(tmp_path / "resumed" / "job") == straight_losses[2:]  # "%.3f"
+    final = [
+        torch.load(out / "job" / "checkpoint_latest.pth", weights_only=True)
+        for out in (tmp_path / "straight", tmp_path / "resumed")
+    ]
+    assert final[0]["epoch"] == final[1]["epoch"] == 2
+    for name, weights in final[0]["model"].items():
+        assert torch.allclose(weights, final[1]["model"][name], atol=1e-6), name
+    assert _metrics(resumed) == pytest.approx(_metrics(straight), rel=1e-5)
 
 
 def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):

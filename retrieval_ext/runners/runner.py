@@ -7,7 +7,8 @@
   stream, and its ``IterLoader`` sleeps 2 s at each epoch boundary;
 - ``train`` calls ``dist.barrier()`` unguarded every epoch (LAVIS #537), starts the best
   metric at 0 (a model scoring 0 never gets a "best" checkpoint to reload), and saves no
-  checkpoint to resume from when a validation split exists;
+  checkpoint to resume from when a validation split exists, and a resumed run shuffles
+  as in its first epoch;
 - its optimiser has two parameter groups and its schedulers overwrite every group's rate;
 - its output directory is relative to LAVIS's installed package, and registering it a
   second time (a second runner in one process) raises;
@@ -21,9 +22,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from lavis.common.dist_utils import get_rank, get_world_size, is_main_process, main_process
@@ -70,21 +73,37 @@ def barrier() -> None:
         dist.barrier()
 
 
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Seed Python, NumPy and torch for one epoch of one rank (LAVIS seeds once, with
+    ``seed + rank``; this is that seed at epoch 0)."""
+    epoch_seed = seed + get_rank() + epoch * get_world_size()
+    random.seed(epoch_seed)
+    np.random.seed(epoch_seed)
+    torch.manual_seed(epoch_seed)
+
+
 class EpochLoader:
-    """An endless iterator over a DataLoader that advances a DistributedSampler's epoch."""
+    """An endless iterator over a DataLoader, started afresh by :meth:`start_epoch`."""
 
     def __init__(self, loader: DataLoader):
         self.loader, self.epoch = loader, 0
-        self._iter = iter(loader)
+        self._iter = None  # made on first use: with workers, iter() starts them
+
+    def start_epoch(self, epoch: int) -> None:
+        """Start the pass of ``epoch``: a DistributedSampler shuffles for that epoch; a
+        RandomSampler and the workers' seeds draw from torch's global generator."""
+        self.epoch = epoch
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(epoch)
+        self._iter = iter(self.loader)
 
     def __next__(self):
+        if self._iter is None:
+            self.start_epoch(self.epoch)
         try:
             return next(self._iter)
-        except StopIteration:
-            self.epoch += 1
-            if isinstance(self.loader.sampler, DistributedSampler):
-                self.loader.sampler.set_epoch(self.epoch)
-            self._iter = iter(self.loader)
+        except StopIteration:  # a loop that runs past one pass
+            self.start_epoch(self.epoch + 1)
             return next(self._iter)
 
     def __iter__(self):
@@ -98,7 +117,8 @@ class EpochLoader:
 class PortableRunner(RunnerBase):
     """RunnerBase on any device: see the module docstring for what is replaced.
 
-    Extra ``run`` keys: ``seed`` (the distributed sampler's shuffle seed), ``train_shuffle``
+    Extra ``run`` keys: ``seed`` (with the rank and the epoch, seeds each epoch: shuffle,
+    frame offsets and the workers), ``train_shuffle``
     (default true; false gives N processes at batch b the same batches as one at N * b),
     ``find_unused_parameters`` (DDP), ``save_latest`` (default true: a
     ``checkpoint_latest.pth`` every epoch, for ``resume_ckpt_path``).
@@ -229,6 +249,13 @@ class PortableRunner(RunnerBase):
         return loaders
 
     # ------------------------------------------------------------------ training
+    def train_epoch(self, epoch):
+        # each epoch's randomness (shuffle, frame offsets, dropout) depends only on the
+        # seed, the rank and the epoch, so a resumed run repeats the uninterrupted one
+        seed_epoch(int(self.config.run_cfg.get("seed", 42)), epoch)
+        self.train_loader.start_epoch(epoch)
+        return super().train_epoch(epoch)
+
     def train(self):
         start_time = time.time()
         self.log_config()
