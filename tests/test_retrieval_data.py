@@ -216,3 +216,17 @@ def test_embedded_dataset_is_seeded_and_pairs_each_clip_with_its_reversal(tmp_pa
     forward_gap = np.abs(clip.astype(int) - twin.astype(int)).mean()
     assert reversed_gap < 4 and reversed_gap < forward_gap / 2
     assert np.array_equal(clip, decode_pyav(second / "videos" / ann[0]["video"]))
+
+
+def test_embedded_dataset_is_byte_identical_from_run_to_run(tmp_path):
+    """x264's rate-control lookahead made ~1 clip in 40 decode differently between runs."""
+    first = write_tiny_embedded(tmp_path / "a", train=60, val=10, test=10)
+    second = write_tiny_embedded(tmp_path / "b", train=60, val=10, test=10)
+    videos = sorted(p.name for p in (first / "videos").iterdir())
+    assert len(videos) == 160
+    differ = [
+        n
+        for n in videos
+        if (first / "videos" / n).read_bytes() != (second / "videos" / n).read_bytes()
+    ]
+    assert differ == []
