@@ -309,3 +309,65 @@ def test_video_encoding_refuses_a_loader_that_misses_gallery_rows():
         model.encode_video_loader(Loader(shard))
     full = Loader(shard + [{**shard[0], "index": torch.tensor([1, 3])}])
     assert torch.isfinite(model.encode_video_loader(full)).all()
+
+
+SHARDED_ENCODING = """
+import sys
+sys.path[:0] = [{tests!r}, {repo!r}]
+import retrieval_ext
+import torch
+import torch.distributed as dist
+from lavis.common.registry import registry
+from retrieval_helpers import tiny_model_cfg
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+model = registry.get_model_class("clip4clip_retrieval").from_config(tiny_model_cfg("seqTransf"))
+model.eval()
+
+
+class Videos(Dataset):
+    def __init__(self):
+        self.videos = torch.randn(5, 4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, i):
+        return dict(video=self.videos[i], video_mask=torch.ones(4, dtype=torch.long), index=i)
+
+
+data = Videos()
+whole = model.encode_video_loader(DataLoader(data, batch_size=2))
+shards = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, shuffle=False))
+gathered = model.encode_video_loader(shards)
+encoded = sorted(int(i) for batch in shards for i in batch["index"])
+gap = (whole - gathered).abs().max().item()
+print(f"rank {{dist.get_rank()}} encoded {{encoded}} gap {{gap:.1e}}", flush=True)
+assert torch.allclose(whole, gathered, atol=1e-6)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_sharded_evaluation_encoding_gathers_the_whole_gallery(tmp_path):
+    """2 gloo processes, each encoding its DistributedSampler shard of 5 videos (one
+    repeated to even the shards), return the features one process computes alone."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "sharded.py"
+    tests = Path(__file__).parent
+    script.write_text(SHARDED_ENCODING.format(tests=str(tests), repo=str(tests.parent)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "rank 0 encoded [0, 2, 4]" in result.stdout
+    assert "rank 1 encoded [0, 1, 3]" in result.stdout

@@ -42,6 +42,7 @@ from lavis.models.clip_models.model import (
 from lavis.models.clip_models.tokenizer import _tokenizer
 from omegaconf import OmegaConf
 from torch import nn
+from torch.utils.data import DistributedSampler
 from transformers.utils import ModelOutput
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs" / "models"
@@ -310,19 +311,36 @@ class CLIP4ClipRetrieval(BaseModel):
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def encode_video_loader(self, data_loader) -> torch.Tensor:
-        """``[videos, D]`` features of an evaluation loader, in dataset order."""
-        features = torch.full((len(data_loader.dataset), self.clip.visual.output_dim), float("nan"))
+        """``[videos, D]`` features of an evaluation loader, in dataset order.
+
+        With a ``DistributedSampler`` under DDP each process encodes its shard and the
+        shards are summed across processes (rows a sampler repeats to even out the shards
+        are averaged), so every process returns the whole gallery. Any other loader must
+        cover the gallery itself.
+        """
+        features = torch.zeros(len(data_loader.dataset), self.clip.visual.output_dim)
+        encoded = torch.zeros(len(data_loader.dataset))
         for samples in data_loader:
             feat = self.extract_video_features(
                 samples["video"].to(self.device), samples["video_mask"].to(self.device)
             )
-            features[samples["index"].cpu()] = feat.float().cpu()
-        missing = torch.isnan(features).any(dim=1).nonzero().flatten()
+            rows = samples["index"].cpu()
+            features[rows] = feat.float().cpu()
+            encoded[rows] += 1
+        sharded = isinstance(getattr(data_loader, "sampler", None), DistributedSampler)
+        if sharded and is_dist_avail_and_initialized():
+            features *= encoded[:, None]  # a repeated row counts once per process
+            # NCCL reduces device tensors only; gloo takes CPU ones
+            both = torch.cat([features, encoded[:, None]], dim=1).to(self.device)
+            dist.all_reduce(both)
+            features, encoded = both[:, :-1].cpu(), both[:, -1].cpu()
+            features /= encoded.clamp(min=1)[:, None]
+        missing = (encoded == 0).nonzero().flatten()
         if len(missing):
             raise RuntimeError(
                 f"{len(missing)} of {len(features)} evaluation videos were never encoded "
                 f"(e.g. index {missing[0].item()}); the evaluation loader must cover the "
-                "whole gallery (no sharding sampler)"
+                "whole gallery, or shard it with a DistributedSampler under DDP"
             )
         return features
 
@@ -339,8 +357,8 @@ class CLIP4ClipRetrieval(BaseModel):
     def compute_sim_matrix(self, data_loader, task_cfg=None):
         """Cosine similarities of every video with every caption of the loader's dataset.
 
-        Each process scores the whole evaluation set (no collective calls), so the runner
-        evaluates with a non-distributed loader.
+        Texts are encoded by every process; videos by shards when the loader has a
+        ``DistributedSampler`` (see :meth:`encode_video_loader`), else whole.
 
         Returns:
             ``(sim_v2t [videos, texts], sim_t2v [texts, videos])`` as numpy arrays, LAVIS's

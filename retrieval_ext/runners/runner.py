@@ -208,9 +208,10 @@ class PortableRunner(RunnerBase):
     def create_loaders(
         self, datasets, num_workers, batch_sizes, is_trains, collate_fns, dataset_ratios=None
     ):
-        """One DataLoader per split: a DistributedSampler for training under DDP (never for
-        evaluation, which encodes the whole gallery on every rank), CUDA prefetching only
-        on CUDA."""
+        """One DataLoader per split, CUDA prefetching only on CUDA. Under DDP, training
+        gets a DistributedSampler; so does evaluation while ``run.use_dist_eval_sampler``
+        (LAVIS's key, default true) holds: each process then encodes a shard of the
+        gallery and the model sums the shards, so every process scores the whole set."""
         loaders = []
         seed = int(self.config.run_cfg.get("seed", 0))
         shuffle_train = bool(self.config.run_cfg.get("train_shuffle", True))
@@ -222,10 +223,7 @@ class PortableRunner(RunnerBase):
                     "runner_portable takes map-style datasets only (no webdataset mixtures)"
                 )
             sampler = None
-            # evaluation loaders stay whole on every rank: compute_sim_matrix encodes the
-            # full gallery, so a sharding sampler (LAVIS's use_dist_eval_sampler) would
-            # leave rows of it unencoded
-            if self.use_distributed and is_train:
+            if self.use_distributed and (is_train or self.use_dist_eval_sampler):
                 sampler = DistributedSampler(
                     dataset,
                     num_replicas=get_world_size(),
