@@ -9,8 +9,11 @@ between processes.
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import retrieval_ext  # noqa: F401  (registers our names, applies the LAVIS fixes)
@@ -20,9 +23,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lavis.common.config import Config
-from lavis.common.dist_utils import get_rank
+from lavis.common.dist_utils import get_rank, is_main_process
 from lavis.common.logger import setup_logger
 from omegaconf import OmegaConf
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from plugins.compat import lavis_lookup
 
@@ -98,3 +102,21 @@ def run(cfg_path: str, options: list[str] | None = None, evaluate: bool = False)
         "config": cfg.to_dict(),
         "seconds": time.time() - start,
     }
+
+
+@record  # under torchrun, the failure summary then shows the failing rank's traceback
+def main(argv=None, evaluate: bool = False, description: str | None = None) -> None:
+    """Command line of ``tools/lavis_train.py`` and ``tools/lavis_evaluate.py``
+    (``--cfg-path``, ``--options key=value ...``, as LAVIS's own scripts); prints
+    ``{"output_dir": ..., "test": {split: metrics}}`` as JSON on the main process."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cfg-path", required=True, help="project yaml: model, datasets, run")
+    parser.add_argument("--options", nargs="+", default=[], help="overrides, key=value")
+    args = parser.parse_args(argv)
+    if not Path(args.cfg_path).is_file():
+        parser.error(f"--cfg-path {args.cfg_path}: no such config file")
+    result = run(args.cfg_path, args.options, evaluate=evaluate)
+    if is_main_process():
+        print(json.dumps({"output_dir": result["output_dir"], "test": result["test"]}))
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -371,3 +371,11 @@ def test_sharded_evaluation_encoding_gathers_the_whole_gallery(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "rank 0 encoded [0, 2, 4]" in result.stdout
     assert "rank 1 encoded [0, 1, 3]" in result.stdout
+
+
+def test_the_train_and_evaluate_command_line_names_a_missing_config(tmp_path, capsys):
+    from retrieval_ext.launch import main
+
+    with pytest.raises(SystemExit):
+        main(["--cfg-path", str(tmp_path / "absent.yaml")], evaluate=True)
+    assert f"--cfg-path {tmp_path / 'absent.yaml'}: no such config file" in capsys.readouterr().err
