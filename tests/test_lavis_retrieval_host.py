@@ -204,6 +204,7 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
         tmp_path,
     )
     assert "distributed init" not in ddp.stderr  # ours, not LAVIS's CUDA/NCCL path
+    assert "Evaluation loader sharded across 2 processes" in ddp.stderr
     config = json.loads((tmp_path / "ddp" / "job" / "log.txt").read_text().split("\n}\n")[0] + "}")
     assert config["run"]["distributed"] is True and config["run"]["dist_backend"] == "gloo"
     assert config["run"]["world_size"] == 2
@@ -225,3 +226,39 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
     ]
     assert len(losses[0]) == len(losses[1]) == 2
     assert losses[0] == pytest.approx(losses[1], abs=2e-3)
+
+
+def test_two_process_resume_tests_the_new_best_on_every_process(tiny_data, tmp_path):
+    """Only the main process sees validation metrics; after a resume the others still hold
+    the earlier run's best path unless the main process shares its own."""
+    train = [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options"]
+    first = _options(tiny_data, tmp_path / "first", max_epoch=1, batch_size_train=8)
+    _run(train + first, tmp_path)
+    checkpoint = torch.load(tmp_path / "first" / "job" / "checkpoint_latest.pth", weights_only=True)
+    # the earlier best is gone and any score beats it: epoch 2 saves a new best
+    checkpoint.update(best_agg_metric=float("-inf"), best_checkpoint=str(tmp_path / "gone.pth"))
+    torch.save(checkpoint, tmp_path / "resume.pth")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    options = _options(
+        tiny_data,
+        tmp_path / "resumed",
+        max_epoch=2,
+        batch_size_train=4,
+        resume_ckpt_path=tmp_path / "resume.pth",
+    )
+    resumed = _run(launcher + ["--nproc_per_node", "2"] + train[1:] + options, tmp_path)
+    new_best = tmp_path / "resumed" / "job" / "checkpoint_best.pth"
+    assert f"Loading checkpoint from {new_best}" in resumed.stderr
+    assert set(_metrics(resumed)) >= {"t2v_r1", "v2t_r1"}
+
+
+def test_a_training_split_smaller_than_one_batch_is_named(tiny_data, tmp_path, monkeypatch):
+    from retrieval_ext.launch import build
+
+    monkeypatch.chdir(tmp_path)
+    options = _options(tiny_data, tmp_path / "runs", batch_size_train=64)
+    *_, runner = build(str(CONFIG), options)
+    with pytest.raises(
+        ValueError, match="32 items per process, fewer than run.batch_size_train=64"
+    ):
+        runner.dataloaders  # noqa: B018  (the property builds the loaders)

@@ -78,7 +78,9 @@ def _pyav_pick(path: str, wanted: np.ndarray) -> tuple[dict, int]:
 def _decode_pyav(path: str, sampler) -> np.ndarray:
     # Memory stays at the sampled frames (a minute of 1080p is gigabytes as RGB). The
     # container's frame count picks them; without one (some webm/mkv), or when the stream
-    # ends before the count, a first pass counts the frames and a second one picks.
+    # ends before the count, a first pass counts the frames and a second one picks. A
+    # count below the real one is trusted (frames past it are never sampled); mp4 and mov
+    # store an exact count.
     import av
 
     with av.open(path) as container:

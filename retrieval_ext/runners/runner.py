@@ -74,9 +74,10 @@ def barrier() -> None:
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
-    """Seed Python, NumPy and torch for one epoch of one rank (LAVIS seeds once, with
-    ``seed + rank``; this is that seed at epoch 0)."""
-    epoch_seed = seed + get_rank() + epoch * get_world_size()
+    """Seed Python, NumPy and torch for one epoch of one rank. The seed is hashed from
+    (seed, rank, epoch): ``seed + epoch`` would give run seed 43 the epochs of run seed
+    42 shifted by one."""
+    epoch_seed = int(np.random.SeedSequence([seed, get_rank(), epoch]).generate_state(1)[0])
     random.seed(epoch_seed)
     np.random.seed(epoch_seed)
     torch.manual_seed(epoch_seed)
@@ -213,7 +214,11 @@ class PortableRunner(RunnerBase):
         (LAVIS's key, default true) holds: each process then encodes a shard of the
         gallery and the model sums the shards, so every process scores the whole set."""
         loaders = []
-        seed = int(self.config.run_cfg.get("seed", 0))
+        # hashed for the same reason as seed_epoch (the sampler adds the epoch); the same
+        # on every rank, as DistributedSampler needs
+        sampler_seed = int(
+            np.random.SeedSequence(int(self.config.run_cfg.get("seed", 42))).generate_state(1)[0]
+        )
         shuffle_train = bool(self.config.run_cfg.get("train_shuffle", True))
         for dataset, batch_size, is_train, collate_fn in zip(
             datasets, batch_sizes, is_trains, collate_fns, strict=True
@@ -229,8 +234,10 @@ class PortableRunner(RunnerBase):
                     num_replicas=get_world_size(),
                     rank=get_rank(),
                     shuffle=is_train and shuffle_train,
-                    seed=seed,
+                    seed=sampler_seed,
                 )
+                if not is_train:
+                    logging.info("Evaluation loader sharded across %d processes", get_world_size())
             loader = DataLoader(
                 dataset,
                 batch_size=batch_size,
@@ -241,6 +248,13 @@ class PortableRunner(RunnerBase):
                 collate_fn=collate_fn,
                 drop_last=is_train,
             )
+            if is_train and len(loader) == 0:  # LAVIS's loop would divide by zero
+                per_process = len(sampler) if sampler is not None else len(dataset)
+                raise ValueError(
+                    f"the training split has {per_process} items per process, fewer than "
+                    f"run.batch_size_train={batch_size} (incomplete batches are dropped): "
+                    "lower the batch size or add data"
+                )
             if self.cuda_enabled:
                 loader = PrefetchLoader(loader)
             loaders.append(EpochLoader(loader) if is_train else loader)
@@ -284,6 +298,12 @@ class PortableRunner(RunnerBase):
             if self.evaluate_only:
                 break
             barrier()  # the main process may still be writing a checkpoint
+        if dist.is_available() and dist.is_initialized():
+            # only the main process saw the validation metrics and saved the best model;
+            # every process must reload that one (a resumed run's may hold another path)
+            shared = [self.best_checkpoint]
+            dist.broadcast_object_list(shared, src=0)
+            self.best_checkpoint = shared[0]
         test_epoch = "best" if self.valid_splits and not self.evaluate_only else cur_epoch
         test_logs = self.evaluate(cur_epoch=test_epoch, skip_reload=self.evaluate_only)
         logging.info("Training time %s", datetime.timedelta(seconds=int(time.time() - start_time)))
