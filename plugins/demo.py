@@ -38,6 +38,7 @@ def planned_stages() -> list[tuple[str, str]]:
 
 def run_demo(run_dir: Path, quick: bool = False, only: list[str] | None = None) -> int:
     """Run the demo into ``run_dir``; returns the process exit code (0 when all passed)."""
+    run_dir = Path(run_dir).resolve()  # stages change directory (RecBole writes into it)
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = planned_stages()
     if only:

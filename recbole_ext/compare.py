@@ -105,6 +105,7 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
 
 def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     """Run the comparison; returns ``{"settings", "supervised", "zero_shot"}`` rows."""
+    run_dir = Path(run_dir).resolve()  # each run changes into its own folder
     data = run_dir / "data"
     slice_info = write_user_slice(
         bundled_ml100k(), data, "ml100k-slice", settings.users, settings.last, settings.seed

@@ -13,11 +13,14 @@ from plugins.report import StageResult, jsonable, write_report
 @pytest.mark.slow
 def test_quick_demo_writes_a_complete_report(tmp_path):
     out = tmp_path / "run"
+    # a relative --out, as the default runs/demo-<time> is: stages that change directory
+    # must still find their files
     result = subprocess.run(
-        [sys.executable, "-m", "plugins.cli", "demo", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "plugins.cli", "demo", "--quick", "--out", "run"],
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[1/5] environment checks" in result.stdout
