@@ -4,6 +4,7 @@ import sys
 import unittest.mock
 
 from recbole_ext import UPSR
+from recbole_ext.data import synthetic
 
 import numpy as np
 import pytest
@@ -17,23 +18,8 @@ from recbole.utils import get_trainer, init_seed
 from plugins.paths import CONFIG_DIR
 
 UPSR_TEXT = CONFIG_DIR / "recbole" / "upsr_text.yaml"
-WORDS = [
-    "red",
-    "blue",
-    "night",
-    "river",
-    "city",
-    "moon",
-    "dark",
-    "last",
-    "great",
-    "little",
-    "king",
-    "storm",
-    "fire",
-    "secret",
-]
-GENRES = ["Action", "Comedy", "Drama", "Romance", "Thriller"]
+WORDS = synthetic.TITLE_WORDS[:14]
+GENRES = synthetic.GENRES[:5]
 
 
 def write_movies(folder, n_users=24, n_items=30, seed=0, first_item=1, words=WORDS):

@@ -22,65 +22,14 @@ import unittest.mock
 from pathlib import Path
 
 import recbole_ext  # noqa: F401  (host fixes, registers UPSR)
+from recbole_ext.data.synthetic import write_synthetic_catalogue
 
-import numpy as np
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, init_seed
 
 from plugins.paths import CONFIG_DIR
-
-WORDS = [
-    "red",
-    "blue",
-    "night",
-    "river",
-    "city",
-    "moon",
-    "dark",
-    "last",
-    "great",
-    "little",
-    "king",
-    "storm",
-    "fire",
-    "secret",
-    "house",
-    "road",
-    "winter",
-    "summer",
-    "love",
-    "war",
-    "star",
-    "girl",
-    "boy",
-    "man",
-    "woman",
-    "day",
-    "year",
-    "time",
-    "world",
-    "life",
-]
-GENRES = ["Action", "Comedy", "Drama", "Romance", "Thriller", "Horror", "Sci-Fi", "War"]
-
-
-def write_catalogue(folder: Path, n_items: int, n_users: int, seed: int = 0) -> None:
-    """Distinct 3-word titles, a year and 1-2 genres per item; 20 interactions per user."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    for i in range(1, n_items + 1):
-        title = " ".join(rng.choice(WORDS, 3)).title()
-        genres = " ".join(sorted(set(rng.choice(GENRES, 2))))
-        lines.append(f"{i}\t{title}\t{1950 + i % 70}\t{genres}")
-    (folder / f"{folder.name}.item").write_text("\n".join(lines) + "\n")
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for u in range(1, n_users + 1):
-        for step, item in enumerate(rng.choice(n_items, 20, replace=False) + 1):
-            lines.append(f"{u}\t{item}\t{u * 100 + step}")
-    (folder / f"{folder.name}.inter").write_text("\n".join(lines) + "\n")
 
 
 def time_full_sort(
@@ -138,7 +87,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.items:
             name = f"synthetic{n}"
-            write_catalogue(Path(tmp) / name, n, n_users=max(args.users, 50))
+            write_synthetic_catalogue(Path(tmp) / name, n, n_users=max(args.users, 50))
             sasrec = time_full_sort("SASRec", Path(tmp), name, args.users, args.repeats, {})
             ours = time_full_sort("UPSR", Path(tmp), name, args.users, args.repeats, upsr)
             row = {
