@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from retrieval_ext.tasks.text_video_retrieval import RECALL_AT, _summary
+from retrieval_ext.tasks.text_video_retrieval import CONVENTIONS, RECALL_AT, rank_summary
 
 import numpy as np
 
@@ -100,24 +100,59 @@ def ranks_from_search(ids: np.ndarray, targets: list) -> np.ndarray:
     return ranks
 
 
-def index_metrics(videos, texts, txt2video: dict, video2txt: dict, kind: str = "flat", **kw):
+def ranks_of_groups_from_search(ids: np.ndarray, groups: np.ndarray, targets) -> np.ndarray:
+    """0-based rank of each query's target group, when results are ranked by group (a
+    group's score is its best member's): the number of distinct groups whose first result
+    comes before the target's first; when the target group is absent, the number of
+    distinct groups returned (a lower bound)."""
+    ranks = np.empty(len(ids), dtype=np.int64)
+    for row, target in enumerate(targets):
+        returned = groups[ids[row][ids[row] >= 0]]
+        _, first = np.unique(returned, return_index=True)
+        order = returned[np.sort(first)]  # distinct groups, best first
+        hits = np.flatnonzero(order == target)
+        ranks[row] = hits[0] if hits.size else len(order)
+    return ranks
+
+
+def index_metrics(
+    videos,
+    texts,
+    txt2video: dict,
+    video2txt: dict,
+    kind: str = "flat",
+    convention: str = "clip4clip",
+    **kw,
+):
     """The task's metrics computed through FAISS searches in both directions.
 
     Text-to-video searches a video index with every caption; video-to-text searches a
-    caption index with every video (a video's rank is its best caption's). With
-    ``kind="flat"`` the searches return full rankings and every metric equals the task's;
-    an approximate index returns ``max(RECALL_AT)`` results, so median and mean rank are
-    lower bounds there.
+    caption index with every video, and ranks videos by their best caption
+    (``convention="clip4clip"``) or takes the rank of the video's best caption
+    (``"lavis"``), as :func:`retrieval_ext.tasks.text_video_retrieval.retrieval_metrics`.
+    With ``kind="flat"`` the searches return full rankings and every metric equals the
+    task's; an approximate index returns ``max(RECALL_AT)`` results, so median and mean
+    rank are lower bounds there.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"metrics convention must be one of {CONVENTIONS}, got {convention!r}")
     videos, texts = _as_float32(videos), _as_float32(texts)
+    several = any(len(v) > 1 for v in video2txt.values())
     out = {}
-    for prefix, gallery, queries, targets in (
-        ("t2v", videos, texts, [txt2video[i] for i in range(len(texts))]),
-        ("v2t", texts, videos, [video2txt[i] for i in range(len(videos))]),
-    ):
+    for prefix, gallery, queries in (("t2v", videos, texts), ("v2t", texts, videos)):
         k = len(gallery) if kind == "flat" else min(len(gallery), max(RECALL_AT))
         _, ids = search(build_index(gallery, kind, **kw), queries, k)
-        out.update(_summary(ranks_from_search(ids, targets), prefix))
+        if prefix == "t2v":
+            ranks = ranks_from_search(ids, [txt2video[i] for i in range(len(texts))])
+            lower_median = convention == "clip4clip" and several
+        elif convention == "clip4clip":
+            groups = np.array([txt2video[i] for i in range(len(texts))])
+            ranks = ranks_of_groups_from_search(ids, groups, range(len(videos)))
+            lower_median = False
+        else:
+            ranks = ranks_from_search(ids, [video2txt[i] for i in range(len(videos))])
+            lower_median = False
+        out.update(rank_summary(ranks, prefix, lower_median))
     return out
 
 

@@ -40,10 +40,13 @@ def embeddings():
 
 def test_exact_index_gives_the_task_metrics(embeddings):
     videos, texts, txt2video, video2txt = embeddings
-    expected = retrieval_metrics(texts @ videos.T, txt2video, video2txt)
-    got = index_metrics(videos, texts, txt2video, video2txt, "flat")
-    assert got == pytest.approx(expected)
-    assert 0 < expected["t2v_r1"] < 100  # a non-trivial ranking
+    for convention in ("clip4clip", "lavis"):
+        expected = retrieval_metrics(texts @ videos.T, txt2video, video2txt, convention)
+        got = index_metrics(videos, texts, txt2video, video2txt, "flat", convention)
+        assert got == pytest.approx(expected), convention
+        assert 0 < expected["t2v_r1"] < 100  # a non-trivial ranking
+    # three captions a video: the conventions differ on video-to-text
+    assert got["v2t_meanr"] != index_metrics(videos, texts, txt2video, video2txt)["v2t_meanr"]
 
 
 def test_ivf_searching_every_cell_is_exact_and_brute_force_agrees(embeddings):

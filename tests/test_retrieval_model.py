@@ -141,35 +141,86 @@ def test_openai_torchscript_release_files_load_without_unpickling(tmp_path):
         assert torch.equal(clip.state_dict()[key], value), key
 
 
-def _ranks_by_sorting(sim_t2v, txt2video, video2txt):
-    """The metric's definition, computed independently: position in a stable sort."""
-    order = np.argsort(-sim_t2v, axis=1, kind="stable")
-    t2v = np.array([np.where(order[i] == txt2video[i])[0][0] for i in range(len(order))])
-    order_v = np.argsort(-sim_t2v.T, axis=1, kind="stable")
-    v2t = np.array(
-        [min(np.where(order_v[v] == t)[0][0] for t in video2txt[v]) for v in range(len(order_v))]
-    )
-    return t2v, v2t
+# Hand-worked: videos 0, 1, 2 with captions {0: [t0, t1], 1: [t2, t5], 2: [t3, t4]}.
+HAND_SIM = np.array(
+    [
+        [0.95, 0.90, 0.50],  # t0 (video 0): rank 0
+        [0.85, 0.80, 0.10],  # t1 (video 0): rank 0
+        [0.70, 0.60, 0.30],  # t2 (video 1): rank 1
+        [0.40, 0.30, 0.35],  # t3 (video 2): rank 1
+        [0.10, 0.20, 0.95],  # t4 (video 2): rank 0
+        [0.30, 0.10, 0.20],  # t5 (video 1): rank 2
+    ]
+)
+HAND_VIDEO2TXT = {0: [0, 1], 1: [2, 5], 2: [3, 4]}
+HAND_TXT2VIDEO = {t: v for v, ts in HAND_VIDEO2TXT.items() for t in ts}
 
 
-def test_metrics_match_their_definition_with_several_captions_per_video():
+def test_metrics_on_a_hand_worked_matrix_under_both_conventions():
+    c4c = retrieval_metrics(HAND_SIM, HAND_TXT2VIDEO, HAND_VIDEO2TXT)  # the default
+    lavis = retrieval_metrics(HAND_SIM, HAND_TXT2VIDEO, HAND_VIDEO2TXT, convention="lavis")
+    # text-to-video ranks [0, 0, 1, 1, 0, 2]: the same ranks in both conventions, but
+    # CLIP4Clip's several-caption median is the lower middle (0 -> 1), np.median's 0.5 -> 1.5
+    for metrics in (c4c, lavis):
+        assert metrics["t2v_r1"] == pytest.approx(50.0)
+        assert metrics["t2v_r5"] == 100.0
+        assert metrics["t2v_meanr"] == pytest.approx(1 + 4 / 6)
+    assert c4c["t2v_medr"] == 1.0
+    assert lavis["t2v_medr"] == 1.5
+    # video 1 against the captions: t0 (0.90) and t1 (0.80) of video 0 beat its best, t2
+    # (0.60). CLIP4Clip ranks videos (video 0 once: rank 1); LAVIS ranks captions (rank 2)
+    assert c4c["v2t_meanr"] == pytest.approx(1 + 1 / 3)
+    assert lavis["v2t_meanr"] == pytest.approx(1 + 2 / 3)
+    assert c4c["v2t_r1"] == lavis["v2t_r1"] == pytest.approx(200 / 3)
+    assert c4c["v2t_r5"] == lavis["v2t_r5"] == 100.0
+    with pytest.raises(ValueError, match="metrics convention must be one of"):
+        retrieval_metrics(HAND_SIM, HAND_TXT2VIDEO, HAND_VIDEO2TXT, convention="coco")
+
+
+def _official_clip4clip_metrics(sim_t2v, video2txt):
+    """CLIP4Clip's metrics.py path for several captions per video, re-implemented from its
+    description: the [texts, videos] matrix reshaped to [videos, max captions, videos]
+    padded with -inf, a double argsort for text-to-video (torch.median of ranks + 1), and
+    the max over each video's captions ranked by sorting for video-to-text."""
+    most = max(len(t) for t in video2txt.values())
+    stacked = np.full((len(video2txt), most, sim_t2v.shape[1]), -np.inf)
+    for video, texts in video2txt.items():
+        stacked[video, : len(texts)] = sim_t2v[texts]
+    sim = torch.tensor(stacked).permute(1, 0, 2)  # [captions, videos, videos]
+    second = torch.argsort(torch.argsort(sim, dim=-1, descending=True), dim=-1)
+    ranks = torch.diagonal(second, dim1=1, dim2=2).flatten()
+    valid = ~torch.isinf(torch.diagonal(torch.tensor(stacked), dim1=0, dim2=2).flatten())
+    t2v = ranks[valid].numpy()
+    grouped = torch.tensor(stacked).max(dim=1).values.T.numpy()  # [videos, video groups]
+    order = np.argsort(-grouped, axis=1, kind="stable")
+    v2t = np.array([np.where(order[v] == v)[0][0] for v in range(len(order))])
+    return t2v, float(torch.median(torch.tensor(t2v) + 1)), v2t
+
+
+def test_metrics_match_clip4clip_on_random_matrices_with_uneven_caption_counts():
     rng = np.random.default_rng(0)
-    video2txt = {v: [2 * v, 2 * v + 1] for v in range(60)}
-    txt2video = {t: v for v, ts in video2txt.items() for t in ts}
-    sim = rng.normal(size=(120, 60))
-    sim[np.arange(120), [txt2video[t] for t in range(120)]] += 1.5
-    metrics = retrieval_metrics(sim, txt2video, video2txt)
-    t2v, v2t = _ranks_by_sorting(sim, txt2video, video2txt)
-    for prefix, ranks in (("t2v", t2v), ("v2t", v2t)):
-        for k in (1, 5, 10, 50):
-            assert metrics[f"{prefix}_r{k}"] == pytest.approx(100 * np.mean(ranks < k))
-        assert metrics[f"{prefix}_medr"] == np.median(ranks) + 1
-        assert metrics[f"{prefix}_meanr"] == pytest.approx(np.mean(ranks) + 1)
-    # two texts ranked first and second: CLIP4Clip's median rank is 1.5
+    for trial in range(20):
+        counts = rng.integers(1, 5, size=30)
+        video2txt, start = {}, 0
+        for video, count in enumerate(counts):
+            video2txt[video] = list(range(start, start + count))
+            start += count
+        txt2video = {t: v for v, ts in video2txt.items() for t in ts}
+        sim = rng.normal(size=(start, 30))
+        sim[np.arange(start), [txt2video[t] for t in range(start)]] += 1.0
+        metrics = retrieval_metrics(sim, txt2video, video2txt)
+        t2v, t2v_medr, v2t = _official_clip4clip_metrics(sim, video2txt)
+        for prefix, ranks in (("t2v", t2v), ("v2t", v2t)):
+            for k in (1, 5, 10, 50):
+                assert metrics[f"{prefix}_r{k}"] == pytest.approx(100 * np.mean(ranks < k))
+            assert metrics[f"{prefix}_meanr"] == pytest.approx(np.mean(ranks) + 1)
+        assert metrics["t2v_medr"] == t2v_medr, trial
+        assert metrics["v2t_medr"] == np.median(v2t) + 1
+    # one caption per video: CLIP4Clip's compute_metrics, np.median (a half rank possible)
     two = retrieval_metrics(np.array([[1.0, 0.0], [1.0, 0.5]]), {0: 0, 1: 1}, {0: [0], 1: [1]})
     assert two["t2v_medr"] == 1.5
-    with pytest.raises(ValueError, match="120 texts x 60 videos"):
-        retrieval_metrics(sim, txt2video, {0: [0]})
+    with pytest.raises(ValueError, match="6 texts x 3 videos"):
+        retrieval_metrics(HAND_SIM, HAND_TXT2VIDEO, {0: [0]})
 
 
 def test_task_resolves_through_lavis_and_selects_on_text_to_video():
@@ -192,6 +243,25 @@ def test_task_resolves_through_lavis_and_selects_on_text_to_video():
 
     metrics = task.evaluation(Scores(), Loader())
     assert metrics["agg_metrics"] == metrics["t2v_sum_r"] != metrics["v2t_sum_r"]
+
+    class HandLoader:
+        dataset = SimpleNamespace(txt2video=HAND_TXT2VIDEO, video2txt=HAND_VIDEO2TXT)
+
+    class HandScores:
+        @staticmethod
+        def compute_sim_matrix(data_loader, task_cfg):
+            return HAND_SIM.T, HAND_SIM
+
+    assert task.evaluation(HandScores(), HandLoader())["v2t_meanr"] == pytest.approx(4 / 3)
+    lavis_task = setup_task(
+        SimpleNamespace(
+            run_cfg=OmegaConf.create(
+                {"task": "text_video_retrieval", "metrics_convention": "lavis"}
+            )
+        )
+    )
+    lavis_metrics = lavis_task.evaluation(HandScores(), HandLoader())
+    assert lavis_metrics["v2t_meanr"] == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match="select_on"):
         setup_task(
             SimpleNamespace(

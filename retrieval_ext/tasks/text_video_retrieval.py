@@ -1,8 +1,11 @@
-"""The ``text_video_retrieval`` task: CLIP4Clip-style metrics, selection on text-to-video.
+"""The ``text_video_retrieval`` task: CLIP4Clip's metrics, selection on text-to-video.
 
-LAVIS's ``retrieval`` task reports R@1/5/10 only and selects checkpoints on the
-video(image)-to-text mean. Text-to-video papers report R@1/5/10/50, median and mean rank in
-both directions, and select on text-to-video; several captions per video are the rule.
+LAVIS's ``retrieval`` task reports R@1/5/10 only, selects checkpoints on the
+video(image)-to-text mean, and ranks a video's best caption among all captions.
+Text-to-video papers (CLIP4Clip, X-CLIP, TeachCLIP) report R@1/5/10/50, median and mean
+rank in both directions, select on text-to-video, and with several captions per video rank
+*videos* for video-to-text (each video scored by its best caption). That is the default
+here, so numbers compare with theirs; LAVIS's convention is an option.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from plugins.compat import lavis_lookup
 
 RECALL_AT = (1, 5, 10, 50)
 SELECT_ON = ("t2v", "v2t", "both")
+CONVENTIONS = ("clip4clip", "lavis")
 
 
-def _rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of ``targets[i]`` in row ``i`` of ``scores`` (descending; ties are
     broken by index, as a stable sort would)."""
     rows = np.arange(scores.shape[0])
@@ -32,24 +36,55 @@ def _rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return ahead.sum(axis=1)
 
 
-def _summary(ranks: np.ndarray, prefix: str) -> dict:
+def rank_summary(ranks: np.ndarray, prefix: str, lower_median: bool = False) -> dict:
+    """Recall@K (percent), median and mean rank (1-based) of 0-based ``ranks``.
+
+    The median is CLIP4Clip's: ``np.median(ranks) + 1`` (an even count can give a half
+    rank), or with ``lower_median`` the lower middle value, as ``torch.median`` gives in
+    CLIP4Clip's several-captions-per-video text-to-video path.
+    """
+    ranks = np.asarray(ranks)
     out = {f"{prefix}_r{k}": 100.0 * float(np.mean(ranks < k)) for k in RECALL_AT}
-    # CLIP4Clip's convention (metrics.py): the median of the 0-based ranks, plus one, so an
-    # even count can give a half rank
-    out[f"{prefix}_medr"] = float(np.median(ranks)) + 1
+    if lower_median:
+        out[f"{prefix}_medr"] = float(np.sort(ranks)[(len(ranks) - 1) // 2]) + 1
+    else:
+        out[f"{prefix}_medr"] = float(np.median(ranks)) + 1
     out[f"{prefix}_meanr"] = float(np.mean(ranks)) + 1
     out[f"{prefix}_sum_r"] = out[f"{prefix}_r1"] + out[f"{prefix}_r5"] + out[f"{prefix}_r10"]
     return out
 
 
-def retrieval_metrics(sim_t2v: np.ndarray, txt2video: dict, video2txt: dict) -> dict:
+def video_caption_scores(sim_t2v: np.ndarray, video2txt: dict) -> np.ndarray:
+    """``[videos, videos]``: entry ``(v, w)`` is the best score of video ``v`` with any
+    caption of video ``w`` (CLIP4Clip's ``tensor_video_to_text_sim``)."""
+    num_videos = sim_t2v.shape[1]
+    grouped = np.empty((num_videos, num_videos), dtype=sim_t2v.dtype)
+    for video in range(num_videos):
+        grouped[:, video] = sim_t2v[np.asarray(video2txt[video])].max(axis=0)
+    return grouped
+
+
+def retrieval_metrics(
+    sim_t2v: np.ndarray, txt2video: dict, video2txt: dict, convention: str = "clip4clip"
+) -> dict:
     """Recall@K (percent), median and mean rank (1-based), both directions.
 
     Args:
         sim_t2v: ``[texts, videos]`` scores.
         txt2video: text index -> its video index.
-        video2txt: video index -> its text indices; a video's rank is its best caption's.
+        video2txt: video index -> its text indices.
+        convention: how several captions per video count (the two agree when every video
+            has one caption):
+
+            - ``"clip4clip"`` (CLIP4Clip, TeachCLIP, X-CLIP): video-to-text scores each
+              video against each *video's* captions by their best one and ranks the
+              videos; text-to-video's median is the lower middle rank (``torch.median``).
+            - ``"lavis"`` (LAVIS's ``retrieval`` task, COCO/Flickr practice): a video's
+              rank is its best caption's rank among all captions; medians are
+              ``np.median``.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"metrics convention must be one of {CONVENTIONS}, got {convention!r}")
     sim_t2v = np.asarray(sim_t2v, dtype=np.float64)
     num_texts, num_videos = sim_t2v.shape
     if len(txt2video) != num_texts or len(video2txt) != num_videos:
@@ -57,25 +92,41 @@ def retrieval_metrics(sim_t2v: np.ndarray, txt2video: dict, video2txt: dict) -> 
             f"score matrix is {num_texts} texts x {num_videos} videos but the ground truth "
             f"has {len(txt2video)} texts and {len(video2txt)} videos"
         )
-    t2v = _rank_of(sim_t2v, np.array([txt2video[i] for i in range(num_texts)]))
-    sim_v2t = sim_t2v.T
-    v2t = np.empty(num_videos, dtype=np.int64)
-    for video, texts in video2txt.items():
-        texts = np.asarray(texts)
-        v2t[video] = _rank_of(sim_v2t[[video] * len(texts)], texts).min()
-    return {**_summary(t2v, "t2v"), **_summary(v2t, "v2t")}
+    t2v = rank_of(sim_t2v, np.array([txt2video[i] for i in range(num_texts)]))
+    several = any(len(texts) > 1 for texts in video2txt.values())
+    if convention == "clip4clip":
+        v2t = rank_of(video_caption_scores(sim_t2v, video2txt), np.arange(num_videos))
+        lower_median = several
+    else:
+        sim_v2t = sim_t2v.T
+        v2t = np.empty(num_videos, dtype=np.int64)
+        for video, texts in video2txt.items():
+            texts = np.asarray(texts)
+            v2t[video] = rank_of(sim_v2t[[video] * len(texts)], texts).min()
+        lower_median = False
+    return {**rank_summary(t2v, "t2v", lower_median), **rank_summary(v2t, "v2t")}
 
 
 @registry.register_task("text_video_retrieval")
 class TextVideoRetrievalTask(RetrievalTask):
-    """Text-video retrieval: ``run.select_on`` (``t2v``, default; ``v2t``; ``both``) picks the
-    direction whose R@1+R@5+R@10 becomes ``agg_metrics``, which the runner maximises."""
+    """Text-video retrieval.
+
+    ``run`` keys: ``select_on`` (``t2v``, default; ``v2t``; ``both``) picks the direction
+    whose R@1+R@5+R@10 becomes ``agg_metrics``, which the runner maximises;
+    ``metrics_convention`` (``clip4clip``, default; ``lavis``) says how several captions
+    per video count (see :func:`retrieval_metrics`).
+    """
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.select_on = cfg.get("select_on", "t2v")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"run.select_on must be one of {SELECT_ON}, got {self.select_on!r}")
+        self.convention = cfg.get("metrics_convention", "clip4clip")
+        if self.convention not in CONVENTIONS:
+            raise ValueError(
+                f"run.metrics_convention must be one of {CONVENTIONS}, got {self.convention!r}"
+            )
 
     def build_model(self, cfg):
         return lavis_lookup("model", cfg.model_cfg.arch).from_config(cfg.model_cfg)
@@ -93,7 +144,9 @@ class TextVideoRetrievalTask(RetrievalTask):
         if not is_main_process():
             return None
         dataset = data_loader.dataset
-        metrics = retrieval_metrics(sim_t2v, dataset.txt2video, dataset.video2txt)
+        metrics = retrieval_metrics(
+            sim_t2v, dataset.txt2video, dataset.video2txt, self.convention
+        )
         if self.select_on == "both":
             metrics["agg_metrics"] = (metrics["t2v_sum_r"] + metrics["v2t_sum_r"]) / 2
         else:
