@@ -9,11 +9,14 @@ from retrieval_ext.datasets.video_text import (
     load_annotations,
 )
 from retrieval_ext.processors.video import (
+    CLIP_MEAN,
+    CLIP_STD,
     ClipVideoEvalProcessor,
     ClipVideoTrainProcessor,
     VideoDecodeError,
     read_frames,
     sample_frame_indices,
+    sample_frame_indices_by_fps,
 )
 
 import numpy as np
@@ -37,15 +40,84 @@ def test_frame_indices_are_segment_centres_or_random_inside_segments():
         sample_frame_indices(0, 4)
 
 
+def test_fps_sampling_follows_clip4clip():
+    # one frame a second at the truncated rate, then evenly thinned (linspace, truncated)
+    assert sample_frame_indices_by_fps(95, 30.0, 12).tolist() == [0, 30, 60, 90]
+    assert sample_frame_indices_by_fps(95, 30.0, 3).tolist() == [0, 30, 90]
+    assert sample_frame_indices_by_fps(95, 29.97, 12).tolist() == [0, 29, 58, 87]
+    assert sample_frame_indices_by_fps(95, 30.0, 12, sample_fps=2).tolist() == [
+        0, 15, 30, 45, 60, 75, 90,
+    ]  # fmt: skip
+    assert sample_frame_indices_by_fps(10, 30.0, 12).tolist() == [0]  # under a second
+    with pytest.raises(ValueError, match="frame rate"):
+        sample_frame_indices_by_fps(95, 0.0, 12)
+    with pytest.raises(ValueError, match="sample_fps must be in"):
+        sample_frame_indices_by_fps(95, 4.0, 12, sample_fps=5)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_fps_sampling_on_a_real_video_pads_and_masks(tmp_path, backend):
+    clip = moving_square_clip(num_frames=20, size=32)
+    path = write_mp4(tmp_path / "clip.mp4", clip, fps=4)  # 5 seconds
+    every = read_frames(path, 20, backend, sampling="segments")
+    picked = read_frames(path, 8, backend, sampling="fps")
+    assert np.array_equal(picked, every[[0, 4, 8, 12, 16]])
+    out = ClipVideoTrainProcessor(image_size=32, num_frames=8, backend=backend)(str(path))
+    assert out["video_mask"].tolist() == [1] * 5 + [0] * 3  # fps is the default
+    again = ClipVideoTrainProcessor(image_size=32, num_frames=8, backend=backend)(str(path))
+    assert torch.equal(out["video"], again["video"])  # CLIP4Clip trains on fixed frames
+    thinned = ClipVideoEvalProcessor(image_size=32, num_frames=3, backend=backend)(str(path))
+    expected = ClipVideoEvalProcessor(image_size=32).transform(every[[0, 8, 16]])
+    assert torch.equal(thinned["video"], expected)
+
+
+def test_preprocessing_matches_clips_pil_pipeline_on_a_decoded_frame(tmp_path):
+    from PIL import Image
+    from torchvision.transforms import (
+        CenterCrop,
+        Compose,
+        InterpolationMode,
+        Normalize,
+        Resize,
+        ToTensor,
+    )
+
+    # 110 x 60: the longer side scales to 58.67, truncated (PIL) to 58, not rounded to 59
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, size=(6, 11, 3), dtype=np.uint8)
+    frames = np.repeat(np.kron(texture, np.ones((10, 10, 1), dtype=np.uint8))[None], 2, 0)
+    frames[1] = np.roll(frames[1], 7, axis=1)
+    path = write_mp4(tmp_path / "wide.mp4", frames, fps=2)
+    decoded = read_frames(path, 2, "pyav", sampling="segments")
+    ours = ClipVideoEvalProcessor(image_size=32).transform(decoded)
+    clip_pipeline = Compose(
+        [
+            Resize(32, interpolation=InterpolationMode.BICUBIC),
+            CenterCrop(32),
+            ToTensor(),
+            Normalize(CLIP_MEAN, CLIP_STD),
+        ]
+    )
+    reference = torch.stack([clip_pipeline(Image.fromarray(frame)) for frame in decoded])
+    difference = (ours - reference).abs()
+    # one grey level is 1 / 255 / std ~ 0.015 in normalised units
+    assert difference.max() <= 0.016, difference.max()
+    assert difference.mean() <= 0.001, difference.mean()
+
+
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_processor_decodes_normalises_and_pads_a_short_video(tmp_path, backend):
     clip = moving_square_clip(num_frames=3, size=32)
     path = write_mp4(tmp_path / "short.mp4", clip)
-    out = ClipVideoEvalProcessor(image_size=32, num_frames=8, backend=backend)(str(path))
+    out = ClipVideoEvalProcessor(image_size=32, num_frames=8, backend=backend, sampling="segments")(
+        str(path)
+    )
     assert out["video"].shape == (8, 3, 32, 32)
     assert out["video_mask"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
     assert torch.count_nonzero(out["video"][3:]) == 0
-    train = ClipVideoTrainProcessor(image_size=24, num_frames=2, backend=backend)(str(path))
+    train = ClipVideoTrainProcessor(
+        image_size=24, num_frames=2, backend=backend, sampling="segments"
+    )(str(path))
     assert train["video"].shape == (2, 3, 24, 24) and train["video_mask"].tolist() == [1, 1]
 
 
@@ -164,7 +236,10 @@ def test_eval_dataset_maps_several_captions_and_collates_short_videos(tmp_path):
         [{"video": "long.mp4", "caption": ["a", "b"]}, {"video": "short.mp4", "caption": "c"}],
     )
     dataset = VideoTextEvalDataset(
-        ClipVideoEvalProcessor(image_size=32, num_frames=6), str, [ann], tmp_path
+        ClipVideoEvalProcessor(image_size=32, num_frames=6, sampling="segments"),
+        str,
+        [ann],
+        tmp_path,
     )
     assert dataset.text == ["a", "b", "c"]
     assert dataset.txt2video == {0: 0, 1: 0, 2: 1} and dataset.video2txt == {0: [0, 1], 1: [2]}

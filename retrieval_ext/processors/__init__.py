@@ -5,6 +5,7 @@ from retrieval_ext.processors.video import (
     ClipVideoTrainProcessor,
     VideoDecodeError,
     sample_frame_indices,
+    sample_frame_indices_by_fps,
 )
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "ClipVideoTrainProcessor",
     "VideoDecodeError",
     "sample_frame_indices",
+    "sample_frame_indices_by_fps",
 ]

@@ -1,11 +1,22 @@
 """Frame sampling and decoding for text-video retrieval (CLIP4Clip's input pipeline).
 
 A processor takes a video path and returns ``{"video": [N, 3, S, S] float, "video_mask":
-[N] long}``: N frames sampled uniformly over the video (one per equal segment: the segment
-centre at evaluation, a random offset inside the segment for training), resized on the
-short side and centre-cropped to S, normalised with CLIP's mean/std. A video with fewer
-than N frames gives all its frames followed by zero frames whose mask is 0, so batches
-always collate.
+[N] long}``. Two samplings (``sampling``):
+
+- ``fps`` (default; CLIP4Clip's ``feature_framerate`` with ``slice_framepos 2``):
+  ``sample_fps`` frames per second of video (the frame rate truncated to an integer, as
+  CLIP4Clip's OpenCV reader does), then, when that gives more than N frames, N of them
+  evenly spaced (``np.linspace(0, n - 1, N)`` truncated). The same frames for training
+  and evaluation.
+- ``segments``: N equal segments, the centre frame of each at evaluation and a random frame
+  inside each for training (TSN-style).
+
+Frames are resized with antialiasing so that the shorter side is S (the longer side
+truncated) and centre-cropped with rounded offsets, in uint8 before the conversion to
+float: the same arithmetic as CLIP's PIL pipeline (``Resize(S, BICUBIC)``,
+``CenterCrop(S)``), through torchvision's tensor functions. Then CLIP's mean/std. A video
+with fewer than N sampled frames gives them followed by zero frames whose mask is 0, so
+batches always collate.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from lavis.common.registry import registry
 from lavis.processors.base_processor import BaseProcessor
 from omegaconf import OmegaConf
@@ -22,6 +33,7 @@ from omegaconf import OmegaConf
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BACKENDS = ("decord", "pyav")
+SAMPLINGS = ("fps", "segments")
 
 
 class VideoDecodeError(RuntimeError):
@@ -50,11 +62,38 @@ def sample_frame_indices(
     return np.minimum(rng.integers(starts, ends), num_available - 1).astype(np.int64)
 
 
+def sample_frame_indices_by_fps(
+    num_available: int, fps: float, num_frames: int, sample_fps: int = 1
+) -> np.ndarray:
+    """CLIP4Clip's sampling: ``sample_fps`` frames a second, then at most ``num_frames`` of
+    them evenly spaced.
+
+    In each second ``s`` the frames ``s * rate + k * (rate // sample_fps)`` for ``k <
+    sample_fps``, where ``rate`` is the frame rate truncated to an integer (CLIP4Clip's
+    ``int(cv2.CAP_PROP_FPS)``), up to the last frame; when more than ``num_frames``
+    remain, ``np.linspace(0, n - 1, num_frames)`` truncated picks them.
+    """
+    if num_available <= 0:
+        raise ValueError(f"a video needs at least one frame, got {num_available}")
+    rate = int(fps)
+    if rate < 1:
+        raise ValueError(f"fps sampling needs the video's frame rate, got {fps!r}")
+    if not 1 <= sample_fps <= rate:
+        raise ValueError(f"sample_fps must be in [1, {rate}] (the frame rate), got {sample_fps}")
+    offsets = np.arange(0, rate, max(rate // sample_fps, 1))[:sample_fps]
+    starts = np.arange(0, num_available, rate)
+    indices = (starts[:, None] + offsets[None, :]).ravel()
+    indices = indices[indices < num_available]
+    if len(indices) > num_frames:
+        indices = indices[np.linspace(0, len(indices) - 1, num=num_frames, dtype=int)]
+    return indices.astype(np.int64)
+
+
 def _decode_decord(path: str, sampler) -> np.ndarray:
     import decord
 
     reader = decord.VideoReader(path, num_threads=1)
-    indices = sampler(len(reader))
+    indices = sampler(len(reader), reader.get_avg_fps())
     return reader.get_batch(indices.tolist()).asnumpy()
 
 
@@ -84,16 +123,19 @@ def _decode_pyav(path: str, sampler) -> np.ndarray:
     import av
 
     with av.open(path) as container:
-        count = container.streams.video[0].frames
+        stream = container.streams.video[0]
+        count = stream.frames
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
     if count > 0:
-        wanted = sampler(count)
+        wanted = sampler(count, fps)
         kept, decoded = _pyav_pick(path, wanted)
         if len(kept) == len(set(wanted.tolist())):
             return np.stack([kept[i] for i in wanted])
         count = decoded
     else:
         count = _pyav_pick(path, np.array([np.iinfo(np.int64).max]))[1]
-    wanted = sampler(count)
+    wanted = sampler(count, fps)
     kept, _ = _pyav_pick(path, wanted)
     return np.stack([kept[i] for i in wanted])
 
@@ -103,18 +145,38 @@ def read_frames(
     num_frames: int,
     backend: str = "decord",
     rng: np.random.Generator | None = None,
+    sampling: str = "segments",
+    sample_fps: int = 1,
 ) -> np.ndarray:
-    """Decode ``num_frames`` (or all, if fewer) uniformly sampled frames as ``[n, H, W, 3]``
-    uint8 RGB; raises :class:`VideoDecodeError` naming the file when it is missing or
-    cannot be decoded."""
+    """Decode at most ``num_frames`` sampled frames as ``[n, H, W, 3]`` uint8 RGB.
+
+    Args:
+        sampling: ``"segments"`` (one frame per equal segment: the centre, or a random one
+            with ``rng``) or ``"fps"`` (CLIP4Clip: ``sample_fps`` frames a second, evenly
+            thinned to ``num_frames``; ``rng`` unused).
+
+    Raises:
+        VideoDecodeError: naming the file, when it is missing or cannot be decoded.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown frame sampling {sampling!r}; expected one of {SAMPLINGS}")
     path = str(path)
     if not Path(path).is_file():
         raise VideoDecodeError(f"video file not found: {path}")
     decode = _decode_decord if backend == "decord" else _decode_pyav
+    if sampling == "fps":
+
+        def sampler(count, fps):
+            return sample_frame_indices_by_fps(count, fps, num_frames, sample_fps)
+    else:
+
+        def sampler(count, fps):
+            return sample_frame_indices(count, num_frames, rng)
+
     try:
-        frames = decode(path, lambda n: sample_frame_indices(n, num_frames, rng))
+        frames = decode(path, sampler)
     except Exception as error:  # decord/PyAV raise many types; all mean "cannot decode"
         raise VideoDecodeError(
             f"cannot decode video {path} with {backend}: {type(error).__name__}: {error}"
@@ -125,7 +187,15 @@ def read_frames(
 
 
 class _ClipVideoProcessor(BaseProcessor):
-    """Shared by the train and eval processors: decode, resize, crop, normalise, pad."""
+    """Shared by the train and eval processors: decode, resize, crop, normalise, pad.
+
+    Args:
+        image_size: Side S of the square crop.
+        num_frames: Frames N per video (``n_frms`` in configs; CLIP4Clip's ``max_frames``).
+        backend: ``decord`` or ``pyav``.
+        sampling: ``fps`` (CLIP4Clip; default) or ``segments`` (see the module docstring).
+        sample_fps: Frames per second of video for ``fps`` sampling (CLIP4Clip: 1).
+    """
 
     random_offsets = False
 
@@ -136,38 +206,47 @@ class _ClipVideoProcessor(BaseProcessor):
         backend: str = "decord",
         mean=CLIP_MEAN,
         std=CLIP_STD,
+        sampling: str = "fps",
+        sample_fps: int = 1,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown frame sampling {sampling!r}; expected one of {SAMPLINGS}")
         self.image_size = int(image_size)
         self.num_frames = int(num_frames)
         self.backend = backend
+        self.sampling = sampling
+        self.sample_fps = int(sample_fps)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def transform(self, frames: np.ndarray) -> torch.Tensor:
-        """``[n, H, W, 3]`` uint8 -> ``[n, 3, S, S]`` normalised float."""
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255
-        height, width = video.shape[-2:]
-        scale = self.image_size / min(height, width)
-        size = (
-            max(self.image_size, round(height * scale)),
-            max(self.image_size, round(width * scale)),
+        """``[n, H, W, 3]`` uint8 -> ``[n, 3, S, S]`` normalised float.
+
+        Resized and cropped while still uint8 (a quarter of float's memory; a 720p clip of
+        64 frames is 177 MB as uint8), with the arithmetic of CLIP's PIL pipeline.
+        """
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        video = TF.resize(
+            video,
+            [self.image_size],  # the shorter side; the longer one truncated, as PIL's Resize
+            interpolation=TF.InterpolationMode.BICUBIC,
+            antialias=True,
         )
-        if size != (height, width):
-            video = F.interpolate(video, size=size, mode="bicubic", align_corners=False)
-        top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
-        video = video[..., top : top + self.image_size, left : left + self.image_size]
-        return (video.clamp(0, 1) - self.mean) / self.std
+        video = TF.center_crop(video, [self.image_size, self.image_size])  # rounded offsets
+        return (video.float() / 255 - self.mean) / self.std
 
     def __call__(self, path) -> dict:
         # offsets drawn from torch's generator: seeded by the run, distinct per loader worker
         rng = (
             np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-            if self.random_offsets
+            if self.random_offsets and self.sampling == "segments"
             else None
         )
-        frames = read_frames(path, self.num_frames, self.backend, rng)
+        frames = read_frames(
+            path, self.num_frames, self.backend, rng, self.sampling, self.sample_fps
+        )
         video = self.transform(frames)  # [n, 3, S, S], n <= num_frames
         mask = torch.zeros(self.num_frames, dtype=torch.long)
         mask[: video.shape[0]] = 1
@@ -185,16 +264,20 @@ class _ClipVideoProcessor(BaseProcessor):
             backend=cfg.get("backend", "decord"),
             mean=tuple(cfg.get("mean", CLIP_MEAN)),
             std=tuple(cfg.get("std", CLIP_STD)),
+            sampling=cfg.get("sampling", "fps"),
+            sample_fps=cfg.get("sample_fps", 1),
         )
 
 
 @registry.register_processor("clip4clip_video_train")
 class ClipVideoTrainProcessor(_ClipVideoProcessor):
-    """Training: a random frame inside each of the N segments."""
+    """Training: ``fps`` sampling takes the evaluation frames (as CLIP4Clip); ``segments``
+    takes a random frame inside each of the N segments."""
 
     random_offsets = True
 
 
 @registry.register_processor("clip4clip_video_eval")
 class ClipVideoEvalProcessor(_ClipVideoProcessor):
-    """Evaluation: the centre frame of each of the N segments."""
+    """Evaluation: ``fps`` sampling (CLIP4Clip), or the centre frame of each of the N
+    segments with ``segments``."""

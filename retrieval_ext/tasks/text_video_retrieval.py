@@ -144,9 +144,7 @@ class TextVideoRetrievalTask(RetrievalTask):
         if not is_main_process():
             return None
         dataset = data_loader.dataset
-        metrics = retrieval_metrics(
-            sim_t2v, dataset.txt2video, dataset.video2txt, self.convention
-        )
+        metrics = retrieval_metrics(sim_t2v, dataset.txt2video, dataset.video2txt, self.convention)
         if self.select_on == "both":
             metrics["agg_metrics"] = (metrics["t2v_sum_r"] + metrics["v2t_sum_r"]) / 2
         else:
