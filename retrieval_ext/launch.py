@@ -91,7 +91,7 @@ def build(cfg_path: str, options: list[str] | None = None, evaluate: bool = Fals
 
 def run(cfg_path: str, options: list[str] | None = None, evaluate: bool = False) -> dict:
     """Train (or only evaluate) as the config says; returns ``{"test": {split: metrics},
-    "output_dir": ..., "config": full config, "train_seconds": ...}`` (metrics on the main
+    "output_dir": ..., "config": full config, "seconds": ...}`` (metrics on the main
     process only)."""
     cfg, _, _, _, runner = build(cfg_path, options, evaluate)
     start = time.time()

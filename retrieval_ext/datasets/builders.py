@@ -10,16 +10,14 @@ paths resolve against the current working directory. ``bad_video_policy`` (``rai
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from retrieval_ext.configs import default_config_path
 from retrieval_ext.datasets.video_text import VideoTextEvalDataset, VideoTextTrainDataset
 
 from lavis.common.registry import registry
 from lavis.datasets.builders.base_dataset_builder import BaseDatasetBuilder
 
 from plugins.compat import lavis_lookup
-
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs" / "datasets"
 
 
 def _local(path: str, what: str) -> str:
@@ -36,19 +34,17 @@ class LocalVideoTextBuilder(BaseDatasetBuilder):
 
     @classmethod
     def default_config_path(cls, type="default"):
-        if type not in cls.DATASET_CONFIG_DICT:
-            raise KeyError(
-                f"{cls.__name__}: unknown dataset config type {type!r}; "
-                f"available: {sorted(cls.DATASET_CONFIG_DICT)}"
-            )
-        return str(CONFIG_ROOT / cls.DATASET_CONFIG_DICT[type])
+        return default_config_path(
+            cls.__name__, "dataset config type", cls.DATASET_CONFIG_DICT, type, "datasets"
+        )
 
     @staticmethod
     def _build_proc_from_cfg(cfg):
         return lavis_lookup("processor", cfg.name).from_config(cfg) if cfg is not None else None
 
     def _download_data(self):
-        """Nothing to download: check that what the config names exists."""
+        """Nothing to download (LAVIS's builders fetch here); :meth:`build` checks that the
+        paths the config names exist."""
 
     def build(self):
         self.build_processors()

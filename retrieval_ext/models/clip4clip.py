@@ -7,14 +7,22 @@ cosine of the two, and training is CLIP's symmetric InfoNCE over the (all-gather
 Temporal heads (``model_type``):
 - ``meanP``: masked mean of the L2-normalised frame features (no parameters).
 - ``seqTransf``: learned frame position embeddings and a small transformer over the
-  frames, residual to the raw frame features, then the masked mean. As in CLIP4Clip, its
-  layers start from the first CLIP text layers and its position embeddings from the text
-  position embeddings, when the widths match (``init_temporal_from_text``).
+  frames (QuickGELU, as CLIP4Clip's ``TransformerClip`` whatever the backbone uses),
+  residual to the raw frame features, then the masked mean. As in CLIP4Clip, its layers
+  start from the first CLIP text layers and its position embeddings from the text position
+  embeddings, when the widths match (``init_temporal_from_text``).
 
 The backbone is LAVIS's own CLIP (``lavis.models.clip_models.model.CLIP``): OpenAI weights
-from a local file or folder (``pretrained``), a named architecture with random weights
-(``clip_model_type`` and ``pretrained: ""``), or a small random ``clip_config`` for tests.
-Nothing is downloaded.
+from a local file or folder (``pretrained``; the default model configs read the folder
+from the ``PLUGZOO_CLIP_DIR`` environment variable), a named architecture with random
+weights (``clip_model_type`` and ``pretrained: ""``), or a small random ``clip_config`` for
+tests. Nothing is downloaded; a model built without weights says so in the log. Official
+CLIP4Clip checkpoints (``pytorch_model.bin``) load through ``finetuned`` or LAVIS's
+``load_model(..., checkpoint=...)`` (:func:`convert_official_state_dict`).
+
+Features other models build on (TeachCLIP's teachers and student): :meth:`encode_frames`
+(per-frame CLIP features), :meth:`temporal_frame_features` (after the temporal module),
+:meth:`encode_text_tokens` (sentence and word-level features with their mask).
 """
 
 from __future__ import annotations
@@ -25,6 +33,13 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from retrieval_ext.configs import default_config_path
+from retrieval_ext.models.common import (
+    FrozenSubmodulesStayInEval,
+    all_gather_with_grad,
+    load_model_state,
+)
 
 import torch
 import torch.distributed as dist
@@ -45,8 +60,8 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from transformers.utils import ModelOutput
 
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs" / "models"
 SIM_HEADERS = ("meanP", "seqTransf")
+NO_DECAY_RULES = ("clip4clip", "standard")
 
 
 @dataclass
@@ -138,7 +153,7 @@ class TemporalTransformer(nn.Module):
 
 
 @registry.register_model("clip4clip_retrieval")
-class CLIP4ClipRetrieval(BaseModel):
+class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
     """CLIP4Clip for text-video retrieval.
 
     Args:
@@ -148,9 +163,15 @@ class CLIP4ClipRetrieval(BaseModel):
         max_frames: Most frames the ``seqTransf`` position embeddings cover.
         temporal_layers: ``seqTransf`` transformer depth (CLIP4Clip: 4).
         init_temporal_from_text: Start ``seqTransf`` from CLIP's first text layers.
-        logit_scale_max: Clamp of CLIP's learned logit scale (100).
+        logit_scale_max: Clamp of ``exp(logit_scale)``; None (default) leaves it free, as
+            CLIP4Clip does. TeachCLIP clamps at 100, CLIP's own training bound: with
+            teachers pulling the student's logits, an unbounded scale can grow until the
+            softmax saturates.
         lr_scale_clip: Learning-rate multiplier of the CLIP weights relative to the new
             layers (CLIP4Clip's ``coef_lr``, 1e-3); read by the runner's parameter groups.
+        no_decay_rule: Which parameters get no weight decay: ``clip4clip`` (biases only,
+            CLIP4Clip's rule: layer-norm weights, embeddings and ``logit_scale`` decay) or
+            ``standard`` (biases, norms, embeddings and scalars).
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {
@@ -166,12 +187,17 @@ class CLIP4ClipRetrieval(BaseModel):
         max_frames: int = 12,
         temporal_layers: int = 4,
         init_temporal_from_text: bool = True,
-        logit_scale_max: float = 100.0,
+        logit_scale_max: float | None = None,
         lr_scale_clip: float = 1e-3,
+        no_decay_rule: str = "clip4clip",
     ):
         super().__init__()
         if sim_header not in SIM_HEADERS:
             raise ValueError(f"sim_header must be one of {SIM_HEADERS}, got {sim_header!r}")
+        if no_decay_rule not in NO_DECAY_RULES:
+            raise ValueError(
+                f"no_decay_rule must be one of {NO_DECAY_RULES}, got {no_decay_rule!r}"
+            )
         if not hasattr(clip.visual, "transformer"):
             raise ValueError("CLIP4Clip needs a ViT image encoder (got a ResNet/timm tower)")
         context = clip.positional_embedding.shape[0]
@@ -182,18 +208,18 @@ class CLIP4ClipRetrieval(BaseModel):
         self.max_txt_len = max_txt_len
         self.logit_scale_max = logit_scale_max
         self.lr_scale_clip = lr_scale_clip
+        self.no_decay_rule = no_decay_rule
         # --- layers
         self.clip = clip
         self.temporal = None
         if sim_header == "seqTransf":
             width = clip.visual.output_dim
-            act_layer = type(clip.transformer.resblocks[0].mlp.gelu)
             self.temporal = TemporalTransformer(
                 width=width,
                 layers=temporal_layers,
                 heads=max(width // 64, 1),
                 max_frames=max_frames,
-                act_layer=QuickGELU if act_layer is QuickGELU else nn.GELU,
+                act_layer=QuickGELU,  # CLIP4Clip's TransformerClip always uses QuickGELU
             )
             if init_temporal_from_text:
                 self._init_temporal_from_text()
@@ -224,16 +250,32 @@ class CLIP4ClipRetrieval(BaseModel):
             tokens[row, : len(ids)] = torch.tensor(ids)
         return tokens
 
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[N, L]`` token ids -> ``[N, D]`` sentence features (the end token's)."""
+    def encode_text_tokens(
+        self, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sentence and word-level text features, not normalised.
+
+        Args:
+            tokens: ``[N, L]`` ids from :meth:`tokenize` (0 is padding).
+
+        Returns:
+            ``sentence [N, D]`` (the end token's output), ``words [N, L, D]`` (every
+            token's output through CLIP's text projection, X-CLIP's word features) and
+            ``word_mask [N, L]`` (1 for the start, word and end tokens, 0 for padding).
+        """
         length = tokens.shape[1]
         x = self.clip.token_embedding(tokens) + self.clip.positional_embedding[:length]
         x = self.clip.transformer(
             x.permute(1, 0, 2), attn_mask=self.clip.attn_mask[:length, :length]
         )
-        x = self.clip.ln_final(x.permute(1, 0, 2))  # [N, L, width]
+        words = self.clip.ln_final(x.permute(1, 0, 2)) @ self.clip.text_projection  # [N, L, D]
         eot = tokens.argmax(dim=-1)  # the end token has the largest id
-        return x[torch.arange(x.shape[0]), eot] @ self.clip.text_projection
+        sentence = words[torch.arange(words.shape[0]), eot]
+        return sentence, words, (tokens != 0).long()
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L]`` token ids -> ``[N, D]`` sentence features (the end token's)."""
+        return self.encode_text_tokens(tokens)[0]
 
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
         """``[B, T, 3, H, W]`` -> ``[B, T, D]`` per-frame CLIP features."""
@@ -241,11 +283,19 @@ class CLIP4ClipRetrieval(BaseModel):
         frames = self.clip.encode_image(video.flatten(0, 1))  # [B * T, D]
         return frames.view(batch, num_frames, -1)
 
+    def temporal_frame_features(
+        self, frames: torch.Tensor, video_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, T, D]`` per-frame CLIP features and ``[B, T]`` mask -> ``[B, T, D]`` frame
+        features after the temporal module (``seqTransf``; unchanged for ``meanP``), not
+        normalised. Rows of padded frames carry no meaning: mask them."""
+        if self.temporal is None:
+            return frames
+        return self.temporal(frames, video_mask)
+
     def pool_frames(self, frames: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """``[B, T, D]`` frames and ``[B, T]`` mask -> ``[B, D]`` L2-normalised video vectors."""
-        if self.temporal is not None:
-            frames = self.temporal(frames, video_mask)
-        frames = F.normalize(frames, dim=-1)
+        frames = F.normalize(self.temporal_frame_features(frames, video_mask), dim=-1)
         weights = video_mask.to(frames.dtype).unsqueeze(-1)  # [B, T, 1]
         pooled = (frames * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return F.normalize(pooled, dim=-1)
@@ -268,14 +318,9 @@ class CLIP4ClipRetrieval(BaseModel):
         """
         video_feat = self.extract_video_features(samples["video"], samples["video_mask"])
         text_feat = self.extract_text_features(samples["text_input"])
-        if is_dist_avail_and_initialized() and dist.get_world_size() > 1:
-            # autograd-aware gather: each process's loss is the whole batch's loss and the
-            # gradients reaching its own features are summed over processes
-            from torch.distributed.nn.functional import all_gather
-
-            video_feat = torch.cat(all_gather(video_feat), dim=0)
-            text_feat = torch.cat(all_gather(text_feat), dim=0)
-        logit_scale = self.clip.logit_scale.exp().clamp(max=self.logit_scale_max)
+        video_feat = all_gather_with_grad(video_feat)
+        text_feat = all_gather_with_grad(text_feat)
+        logit_scale = self.logit_scale()
         logits = logit_scale * text_feat @ video_feat.t()  # [texts, videos]
         targets = torch.arange(logits.shape[0], device=logits.device)
         loss_t2v = F.cross_entropy(logits, targets)
@@ -288,15 +333,27 @@ class CLIP4ClipRetrieval(BaseModel):
             logit_scale=logit_scale,
         )
 
+    def logit_scale(self) -> torch.Tensor:
+        """``exp(clip.logit_scale)``, clamped at ``logit_scale_max`` when one is set."""
+        scale = self.clip.logit_scale.exp()
+        return scale if self.logit_scale_max is None else scale.clamp(max=self.logit_scale_max)
+
+    def is_decayed(self, name: str, param: torch.Tensor) -> bool:
+        """Whether weight decay applies to parameter ``name`` (``no_decay_rule``)."""
+        if self.no_decay_rule == "clip4clip":  # CLIP4Clip: 'bias', 'LayerNorm.bias/weight'
+            return not ("bias" in name or "LayerNorm.weight" in name)
+        return not (param.ndim < 2 or "bias" in name or ".ln" in name or "embedding" in name)
+
     def get_optimizer_params(self, weight_decay: float) -> list[dict]:
-        """Parameter groups: (CLIP | new layers) x (decayed | not decayed), each with an
-        ``lr_scale`` that the learning-rate schedule multiplies (never overwrites)."""
+        """Parameter groups: (new layers | CLIP) x (decayed | not decayed), in that order,
+        each with an ``lr_scale`` that the learning-rate schedule multiplies (never
+        overwrites)."""
         groups = {}
-        for name, param in self.named_parameters():
+        for name, param in sorted(self.named_parameters(), key=lambda p: p[0].startswith("clip.")):
             if not param.requires_grad:
                 continue
             is_clip = name.startswith("clip.")
-            no_decay = param.ndim < 2 or "bias" in name or ".ln" in name or "embedding" in name
+            no_decay = not self.is_decayed(name, param)
             key = ("clip" if is_clip else "new", "no_decay" if no_decay else "decay")
             if key not in groups:
                 groups[key] = {
@@ -378,12 +435,19 @@ class CLIP4ClipRetrieval(BaseModel):
     # ------------------------------------------------------------------ config
     @classmethod
     def default_config_path(cls, model_type="meanP"):
-        if model_type not in cls.PRETRAINED_MODEL_CONFIG_DICT:
-            raise KeyError(
-                f"clip4clip_retrieval: unknown model_type {model_type!r}; "
-                f"available: {sorted(cls.PRETRAINED_MODEL_CONFIG_DICT)}"
-            )
-        return str(CONFIG_ROOT / cls.PRETRAINED_MODEL_CONFIG_DICT[model_type])
+        return default_config_path(
+            "clip4clip_retrieval",
+            "model_type",
+            cls.PRETRAINED_MODEL_CONFIG_DICT,
+            model_type,
+            "models",
+        )
+
+    def load_checkpoint(self, url_or_filename):
+        """LAVIS's ``load_model(..., checkpoint=path)``: a local runner checkpoint or an
+        official CLIP4Clip ``pytorch_model.bin``, read with ``weights_only=True``; keys that
+        do not match are an error naming them (LAVIS's loader would skip them)."""
+        load_finetuned(self, url_or_filename)
 
     @classmethod
     def from_config(cls, cfg=None):
@@ -391,6 +455,7 @@ class CLIP4ClipRetrieval(BaseModel):
         clip_model_type = cfg.get("clip_model_type", "ViT-B-32")
         pretrained = cfg.get("pretrained", "")
         clip_config = cfg.get("clip_config", None)
+        checkpoint = cfg.get("load_finetuned", False) and cfg.get("finetuned", "")
         if pretrained:
             clip = load_openai_clip(pretrained, clip_model_type)
         elif clip_config is not None:
@@ -404,28 +469,73 @@ class CLIP4ClipRetrieval(BaseModel):
             max_frames=cfg.get("max_frames", 12),
             temporal_layers=cfg.get("temporal_layers", 4),
             init_temporal_from_text=cfg.get("init_temporal_from_text", True),
-            logit_scale_max=cfg.get("logit_scale_max", 100.0),
+            logit_scale_max=cfg.get("logit_scale_max", None),
             lr_scale_clip=cfg.get("lr_scale_clip", 1e-3),
+            no_decay_rule=cfg.get("no_decay_rule", "clip4clip"),
         )
-        checkpoint = cfg.get("load_finetuned", False) and cfg.get("finetuned", "")
         if checkpoint:
             load_finetuned(model, checkpoint)
+        elif not pretrained:
+            logging.warning(
+                "clip4clip_retrieval built with RANDOM weights: no model.pretrained (a local "
+                "OpenAI CLIP file or folder; the default configs read $PLUGZOO_CLIP_DIR) and "
+                "no model.finetuned checkpoint were given"
+            )
         return model
 
 
-def load_finetuned(model: nn.Module, path: str | Path) -> None:
-    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``), with
-    ``weights_only=True``; missing or unexpected keys stop with their names."""
+OFFICIAL_PREFIXES = {"transformerClip.": "temporal.transformer.", "clip.": "clip."}
+
+
+def is_official_state_dict(state: dict) -> bool:
+    """Whether ``state`` uses CLIP4Clip's own names (``transformerClip.*``,
+    ``frame_position_embeddings.weight``) rather than ours (``temporal.*``)."""
+    return any(k.startswith(("transformerClip.", "frame_position_embeddings.")) for k in state)
+
+
+def convert_official_state_dict(state: dict, max_frames: int) -> dict:
+    """An official CLIP4Clip ``pytorch_model.bin`` state dict in our names, float32.
+
+    ``clip.*`` keep their names (both are OpenAI's CLIP layout); ``transformerClip.*``
+    becomes ``temporal.transformer.*``; the 77-row ``frame_position_embeddings.weight``
+    keeps its first ``max_frames`` rows (positions past the last frame are never used).
+    Keys of other heads (``tightTransf``'s cross encoder, ``seqLSTM``) are an error.
+    """
+    out, unknown = {}, []
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key == "frame_position_embeddings.weight":
+            if value.shape[0] < max_frames:
+                raise ValueError(
+                    f"frame_position_embeddings has {value.shape[0]} rows, fewer than "
+                    f"max_frames={max_frames}"
+                )
+            out["temporal.frame_position_embeddings.weight"] = value[:max_frames].float()
+            continue
+        prefix = next((p for p in OFFICIAL_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            unknown.append(key)
+            continue
+        out[OFFICIAL_PREFIXES[prefix] + key[len(prefix) :]] = value.float()
+    if unknown:
+        raise KeyError(
+            f"not a meanP/seqTransf CLIP4Clip checkpoint: unexpected keys {unknown[:10]}"
+        )
+    return out
+
+
+def load_finetuned(model: CLIP4ClipRetrieval, path: str | Path) -> None:
+    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``) or an
+    official CLIP4Clip ``pytorch_model.bin`` (converted), with ``weights_only=True``;
+    missing or unexpected keys stop with their names."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"fine-tuned checkpoint not found: {path} (model.finetuned)")
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     state = state.get("model", state)
-    result = model.load_state_dict(state, strict=False)
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    missing = [k for k in result.missing_keys if k not in frozen]
-    if missing or result.unexpected_keys:
-        raise KeyError(
-            f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
-            f"unexpected {result.unexpected_keys[:10]}"
+    if is_official_state_dict(state):
+        max_frames = (
+            model.temporal.frame_position_embeddings.num_embeddings if model.temporal else 0
         )
+        state = convert_official_state_dict(state, max_frames)
+    load_model_state(model, state, path)

@@ -1,6 +1,13 @@
-"""Runner and learning-rate schedule registered in LAVIS's registry."""
+"""Runner, optimiser and learning-rate schedules registered in LAVIS's registry."""
 
 from retrieval_ext.runners.lr_schedule import GroupScaledWarmupCosineLR
+from retrieval_ext.runners.optim import BertAdam, GroupScaledProgressWarmupCosineLR
 from retrieval_ext.runners.runner import PortableRunner, init_distributed
 
-__all__ = ["GroupScaledWarmupCosineLR", "PortableRunner", "init_distributed"]
+__all__ = [
+    "BertAdam",
+    "GroupScaledProgressWarmupCosineLR",
+    "GroupScaledWarmupCosineLR",
+    "PortableRunner",
+    "init_distributed",
+]

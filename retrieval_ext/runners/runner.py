@@ -1,6 +1,6 @@
 """A LAVIS runner that trains on CPU or GPU, in one process or under torchrun DDP.
 
-``RunnerBase`` (LAVIS 1.0.2) cannot do that as shipped (shared/specs/stack.md point 8):
+``RunnerBase`` (LAVIS 1.0.2) cannot do that as shipped:
 - its ``model`` property returns None when the model already sits on the device, and it
   wraps DDP with CUDA device ids;
 - its loaders wrap every map-style dataset in ``PrefetchLoader``, which creates a CUDA
@@ -25,6 +25,9 @@ import os
 import random
 import time
 from pathlib import Path
+
+from retrieval_ext.models.common import frozen_parameter_names, load_model_state
+from retrieval_ext.runners.optim import build_optimizer
 
 import numpy as np
 import torch
@@ -158,7 +161,10 @@ class PortableRunner(RunnerBase):
 
     @property
     def optimizer(self):
-        """AdamW over the model's parameter groups, each at ``init_lr * lr_scale``."""
+        """``run.optimizer`` (AdamW or CLIP4Clip's BertAdam, with optional gradient clipping:
+        :func:`retrieval_ext.runners.optim.build_optimizer`) over the model's parameter
+        groups, each at ``init_lr * lr_scale``. Groups at the base rate come first, so the
+        rate LAVIS's progress line prints (the first group's) is the new layers'."""
         if self._optimizer is None:
             run_cfg = self.config.run_cfg
             weight_decay = float(run_cfg.weight_decay)
@@ -175,19 +181,16 @@ class PortableRunner(RunnerBase):
                     {"params": decay, "weight_decay": weight_decay},
                     {"params": no_decay, "weight_decay": 0.0},
                 ]
-            for group in groups:
+            for index, group in enumerate(groups):
                 group.setdefault("lr_scale", 1.0)
+                group.setdefault("name", str(index))
                 group["lr"] = self.init_lr * group["lr_scale"]
+            groups.sort(key=lambda g: g["lr_scale"] != 1.0)  # stable: base-rate groups first
             logging.info(
                 "parameter groups: %s",
-                [(g.get("name", i), len(g["params"]), g["lr_scale"]) for i, g in enumerate(groups)],
+                [(g["name"], len(g["params"]), g["lr_scale"]) for g in groups],
             )
-            self._optimizer = torch.optim.AdamW(
-                groups,
-                lr=self.init_lr,
-                weight_decay=weight_decay,
-                betas=(0.9, float(run_cfg.get("beta2", 0.999))),
-            )
+            self._optimizer = build_optimizer(groups, run_cfg, self.init_lr, weight_decay)
         return self._optimizer
 
     @property
@@ -203,6 +206,7 @@ class PortableRunner(RunnerBase):
                 warmup_start_lr=run_cfg.get("warmup_lr", -1),
                 warmup_steps=run_cfg.get("warmup_steps", 0),
                 iters_per_epoch=len(self.train_loader),
+                warmup_proportion=run_cfg.get("warmup_proportion", None),
             )
         return self._lr_sched
 
@@ -266,7 +270,12 @@ class PortableRunner(RunnerBase):
         # seed, the rank and the epoch, so a resumed run repeats the uninterrupted one
         seed_epoch(int(self.config.run_cfg.get("seed", 42)), epoch)
         self.train_loader.start_epoch(epoch)
-        return super().train_epoch(epoch)
+        stats = super().train_epoch(epoch)
+        # LAVIS logs the first group's rate as "{:.3f}" (1e-7 reads 0.000): every group's
+        # last rate, readable
+        for group in self.optimizer.param_groups:
+            stats[f"lr_{group['name']}"] = f"{group['lr']:.3e}"
+        return stats
 
     def train(self):
         start_time = time.time()
@@ -320,7 +329,7 @@ class PortableRunner(RunnerBase):
     @main_process
     def _save_checkpoint(self, cur_epoch, is_best=False):
         model = self.unwrap_dist_model(self.model)
-        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        frozen = frozen_parameter_names(model)  # never trained here: not saved
         state = {k: v for k, v in model.state_dict().items() if k not in frozen}
         save_to = self.output_dir / f"checkpoint_{'best' if is_best else 'latest'}.pth"
         if is_best:
@@ -346,28 +355,16 @@ class PortableRunner(RunnerBase):
             raise FileNotFoundError(f"checkpoint not found: {path} (local files only)")
         return torch.load(str(path), map_location=self.device, weights_only=True)
 
-    def _load_model_state(self, model, state, path) -> None:
-        result = model.load_state_dict(state, strict=False)
-        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-        missing = [k for k in result.missing_keys if k not in frozen]
-        if missing or result.unexpected_keys:
-            raise KeyError(
-                f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
-                f"unexpected {result.unexpected_keys[:10]}"
-            )
-
     def _reload_best_model(self, model):
         path = self.best_checkpoint or self.output_dir / "checkpoint_best.pth"
         logging.info("Loading checkpoint from %s.", path)
-        self._load_model_state(model, self._read_checkpoint(path)["model"], path)
+        load_model_state(model, self._read_checkpoint(path)["model"], path)
         return model
 
     def _load_checkpoint(self, url_or_filename):
         """Resume model, optimiser, scaler, epoch and best metric from a local file."""
         checkpoint = self._read_checkpoint(url_or_filename)
-        self._load_model_state(
-            self.unwrap_dist_model(self.model), checkpoint["model"], url_or_filename
-        )
+        load_model_state(self.unwrap_dist_model(self.model), checkpoint["model"], url_or_filename)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])

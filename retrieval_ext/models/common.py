@@ -1,0 +1,58 @@
+"""Pieces every retrieval_ext model shares: the autograd-aware batch gather, frozen
+submodules kept in eval mode, and checkpoint loading that names what does not match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from lavis.common.dist_utils import is_dist_avail_and_initialized
+from torch import nn
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """``[B, ...]`` per process -> ``[world * B, ...]`` in rank order, with gradients.
+
+    Every process then computes the loss of the whole (global) batch, and the gradients
+    reaching its own rows are summed over processes. A no-op without a process group.
+    """
+    if not is_dist_avail_and_initialized() or dist.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor), dim=0)
+
+
+class FrozenSubmodulesStayInEval:
+    """Mixin for an ``nn.Module``: ``train()`` leaves every submodule whose parameters are
+    all frozen (``requires_grad=False``) in eval mode, so its dropout stays off and its
+    norm statistics fixed while the rest trains (the runner calls ``model.train()`` at
+    every epoch)."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                params = list(module.parameters())
+                if module is not self and params and not any(p.requires_grad for p in params):
+                    module.eval()
+        return self
+
+
+def frozen_parameter_names(model: nn.Module) -> set[str]:
+    """Names of the parameters a checkpoint of ``model`` leaves out (frozen ones)."""
+    return {name for name, param in model.named_parameters() if not param.requires_grad}
+
+
+def load_model_state(model: nn.Module, state: dict, path: str | Path) -> None:
+    """``model.load_state_dict(state)``; keys missing (other than frozen parameters, which
+    checkpoints leave out) or unexpected stop with their names and ``path``."""
+    result = model.load_state_dict(state, strict=False)
+    frozen = frozen_parameter_names(model)
+    missing = [key for key in result.missing_keys if key not in frozen]
+    if missing or result.unexpected_keys:
+        raise KeyError(
+            f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
+            f"unexpected {result.unexpected_keys[:10]}"
+        )
