@@ -226,6 +226,23 @@ def test_training_skips_undecodable_videos_only_when_asked(tmp_path):
         strict[0]
     lenient = VideoTextTrainDataset(processor, str, [ann], tmp_path, policy="skip")
     assert lenient[0]["text_input"] == "fine" and lenient.skipped == [str(tmp_path / "b.mp4")]
+    assert lenient.decode_skips == 1
+
+
+def test_skips_inside_loader_workers_are_counted_in_the_main_process(tmp_path):
+    from torch.utils.data import DataLoader
+
+    write_mp4(tmp_path / "a.mp4", moving_square_clip(num_frames=4, size=32))
+    (tmp_path / "b.mp4").write_bytes(b"not a video")
+    entries = [{"video": "b.mp4", "caption": f"broken {i}"} for i in range(3)]
+    ann = _write_ann(tmp_path / "ann.json", [*entries, {"video": "a.mp4", "caption": "fine"}])
+    processor = ClipVideoTrainProcessor(image_size=32, num_frames=4, sampling="segments")
+    dataset = VideoTextTrainDataset(processor, str, [ann], tmp_path, policy="skip")
+    loader = DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=dataset.collater)
+    texts = [batch["text_input"][0] for batch in loader]
+    assert texts == ["fine"] * 4
+    # item i meets 3 - i broken videos before "fine": 3 + 2 + 1 + 0, all in the workers
+    assert dataset.skipped == [] and dataset.decode_skips == 6
 
 
 def test_eval_dataset_maps_several_captions_and_collates_short_videos(tmp_path):

@@ -9,15 +9,17 @@ names ``txt2img`` / ``img2txt``).
 Bad-video policy (``bad_video_policy``): ``"raise"`` (default) stops with an error naming
 the file, when the annotation is read for a missing file and when a video is decoded for
 one that cannot be; ``"skip"`` drops entries whose file is missing at construction (logged
-and counted in ``dataset.skipped``) and, in training only, replaces an undecodable video
-by another item (counted too). An evaluation gallery never skips a video at decode time:
-the metrics would silently change meaning.
+and listed in ``dataset.skipped``) and, in training only, replaces an undecodable video
+by another item (logged by the process that met it, and counted in
+``dataset.decode_skips``, shared by every DataLoader worker). An evaluation gallery never
+skips a video at decode time: the metrics would silently change meaning.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 from pathlib import Path
 
 from retrieval_ext.processors.video import VideoDecodeError
@@ -98,6 +100,8 @@ class VideoTextTrainDataset(Dataset):
         self.policy = policy
         self.entries, missing = load_annotations(ann_paths, vis_root, policy)
         self.skipped = list(missing)
+        # shared memory: DataLoader workers inherit it, so their skips reach this process
+        self._decode_skips = multiprocessing.get_context().Value("i", 0)
         self.pairs = [
             (video_index, caption)
             for video_index, entry in enumerate(self.entries)
@@ -106,6 +110,11 @@ class VideoTextTrainDataset(Dataset):
 
     def __len__(self):
         return len(self.pairs)
+
+    @property
+    def decode_skips(self) -> int:
+        """Undecodable videos replaced so far, by this process and every loader worker."""
+        return self._decode_skips.value
 
     def __getitem__(self, index):
         for attempt in range(len(self.pairs)):
@@ -117,7 +126,9 @@ class VideoTextTrainDataset(Dataset):
                 if self.policy == "raise":
                     raise
                 logging.warning("skipping an undecodable training video: %s", error)
-                self.skipped.append(path)
+                self.skipped.append(path)  # this process's list; the count is shared
+                with self._decode_skips.get_lock():
+                    self._decode_skips.value += 1
                 continue
             return {
                 **sample,

@@ -275,6 +275,12 @@ class PortableRunner(RunnerBase):
         # last rate, readable
         for group in self.optimizer.param_groups:
             stats[f"lr_{group['name']}"] = f"{group['lr']:.3e}"
+        # the training datasets' shared counters see every loader worker's skips
+        train = self.datasets.get("train")  # by split once the loaders exist (RunnerBase)
+        skips = sum(getattr(d, "decode_skips", 0) for d in getattr(train, "datasets", [train]))
+        if skips:
+            logging.warning("%d undecodable training videos replaced so far (this process)", skips)
+            stats["decode_skips"] = skips
         return stats
 
     def train(self):
