@@ -218,6 +218,29 @@ def test_official_checkpoint_converts_and_loads(tmp_path):
         convert_official_state_dict(official, max_frames=80)
 
 
+def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    official = _official_seq_transf_state()
+    torch.save(official, tmp_path / "pytorch_model.bin")
+    out = tmp_path / "converted.pth"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "convert_clip4clip_checkpoint.py"),
+         "--input", str(tmp_path / "pytorch_model.bin"), "--output", str(out),
+         "--max-frames", "8"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = registry.get_model_class("clip4clip_retrieval").from_config(
+        tiny_model_cfg("seqTransf", load_finetuned=True, finetuned=str(out))
+    )
+    table = official["frame_position_embeddings.weight"][:8]
+    assert torch.equal(model.temporal.frame_position_embeddings.weight, table)
+
+
 def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_free_by_default():
     model = _model("seqTransf")  # its CLIP uses nn.GELU (quick_gelu: false)
     assert not isinstance(model.clip.transformer.resblocks[0].mlp.gelu, QuickGELU)
