@@ -219,6 +219,7 @@ def test_official_checkpoint_converts_and_loads(tmp_path):
 
 
 def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
+    import json
     import subprocess
     import sys
 
@@ -228,12 +229,15 @@ def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
     torch.save(official, tmp_path / "pytorch_model.bin")
     out = tmp_path / "converted.pth"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "convert_clip4clip_checkpoint.py"),
+        [sys.executable, str(REPO_ROOT / "tools" / "convert_retrieval_checkpoint.py"),
+         "--arch", "clip4clip_retrieval", "--model-type", "seqTransf",
          "--input", str(tmp_path / "pytorch_model.bin"), "--output", str(out),
-         "--max-frames", "8"],
+         "--max-frames", "8", "--max-words", "16", "--clip-config", json.dumps(TINY_CLIP),
+         "--options", "temporal_layers=1"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "unplaced (0)" in result.stdout and "missing (0)" in result.stdout
     model = registry.get_model_class("clip4clip_retrieval").from_config(
         tiny_model_cfg("seqTransf", load_finetuned=True, finetuned=str(out))
     )

@@ -367,23 +367,30 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def encode_video_loader(self, data_loader) -> torch.Tensor:
-        """``[videos, D]`` features of an evaluation loader, in dataset order.
+    def encode_video_loader(self, data_loader, rows_of=None) -> torch.Tensor:
+        """``[videos, W]`` gallery rows of an evaluation loader, in dataset order.
+
+        Args:
+            rows_of: ``(video, video_mask) -> [B, W]``, what a gallery stores per video;
+                default :meth:`extract_video_features` (``W = D``, one vector). Models that
+                score by interaction (X-CLIP, X-Pool) store per-frame features here.
 
         With a ``DistributedSampler`` under DDP each process encodes its shard and the
         shards are summed across processes (rows a sampler repeats to even out the shards
         are averaged), so every process returns the whole gallery. Any other loader must
         cover the gallery itself.
         """
-        features = torch.zeros(len(data_loader.dataset), self.clip.visual.output_dim)
-        encoded = torch.zeros(len(data_loader.dataset))
+        rows_of = rows_of or self.extract_video_features
+        features, encoded = None, torch.zeros(len(data_loader.dataset))
         for samples in data_loader:
-            feat = self.extract_video_features(
-                samples["video"].to(self.device), samples["video_mask"].to(self.device)
-            )
+            feat = rows_of(samples["video"].to(self.device), samples["video_mask"].to(self.device))
+            if features is None:
+                features = torch.zeros(len(data_loader.dataset), feat.shape[1])
             rows = samples["index"].cpu()
             features[rows] = feat.float().cpu()
             encoded[rows] += 1
+        if features is None:
+            raise RuntimeError("the evaluation loader yielded no videos")
         sharded = isinstance(getattr(data_loader, "sampler", None), DistributedSampler)
         if sharded and is_dist_avail_and_initialized():
             features *= encoded[:, None]  # a repeated row counts once per process
@@ -436,7 +443,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
     @classmethod
     def default_config_path(cls, model_type="meanP"):
         return default_config_path(
-            "clip4clip_retrieval",
+            cls.__name__,
             "model_type",
             cls.PRETRAINED_MODEL_CONFIG_DICT,
             model_type,
@@ -451,7 +458,12 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
 
     @classmethod
     def from_config(cls, cfg=None):
-        cfg = cfg if cfg is not None else OmegaConf.create()
+        return cls._build(cfg if cfg is not None else OmegaConf.create())
+
+    @classmethod
+    def _build(cls, cfg, **extra):
+        """The CLIP the config names, the model around it (CLIP4Clip's keys from ``cfg``,
+        a subclass's in ``extra``) and its fine-tuned checkpoint, if any."""
         clip_model_type = cfg.get("clip_model_type", "ViT-B-32")
         pretrained = cfg.get("pretrained", "")
         clip_config = cfg.get("clip_config", None)
@@ -472,70 +484,94 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             logit_scale_max=cfg.get("logit_scale_max", None),
             lr_scale_clip=cfg.get("lr_scale_clip", 1e-3),
             no_decay_rule=cfg.get("no_decay_rule", "clip4clip"),
+            **extra,
         )
         if checkpoint:
             load_finetuned(model, checkpoint)
         elif not pretrained:
             logging.warning(
-                "clip4clip_retrieval built with RANDOM weights: no model.pretrained (a local "
-                "OpenAI CLIP file or folder; the default configs read $PLUGZOO_CLIP_DIR) and "
-                "no model.finetuned checkpoint were given"
+                "%s built with RANDOM weights: no model.pretrained (a local OpenAI CLIP file "
+                "or folder; the default configs read $PLUGZOO_CLIP_DIR) and no "
+                "model.finetuned checkpoint were given",
+                cls.__name__,
             )
         return model
 
+    # ------------------------------------------------------------------ official checkpoints
+    # key prefixes of the official code's state dict -> ours (CLIP4Clip: ArrowLuo/CLIP4Clip)
+    OFFICIAL_PREFIXES = {
+        "clip.": "clip.",
+        "transformerClip.": "temporal.transformer.",
+        "frame_position_embeddings.": "temporal.frame_position_embeddings.",
+    }
+    # keys only the official layout has (ours say temporal.*)
+    OFFICIAL_MARKERS = ("transformerClip.", "frame_position_embeddings.")
 
-OFFICIAL_PREFIXES = {"transformerClip.": "temporal.transformer.", "clip.": "clip."}
+    @classmethod
+    def is_official(cls, state: dict) -> bool:
+        """Whether ``state`` is in the official code's names rather than ours."""
+        return any(key.removeprefix("module.").startswith(cls.OFFICIAL_MARKERS) for key in state)
 
+    @classmethod
+    def convert_official(cls, state: dict, max_frames: int) -> tuple[dict, list[str]]:
+        """``(state in our names, float32; keys with no place here)``.
 
-def is_official_state_dict(state: dict) -> bool:
-    """Whether ``state`` uses CLIP4Clip's own names (``transformerClip.*``,
-    ``frame_position_embeddings.weight``) rather than ours (``temporal.*``)."""
-    return any(k.startswith(("transformerClip.", "frame_position_embeddings.")) for k in state)
+        Prefixes map by :attr:`OFFICIAL_PREFIXES`; a 77-row official frame position table
+        keeps its first ``max_frames`` rows (positions past the last frame are never used).
+        """
+        out, unplaced = {}, []
+        for key, value in state.items():
+            key = key.removeprefix("module.")
+            prefix = max(
+                (p for p in cls.OFFICIAL_PREFIXES if key.startswith(p)), key=len, default=None
+            )
+            if prefix is None:
+                unplaced.append(key)
+                continue
+            ours = cls.OFFICIAL_PREFIXES[prefix] + key[len(prefix) :]
+            if ours == "temporal.frame_position_embeddings.weight":
+                if value.shape[0] < max_frames:
+                    raise ValueError(
+                        f"frame_position_embeddings has {value.shape[0]} rows, fewer than "
+                        f"max_frames={max_frames}"
+                    )
+                value = value[:max_frames]
+            out[ours] = value.float() if value.is_floating_point() else value
+        return out, unplaced
 
 
 def convert_official_state_dict(state: dict, max_frames: int) -> dict:
-    """An official CLIP4Clip ``pytorch_model.bin`` state dict in our names, float32.
-
-    ``clip.*`` keep their names (both are OpenAI's CLIP layout); ``transformerClip.*``
-    becomes ``temporal.transformer.*``; the 77-row ``frame_position_embeddings.weight``
-    keeps its first ``max_frames`` rows (positions past the last frame are never used).
-    Keys of other heads (``tightTransf``'s cross encoder, ``seqLSTM``) are an error.
-    """
-    out, unknown = {}, []
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        if key == "frame_position_embeddings.weight":
-            if value.shape[0] < max_frames:
-                raise ValueError(
-                    f"frame_position_embeddings has {value.shape[0]} rows, fewer than "
-                    f"max_frames={max_frames}"
-                )
-            out["temporal.frame_position_embeddings.weight"] = value[:max_frames].float()
-            continue
-        prefix = next((p for p in OFFICIAL_PREFIXES if key.startswith(p)), None)
-        if prefix is None:
-            unknown.append(key)
-            continue
-        out[OFFICIAL_PREFIXES[prefix] + key[len(prefix) :]] = value.float()
-    if unknown:
+    """An official CLIP4Clip (meanP / seqTransf) state dict in our names; keys of other
+    heads (``tightTransf``'s cross encoder, ``seqLSTM``) are an error naming them."""
+    out, unplaced = CLIP4ClipRetrieval.convert_official(state, max_frames)
+    if unplaced:
         raise KeyError(
-            f"not a meanP/seqTransf CLIP4Clip checkpoint: unexpected keys {unknown[:10]}"
+            f"not a meanP/seqTransf CLIP4Clip checkpoint: unexpected keys {unplaced[:10]}"
         )
     return out
 
 
 def load_finetuned(model: CLIP4ClipRetrieval, path: str | Path) -> None:
-    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``) or an
-    official CLIP4Clip ``pytorch_model.bin`` (converted), with ``weights_only=True``;
-    missing or unexpected keys stop with their names."""
+    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``) or one of
+    the official code's (``pytorch_model.bin``, or ``{"state_dict": ...}``; converted by
+    the model's :meth:`~CLIP4ClipRetrieval.convert_official`), with ``weights_only=True``;
+    keys with no place, missing or unexpected stop with their names."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"fine-tuned checkpoint not found: {path} (model.finetuned)")
     state = torch.load(str(path), map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    if is_official_state_dict(state):
+    if isinstance(state, dict):
+        state = state.get("model", state.get("state_dict", state))
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    if model.is_official(state):
         max_frames = (
             model.temporal.frame_position_embeddings.num_embeddings if model.temporal else 0
         )
-        state = convert_official_state_dict(state, max_frames)
+        state, unplaced = model.convert_official(state, max_frames)
+        if unplaced:
+            raise KeyError(
+                f"{path}: official checkpoint keys with no place in {type(model).__name__}: "
+                f"{unplaced[:10]}"
+            )
     load_model_state(model, state, path)
