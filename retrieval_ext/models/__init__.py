@@ -1,5 +1,16 @@
-"""Models registered in LAVIS's registry."""
+"""Models registered in LAVIS's registry: CLIP4Clip and the TeachCLIP teachers."""
 
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval, load_openai_clip
+from retrieval_ext.models.teacher import RetrievalTeacher, TeacherOutput
+from retrieval_ext.models.xclip import XCLIPRetrieval
+from retrieval_ext.models.xpool import XPoolRetrieval
 
-__all__ = ["CLIP4ClipOutput", "CLIP4ClipRetrieval", "load_openai_clip"]
+__all__ = [
+    "CLIP4ClipOutput",
+    "CLIP4ClipRetrieval",
+    "RetrievalTeacher",
+    "TeacherOutput",
+    "XCLIPRetrieval",
+    "XPoolRetrieval",
+    "load_openai_clip",
+]

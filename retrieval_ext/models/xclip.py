@@ -161,9 +161,25 @@ class XCLIPRetrieval(CLIP4ClipRetrieval):
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {
-        "meanP": "xclip_meanP.yaml",
         "seqTransf": "xclip_seqTransf.yaml",
+        "meanP": "xclip_meanP.yaml",
     }
+    AGGREGATION_MATRICES = (
+        "global_mat_weight",
+        "word_logit_weight",
+        "frame_logit_weight",
+        "local_mat_weight",
+        "frame_mat_weight",
+        "word_mat_weight",
+        "frame_mat_weight2",
+        "word_mat_weight2",
+    )
+    # xuguohai/X-CLIP: CLIP4Clip's names plus the matrices at the top level
+    OFFICIAL_PREFIXES = {
+        **CLIP4ClipRetrieval.OFFICIAL_PREFIXES,
+        **{name: f"interaction.{name}" for name in AGGREGATION_MATRICES},
+    }
+    OFFICIAL_MARKERS = (*CLIP4ClipRetrieval.OFFICIAL_MARKERS, *AGGREGATION_MATRICES)
 
     def __init__(
         self,

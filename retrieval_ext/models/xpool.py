@@ -1,0 +1,246 @@
+"""X-Pool-style text-conditioned pooling (Gorti et al., CVPR 2022) as a LAVIS model.
+
+CLIP embeds the sentence (end token) and each frame; a cross-attention block pools the
+frames with the *text* as query (as ``layer6ai-labs/xpool``'s ``modules/transformer.py``):
+``LayerNorm1`` on both inputs, multi-head attention (query from the text, keys and values
+from the frames, ``q/k/v/out_proj``), ``LayerNorm2``, a residual ``linear_proj`` with
+dropout, ``LayerNorm3``. Projections start at the identity and biases at zero, as the
+official code initialises them. The score of text t and video v is
+``exp(logit_scale) * cos(text_t, pooled_{v|t})``; training is the symmetric cross-entropy
+over the batch's text x pooled-video matrix. Padded frames are masked out of the attention
+(the official code always has every frame).
+
+Retrieval cost: the video vector depends on the query, so a gallery stores every frame
+feature (``F * D`` floats per video) and each query re-pools every video
+(:meth:`compute_sim_matrix`, in blocks of ``eval_text_batch`` x ``eval_video_batch``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import time
+
+from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval
+from retrieval_ext.models.common import all_gather_with_grad
+from retrieval_ext.models.teacher import TeacherOutput, check_real_frames
+
+import torch
+import torch.nn.functional as F
+from lavis.common.registry import registry
+from omegaconf import OmegaConf
+from torch import nn
+
+FLOAT_BYTES = 4
+
+
+class TextConditionedAttention(nn.Module):
+    """Multi-head attention with one query per text over each video's frames."""
+
+    def __init__(self, dim: int, heads: int = 1):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"feature width {dim} is not divisible by {heads} heads")
+        self.heads, self.head_dim = heads, dim // heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, texts, frames, frame_mask):
+        """``[Nt, D]`` texts, ``[Nv, F, D]`` frames, ``[Nv, F]`` mask ->
+        ``([Nv, Nt, D] pooled, [Nv, Nt, F] attention weights averaged over heads)``."""
+        num_videos, num_frames, dim = frames.shape
+        q = self.q_proj(texts).view(-1, self.heads, self.head_dim)  # [Nt, H, d]
+        k = self.k_proj(frames).view(num_videos, num_frames, self.heads, self.head_dim)
+        v = self.v_proj(frames).view(num_videos, num_frames, self.heads, self.head_dim)
+        logits = torch.einsum("thd,vfhd->vhtf", q, k) / math.sqrt(self.head_dim)
+        blocked = ~frame_mask.bool()[:, None, None, :]  # [Nv, 1, 1, F]
+        weights = torch.softmax(logits.masked_fill(blocked, float("-inf")), dim=-1)
+        pooled = torch.einsum("vhtf,vfhd->vthd", weights, v).reshape(num_videos, -1, dim)
+        return self.out_proj(pooled), weights.mean(dim=1)
+
+
+class XPoolPooling(nn.Module):
+    """X-Pool's pooling block (official names: ``cross_attn``, ``linear_proj``,
+    ``layer_norm1..3``). Scores a gallery alone (``tools/teacher_cost_benchmark.py``)."""
+
+    def __init__(self, dim: int, heads: int = 1, dropout: float = 0.3):
+        super().__init__()
+        self.cross_attn = TextConditionedAttention(dim, heads)
+        self.linear_proj = nn.Linear(dim, dim)
+        self.layer_norm1 = nn.LayerNorm(dim)
+        self.layer_norm2 = nn.LayerNorm(dim)
+        self.layer_norm3 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        for name, param in self.named_parameters():  # the official initialisation
+            if "proj" in name:
+                nn.init.eye_(param) if name.endswith("weight") else nn.init.zeros_(param)
+
+    def forward(self, texts, frames, frame_mask):
+        """``([Nv, Nt, D] pooled videos, [Nv, Nt, F] attention weights)``."""
+        attended, weights = self.cross_attn(
+            self.layer_norm1(texts), self.layer_norm1(frames), frame_mask
+        )
+        attended = self.layer_norm2(attended)
+        pooled = self.layer_norm3(attended + self.dropout(self.linear_proj(attended)))
+        return pooled, weights
+
+    def similarity(self, texts, frames, frame_mask) -> torch.Tensor:
+        """``[Nt, Nv]`` cosine of each text with each video pooled for it."""
+        pooled, _ = self(texts, frames, frame_mask)
+        pooled = F.normalize(pooled, dim=-1)  # [Nv, Nt, D]
+        return torch.einsum("td,vtd->tv", F.normalize(texts, dim=-1), pooled)
+
+    @staticmethod
+    def block_bytes(texts: int, videos: int, frames: int, dim: int) -> int:
+        """Peak bytes of one block: about eight ``[videos, texts, D]`` tensors (values,
+        pooled, projections, norms) and the ``[videos, texts, F]`` attention."""
+        return FLOAT_BYTES * videos * texts * (8 * dim + 2 * frames)
+
+
+@registry.register_model("xpool_retrieval")
+class XPoolRetrieval(CLIP4ClipRetrieval):
+    """X-Pool-style retrieval (see the module docstring); a TeachCLIP teacher.
+
+    Args (beyond :class:`CLIP4ClipRetrieval`'s; ``model_type`` is ``xpool``: no temporal
+    module):
+        heads: Attention heads of the pooling (X-Pool: 1).
+        dropout: Dropout of the residual projection (X-Pool: 0.3).
+        eval_text_batch, eval_video_batch: Block of the evaluation scoring.
+        eval_memory_limit_mb: Largest evaluation (gallery rows plus one block) accepted.
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {"xpool": "xpool.yaml"}
+    OFFICIAL_PREFIXES = {"clip.": "clip.", "pool_frames.": "frame_pool."}
+    OFFICIAL_MARKERS = ("pool_frames.",)
+
+    def __init__(
+        self,
+        clip,
+        heads: int = 1,
+        dropout: float = 0.3,
+        eval_text_batch: int = 64,
+        eval_video_batch: int = 256,
+        eval_memory_limit_mb: float = 4096.0,
+        **clip4clip_kwargs,
+    ):
+        clip4clip_kwargs["sim_header"] = "meanP"  # X-Pool has no temporal module
+        super().__init__(clip, **clip4clip_kwargs)
+        self.max_frames = clip4clip_kwargs.get("max_frames", 12)
+        self.eval_text_batch, self.eval_video_batch = eval_text_batch, eval_video_batch
+        self.eval_memory_limit_mb = eval_memory_limit_mb
+        self.frame_pool = XPoolPooling(clip.visual.output_dim, heads, dropout)
+
+    def _gathered(self, samples: dict):
+        check_real_frames(samples["video_mask"])
+        frames = all_gather_with_grad(self.encode_frames(samples["video"]))
+        mask = all_gather_with_grad(samples["video_mask"].float()).long()
+        texts = all_gather_with_grad(
+            self.encode_text(self.tokenize(samples["text_input"]).to(self.device))
+        )
+        return texts, frames, mask
+
+    def forward(self, samples: dict) -> CLIP4ClipOutput:
+        """Symmetric cross-entropy over the (all-gathered) batch's text x pooled-video
+        logits."""
+        texts, frames, mask = self._gathered(samples)
+        logits = self.logit_scale() * self.frame_pool.similarity(texts, frames, mask)
+        targets = torch.arange(logits.shape[0], device=logits.device)
+        loss_t2v = F.cross_entropy(logits, targets)
+        loss_v2t = F.cross_entropy(logits.t(), targets)
+        return CLIP4ClipOutput(
+            loss=(loss_t2v + loss_v2t) / 2,
+            loss_t2v=loss_t2v,
+            loss_v2t=loss_v2t,
+            logits=logits,
+            logit_scale=self.logit_scale(),
+        )
+
+    @torch.no_grad()
+    def teach(self, samples: dict) -> TeacherOutput:
+        """The teacher interface: the batch's logits and, per matched pair, X-Pool's
+        attention of caption i over clip i's real frames (averaged over heads)."""
+        texts, frames, mask = self._gathered(samples)
+        pooled, weights = self.frame_pool(texts, frames, mask)  # weights [Nv, Nt, F]
+        pooled = F.normalize(pooled, dim=-1)
+        logits = self.logit_scale() * torch.einsum("td,vtd->tv", F.normalize(texts, dim=-1), pooled)
+        relevance = torch.diagonal(weights, dim1=0, dim2=1).t()  # [B, F]: video i, text i
+        return TeacherOutput(logits=logits, frame_relevance=relevance)
+
+    # ------------------------------------------------------------------ evaluation
+    def _gallery_row(self, video, video_mask):
+        check_real_frames(video_mask)
+        frames = self.encode_frames(video)
+        pad = self.max_frames - frames.shape[1]
+        frames, mask = F.pad(frames, (0, 0, 0, pad)), F.pad(video_mask, (0, pad))
+        return torch.cat([frames.flatten(1), mask.to(frames.dtype)], dim=1)
+
+    def check_memory(self, num_videos: int) -> float:
+        """MB the evaluation needs; above ``eval_memory_limit_mb`` an error names the keys."""
+        dim, frames = self.clip.visual.output_dim, self.max_frames
+        gallery = num_videos * (frames * dim + frames) * FLOAT_BYTES
+        block = self.frame_pool.block_bytes(
+            self.eval_text_batch, self.eval_video_batch, frames, dim
+        )
+        needed = (gallery + block) / 2**20
+        if needed > self.eval_memory_limit_mb:
+            raise MemoryError(
+                f"xpool_retrieval evaluation needs {needed:.0f} MB for {num_videos} videos "
+                f"(gallery rows {gallery / 2**20:.0f} MB + one scoring block "
+                f"{block / 2**20:.0f} MB) but model.eval_memory_limit_mb is "
+                f"{self.eval_memory_limit_mb:.0f}: lower model.eval_text_batch / "
+                "model.eval_video_batch, or raise the limit"
+            )
+        return needed
+
+    @torch.no_grad()
+    def score_gallery(self, texts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``[texts, videos]`` cosines of precomputed sentence features against gallery
+        rows, every video re-pooled for every text, block by block."""
+        dim, num_frames = self.clip.visual.output_dim, self.max_frames
+        frames = rows[:, : num_frames * dim].view(-1, num_frames, dim)
+        mask = rows[:, num_frames * dim :].round().long()
+        sim = torch.empty(texts.shape[0], frames.shape[0])
+        for t in range(0, texts.shape[0], self.eval_text_batch):
+            ts = slice(t, t + self.eval_text_batch)
+            for v in range(0, frames.shape[0], self.eval_video_batch):
+                vs = slice(v, v + self.eval_video_batch)
+                sim[ts, vs] = self.frame_pool.similarity(texts[ts], frames[vs], mask[vs]).cpu()
+        return sim
+
+    @torch.no_grad()
+    def compute_sim_matrix(self, data_loader, task_cfg=None):
+        """Every caption against every video, each video pooled for each caption;
+        ``(sim_v2t, sim_t2v)`` as numpy arrays."""
+        start = time.time()
+        self.check_memory(len(data_loader.dataset))
+        rows = self.encode_video_loader(data_loader, rows_of=self._gallery_row).to(self.device)
+        texts = list(data_loader.dataset.text)
+        sentences = torch.cat(
+            [
+                self.encode_text(self.tokenize(texts[i : i + 256]).to(self.device))
+                for i in range(0, len(texts), 256)
+            ]
+        )
+        sim_t2v = self.score_gallery(sentences, rows)
+        logging.info(
+            "X-Pool scores of %d texts x %d videos in %s",
+            sim_t2v.shape[0],
+            sim_t2v.shape[1],
+            datetime.timedelta(seconds=int(time.time() - start)),
+        )
+        return sim_t2v.t().numpy(), sim_t2v.numpy()
+
+    @classmethod
+    def from_config(cls, cfg=None):
+        cfg = cfg if cfg is not None else OmegaConf.create()
+        return cls._build(
+            cfg,
+            heads=cfg.get("heads", 1),
+            dropout=cfg.get("dropout", 0.3),
+            eval_text_batch=cfg.get("eval_text_batch", 64),
+            eval_video_batch=cfg.get("eval_video_batch", 256),
+            eval_memory_limit_mb=cfg.get("eval_memory_limit_mb", 4096.0),
+        )
