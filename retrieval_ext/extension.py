@@ -16,7 +16,7 @@ CLIP4CLIP = Plugin(
         ],
         "lavis.processor": ["clip4clip_video_train", "clip4clip_video_eval"],
         "lavis.runner": ["runner_portable"],
-        "lavis.lr_scheduler": ["linear_warmup_cosine_group_lr"],
+        "lavis.lr_scheduler": ["linear_warmup_cosine_group_lr", "warmup_cosine_progress_group_lr"],
     },
     configs=[
         "configs/lavis/clip4clip/embedded_meanP.yaml",
@@ -28,10 +28,21 @@ CLIP4CLIP = Plugin(
     ],
 )
 
+TEACHCLIP_TEACHERS = Plugin(
+    name="TeachCLIP teachers",
+    paper="arXiv 2308.01217 (TeachCLIP); X-CLIP (Ma et al. 2022) and X-Pool (Gorti et al. 2022)",
+    registry_names={"lavis.model": ["xclip_retrieval", "xpool_retrieval"]},
+    configs=[
+        f"configs/lavis/teachclip/{teacher}_{dataset}.yaml"
+        for teacher in ("xclip", "xpool")
+        for dataset in ("embedded", "msrvtt-9k", "msvd", "didemo")
+    ],
+)
+
 EXTENSION = Extension(
     name="retrieval_ext",
     host="salesforce-lavis",
     host_module="lavis",
-    plugins=(CLIP4CLIP,),
+    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS),
     baseline_stage="retrieval_ext.demo:clip4clip_baseline_stage",
 )

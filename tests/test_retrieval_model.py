@@ -341,7 +341,11 @@ def test_check_registry_names_names_the_bad_entry(tmp_path):
 def _shipped_configs():
     from plugins.paths import CONFIG_DIR
 
-    return sorted((CONFIG_DIR / "lavis" / "clip4clip").glob("*.yaml"))
+    # the text-video configs: CLIP4Clip and TeachCLIP's
+    return sorted(
+        [*(CONFIG_DIR / "lavis" / "clip4clip").glob("*.yaml")]
+        + [*(CONFIG_DIR / "lavis" / "teachclip").glob("*.yaml")]
+    )
 
 
 @pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: p.name)
@@ -358,7 +362,7 @@ def test_every_shipped_config_builds_trains_a_step_and_evaluates(path, tmp_path,
     # as LAVIS merges it: the builder's and the model's default configs under the file's
     config = Config(SimpleNamespace(cfg_path=str(path), options=[])).config
     assert config.run.task == "text_video_retrieval" and config.run.runner == "runner_portable"
-    assert config.model.model_type in ("meanP", "seqTransf") and "seed" in config.run
+    assert config.model.model_type in ("meanP", "seqTransf", "xpool") and "seed" in config.run
     assert config.model.get("pretrained") != "openai"  # LAVIS's downloading path is never used
     (name,) = config.datasets
     info = config.datasets[name].build_info

@@ -61,7 +61,7 @@ from torch.utils.data import DistributedSampler
 from transformers.utils import ModelOutput
 
 SIM_HEADERS = ("meanP", "seqTransf")
-NO_DECAY_RULES = ("clip4clip", "standard")
+NO_DECAY_RULES = ("clip4clip", "standard", "none")
 
 
 @dataclass
@@ -171,7 +171,8 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             layers (CLIP4Clip's ``coef_lr``, 1e-3); read by the runner's parameter groups.
         no_decay_rule: Which parameters get no weight decay: ``clip4clip`` (biases only,
             CLIP4Clip's rule: layer-norm weights, embeddings and ``logit_scale`` decay) or
-            ``standard`` (biases, norms, embeddings and scalars).
+            ``standard`` (biases, norms, embeddings and scalars) or ``none`` (every
+            parameter decays, as X-Pool).
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {
@@ -340,6 +341,8 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
 
     def is_decayed(self, name: str, param: torch.Tensor) -> bool:
         """Whether weight decay applies to parameter ``name`` (``no_decay_rule``)."""
+        if self.no_decay_rule == "none":  # X-Pool decays every parameter
+            return True
         if self.no_decay_rule == "clip4clip":  # CLIP4Clip: 'bias', 'LayerNorm.bias/weight'
             return not ("bias" in name or "LayerNorm.weight" in name)
         return not (param.ndim < 2 or "bias" in name or ".ln" in name or "embedding" in name)
