@@ -48,13 +48,20 @@ class TextConditionedAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
 
-    def forward(self, texts, frames, frame_mask):
-        """``[Nt, D]`` texts, ``[Nv, F, D]`` frames, ``[Nv, F]`` mask ->
-        ``([Nv, Nt, D] pooled, [Nv, Nt, F] attention weights averaged over heads)``."""
-        num_videos, num_frames, dim = frames.shape
+    def keys_values(self, frames):
+        """``[Nv, F, D]`` frames -> keys and values ``[Nv, F, H, d]``: they do not depend on
+        the text, so a gallery can store them (:meth:`XPoolRetrieval.score_gallery`)."""
+        num_videos, num_frames, _ = frames.shape
+        shape = (num_videos, num_frames, self.heads, self.head_dim)
+        return self.k_proj(frames).view(shape), self.v_proj(frames).view(shape)
+
+    def forward(self, texts, frames, frame_mask, keys_values=None):
+        """``[Nt, D]`` texts, ``[Nv, F, D]`` frames (or their ``keys_values``), ``[Nv, F]``
+        mask -> ``([Nv, Nt, D] pooled, [Nv, Nt, F] attention weights averaged over
+        heads)``."""
+        k, v = keys_values if keys_values is not None else self.keys_values(frames)
+        num_videos, dim = k.shape[0], self.heads * self.head_dim
         q = self.q_proj(texts).view(-1, self.heads, self.head_dim)  # [Nt, H, d]
-        k = self.k_proj(frames).view(num_videos, num_frames, self.heads, self.head_dim)
-        v = self.v_proj(frames).view(num_videos, num_frames, self.heads, self.head_dim)
         logits = torch.einsum("thd,vfhd->vhtf", q, k) / math.sqrt(self.head_dim)
         blocked = ~frame_mask.bool()[:, None, None, :]  # [Nv, 1, 1, F]
         weights = torch.softmax(logits.masked_fill(blocked, float("-inf")), dim=-1)
@@ -78,18 +85,24 @@ class XPoolPooling(nn.Module):
             if "proj" in name:
                 nn.init.eye_(param) if name.endswith("weight") else nn.init.zeros_(param)
 
-    def forward(self, texts, frames, frame_mask):
-        """``([Nv, Nt, D] pooled videos, [Nv, Nt, F] attention weights)``."""
+    def keys_values(self, frames):
+        """The gallery side of the attention: keys and values of the normalised frames."""
+        return self.cross_attn.keys_values(self.layer_norm1(frames))
+
+    def forward(self, texts, frames, frame_mask, keys_values=None):
+        """``([Nv, Nt, D] pooled videos, [Nv, Nt, F] attention weights)``; ``frames`` may
+        be None when their precomputed ``keys_values`` are given."""
+        keys_values = keys_values if keys_values is not None else self.keys_values(frames)
         attended, weights = self.cross_attn(
-            self.layer_norm1(texts), self.layer_norm1(frames), frame_mask
+            self.layer_norm1(texts), None, frame_mask, keys_values=keys_values
         )
         attended = self.layer_norm2(attended)
         pooled = self.layer_norm3(attended + self.dropout(self.linear_proj(attended)))
         return pooled, weights
 
-    def similarity(self, texts, frames, frame_mask) -> torch.Tensor:
+    def similarity(self, texts, frames, frame_mask, keys_values=None) -> torch.Tensor:
         """``[Nt, Nv]`` cosine of each text with each video pooled for it."""
-        pooled, _ = self(texts, frames, frame_mask)
+        pooled, _ = self(texts, frames, frame_mask, keys_values)
         pooled = F.normalize(pooled, dim=-1)  # [Nv, Nt, D]
         return torch.einsum("td,vtd->tv", F.normalize(texts, dim=-1), pooled)
 
@@ -198,16 +211,20 @@ class XPoolRetrieval(CLIP4ClipRetrieval):
     @torch.no_grad()
     def score_gallery(self, texts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """``[texts, videos]`` cosines of precomputed sentence features against gallery
-        rows, every video re-pooled for every text, block by block."""
+        rows, every video re-pooled for every text, block by block (a video block's keys
+        and values are computed once for every text block)."""
         dim, num_frames = self.clip.visual.output_dim, self.max_frames
         frames = rows[:, : num_frames * dim].view(-1, num_frames, dim)
         mask = rows[:, num_frames * dim :].round().long()
         sim = torch.empty(texts.shape[0], frames.shape[0])
-        for t in range(0, texts.shape[0], self.eval_text_batch):
-            ts = slice(t, t + self.eval_text_batch)
-            for v in range(0, frames.shape[0], self.eval_video_batch):
-                vs = slice(v, v + self.eval_video_batch)
-                sim[ts, vs] = self.frame_pool.similarity(texts[ts], frames[vs], mask[vs]).cpu()
+        for v in range(0, frames.shape[0], self.eval_video_batch):
+            vs = slice(v, v + self.eval_video_batch)
+            keys_values = self.frame_pool.keys_values(frames[vs])
+            for t in range(0, texts.shape[0], self.eval_text_batch):
+                ts = slice(t, t + self.eval_text_batch)
+                sim[ts, vs] = self.frame_pool.similarity(
+                    texts[ts], None, mask[vs], keys_values
+                ).cpu()
         return sim
 
     @torch.no_grad()

@@ -1,0 +1,203 @@
+"""Retrieval cost of the TeachCLIP teachers against CLIP4Clip, with precomputed features.
+
+    python tools/teacher_cost_benchmark.py [--sizes 1000 10000 100000] [--vector-sizes 1000000]
+        [--threads 2] [--out runs/teacher_cost]
+
+Protocol (what TeachCLIP's efficiency argument is about: the cost of a query once the
+gallery is encoded):
+- Features are random unit vectors of CLIP ViT-B/32's sizes: D = 512, F = 12 frames,
+  L = 32 token positions (all real). Scoring cost does not depend on the values.
+- Precomputed per video, what each model must store: CLIP4Clip one D-vector; X-CLIP the
+  video vector and the F frame features (plus a frame mask); X-Pool the keys and values of
+  its attention over the F frames (text-independent, so stored; recomputing them per query
+  would cost 2 F D^2 per video more).
+- Per query: the query's own features (sentence; X-CLIP also its words) are computed once,
+  as a text encoder would. Then: CLIP4Clip = a matrix product and top-10 (torch), or a FAISS
+  exact inner-product index; X-CLIP = the four cross-grained similarities against every
+  video (``XCLIPInteraction``); X-Pool = the video re-pooled for the query and the cosine
+  (``XPoolPooling``). Galleries are scored in blocks of ``--block`` videos.
+- Latency: one query, median of repeats (at least 3 after a warm-up, more up to
+  ``--seconds`` s; a single call slower than that is measured once). Throughput: a batch of
+  ``--batch`` queries (vector paths: 256), queries per second. Threads:
+  ``--threads`` (torch and FAISS). Ratios are against CLIP4Clip's dot product at the same N,
+  measured in the same run.
+
+Prints one table and writes ``<out>/results.json`` with the protocol's settings.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from retrieval_ext.models.xclip import XCLIPInteraction
+from retrieval_ext.models.xpool import XPoolPooling
+
+import faiss
+import torch
+import torch.nn.functional as F
+
+FLOAT = 4
+
+
+def _unit(*shape, generator):
+    return F.normalize(torch.randn(*shape, generator=generator), dim=-1)
+
+
+def _timed(fn, seconds: float) -> float:
+    """Median wall time of ``fn()``: a first call (warm-up, or the measurement itself when
+    it alone takes over ``seconds``), then at least 3 more while under ``seconds``."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    if first > seconds:  # the warm-up effects are negligible at this cost
+        return first
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _top10(scores: torch.Tensor):
+    return torch.topk(scores, k=min(10, scores.shape[1]), dim=1)
+
+
+def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[dict]:
+    """Rows of one gallery size: CLIP4Clip's two vector paths, then (``with_teachers``) the
+    X-CLIP and X-Pool teachers."""
+    xclip, xpool = heads
+    dim, frames, words, block = args.dim, args.frames, args.words, args.block
+    videos = _unit(n, dim, generator=generator)
+    queries = _unit(256, dim, generator=generator)
+    rows = []
+
+    def record(method, latency, batch, batch_seconds):
+        row = {"N": n, "method": method, "bytes per video": bytes_per_video(method, args)}
+        row.update({"latency ms": 1000 * latency, "queries/s": batch / batch_seconds})
+        rows.append(row)
+        print(
+            f"N={n:>9,} {method:<24} {row['latency ms']:>10.2f} ms {row['queries/s']:>10.1f} q/s",
+            flush=True,
+        )
+
+    record(
+        "CLIP4Clip (dot product)",
+        _timed(lambda: _top10(queries[:1] @ videos.t()), args.seconds),
+        256,
+        _timed(lambda: _top10(queries @ videos.t()), args.seconds),
+    )
+    index = faiss.IndexFlatIP(dim)
+    index.add(videos.numpy())
+    record(
+        "CLIP4Clip (FAISS exact)",
+        _timed(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
+        256,
+        _timed(lambda: index.search(queries.numpy(), 10), args.seconds),
+    )
+    index = None  # free it before the teachers' galleries
+    if not with_teachers:
+        return rows
+    frame_feats = _unit(n, frames, dim, generator=generator)
+    mask = torch.ones(n, frames, dtype=torch.long)
+    sentences = _unit(args.batch, dim, generator=generator)
+    word_feats = _unit(args.batch, words, dim, generator=generator)
+    word_mask = torch.ones(args.batch, words, dtype=torch.long)
+    starts = range(0, n, block)
+
+    def xclip_scores(count):
+        text = (sentences[:count], word_feats[:count], word_mask[:count])
+        blocks = [
+            xclip(*text, videos[i : i + block], frame_feats[i : i + block], mask[i : i + block])
+            for i in starts
+        ]
+        return _top10(torch.cat(blocks, dim=1))
+
+    record(
+        "X-CLIP teacher",
+        _timed(lambda: xclip_scores(1), args.seconds),
+        args.batch,
+        _timed(lambda: xclip_scores(args.batch), args.seconds),
+    )
+    videos = None  # X-Pool stores keys and values instead
+    stored = [xpool.keys_values(frame_feats[i : i + block]) for i in starts]  # per video: K, V
+    frame_feats = None
+
+    def xpool_scores(count):
+        blocks = [
+            xpool.similarity(sentences[:count], None, mask[i : i + block], keys_values=kv)
+            for i, kv in zip(starts, stored, strict=True)
+        ]
+        return _top10(torch.cat(blocks, dim=1))
+
+    record(
+        "X-Pool teacher",
+        _timed(lambda: xpool_scores(1), args.seconds),
+        args.batch,
+        _timed(lambda: xpool_scores(args.batch), args.seconds),
+    )
+    return rows
+
+
+def bytes_per_video(method: str, args) -> int:
+    """What a gallery stores per video (float32; a mask byte per frame for the teachers)."""
+    dim, frames = args.dim, args.frames
+    return {
+        "CLIP4Clip (dot product)": dim * FLOAT,
+        "CLIP4Clip (FAISS exact)": dim * FLOAT,
+        "X-CLIP teacher": (1 + frames) * dim * FLOAT + frames,
+        "X-Pool teacher": 2 * frames * dim * FLOAT + frames,
+    }[method]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--vector-sizes", type=int, nargs="*", default=[1000000])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--words", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=4, help="teachers' queries per batch")
+    parser.add_argument("--block", type=int, default=4096, help="videos scored per block")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--out", default="runs/teacher_cost")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    generator = torch.Generator().manual_seed(0)
+    heads = (
+        XCLIPInteraction(args.dim, args.words, args.frames).eval(),
+        XPoolPooling(args.dim).eval(),
+    )
+    rows = []
+    for n in sorted(set(args.sizes) | set(args.vector_sizes)):
+        rows += bench_gallery(n, n in args.sizes, args, heads, generator)
+
+    base = {r["N"]: r for r in rows if r["method"] == "CLIP4Clip (dot product)"}
+    lines = [
+        "| N | method | bytes per video | latency, 1 query | queries/s | latency vs CLIP4Clip "
+        "| throughput vs CLIP4Clip |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        r["latency ratio"] = r["latency ms"] / base[r["N"]]["latency ms"]
+        r["throughput ratio"] = r["queries/s"] / base[r["N"]]["queries/s"]
+        lines.append(
+            f"| {r['N']:,} | {r['method']} | {r['bytes per video']:,} | {r['latency ms']:.3f} ms "
+            f"| {r['queries/s']:,.1f} | {r['latency ratio']:,.1f}x "
+            f"| {r['throughput ratio']:.2g}x |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"protocol": vars(args), "rows": rows}, indent=1))
+    (out / "table.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
