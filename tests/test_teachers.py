@@ -175,7 +175,7 @@ def test_the_evaluation_memory_bound_is_stated_and_enforced():
     with pytest.raises(MemoryError, match="model.eval_memory_limit_mb is 0.*eval_video_batch"):
         model.compute_sim_matrix(loader)
     xpool = _teacher("xpool_retrieval", "xpool", eval_memory_limit_mb=0.01)
-    with pytest.raises(MemoryError, match="xpool_retrieval evaluation needs"):
+    with pytest.raises(MemoryError, match="XPoolRetrieval evaluation needs"):
         xpool.compute_sim_matrix(loader)
 
 

@@ -321,8 +321,10 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         text_feat = self.extract_text_features(samples["text_input"])
         video_feat = all_gather_with_grad(video_feat)
         text_feat = all_gather_with_grad(text_feat)
-        logit_scale = self.logit_scale()
-        logits = logit_scale * text_feat @ video_feat.t()  # [texts, videos]
+        return self.contrastive_output(self.logit_scale() * text_feat @ video_feat.t())
+
+    def contrastive_output(self, logits: torch.Tensor) -> CLIP4ClipOutput:
+        """Symmetric InfoNCE of ``[texts, videos]`` logits whose diagonal pairs match."""
         targets = torch.arange(logits.shape[0], device=logits.device)
         loss_t2v = F.cross_entropy(logits, targets)
         loss_v2t = F.cross_entropy(logits.t(), targets)
@@ -331,7 +333,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             loss_t2v=loss_t2v,
             loss_v2t=loss_v2t,
             logits=logits,
-            logit_scale=logit_scale,
+            logit_scale=self.logit_scale(),
         )
 
     def logit_scale(self) -> torch.Tensor:

@@ -18,11 +18,18 @@ would be a softmax over nothing).
 
 from __future__ import annotations
 
+import datetime
+import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from retrieval_ext.models.clip4clip import CLIP4ClipRetrieval
+
 import torch
 from transformers.utils import ModelOutput
+
+FLOAT_BYTES = 4
 
 
 @dataclass
@@ -61,3 +68,83 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     keep = mask.bool()
     weights = torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=dim)
     return weights.masked_fill(~keep, 0.0)
+
+
+class InteractionRetrieval(CLIP4ClipRetrieval):
+    """A CLIP4Clip-based model whose text-video score is an interaction, not a dot product
+    of two stored vectors: the gallery stores per-frame rows and every query is scored
+    against every video, block by block, within a stated memory bound.
+
+    Subclasses give :meth:`gallery_row` (what a video stores) and its :meth:`row_width`,
+    :meth:`encode_queries`, :meth:`score_gallery` and :meth:`block_bytes`; this class
+    checks the bound and runs the evaluation.
+
+    Args (beyond :class:`CLIP4ClipRetrieval`'s):
+        eval_text_batch, eval_video_batch: Block of the evaluation scoring.
+        eval_memory_limit_mb: Largest evaluation (gallery rows plus one scoring block)
+            :meth:`compute_sim_matrix` accepts; above it, an error names the keys.
+    """
+
+    def __init__(
+        self,
+        clip,
+        eval_text_batch: int = 64,
+        eval_video_batch: int = 64,
+        eval_memory_limit_mb: float = 4096.0,
+        **clip4clip_kwargs,
+    ):
+        super().__init__(clip, **clip4clip_kwargs)
+        self.max_frames = clip4clip_kwargs.get("max_frames", 12)
+        self.eval_text_batch, self.eval_video_batch = eval_text_batch, eval_video_batch
+        self.eval_memory_limit_mb = eval_memory_limit_mb
+
+    def gallery_row(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, W]``: what the gallery stores per video."""
+        raise NotImplementedError
+
+    def row_width(self) -> int:
+        """Floats per gallery row."""
+        raise NotImplementedError
+
+    def encode_queries(self, texts: list[str]):
+        """The query side of the interaction for ``texts``."""
+        raise NotImplementedError
+
+    def score_gallery(self, queries, rows: torch.Tensor) -> torch.Tensor:
+        """``[texts, videos]`` scores of encoded queries against gallery rows."""
+        raise NotImplementedError
+
+    def block_bytes(self) -> int:
+        """Peak bytes of one ``eval_text_batch`` x ``eval_video_batch`` scoring block."""
+        raise NotImplementedError
+
+    def check_memory(self, num_videos: int) -> float:
+        """MB the evaluation needs: the gallery rows plus one scoring block."""
+        gallery = num_videos * self.row_width() * FLOAT_BYTES
+        needed = (gallery + self.block_bytes()) / 2**20
+        if needed > self.eval_memory_limit_mb:
+            raise MemoryError(
+                f"{type(self).__name__} evaluation needs {needed:.0f} MB for {num_videos} "
+                f"videos (gallery rows {gallery / 2**20:.0f} MB + one scoring block "
+                f"{self.block_bytes() / 2**20:.0f} MB) but model.eval_memory_limit_mb is "
+                f"{self.eval_memory_limit_mb:.0f}: lower model.eval_text_batch / "
+                "model.eval_video_batch, or raise the limit"
+            )
+        return needed
+
+    @torch.no_grad()
+    def compute_sim_matrix(self, data_loader, task_cfg=None):
+        """Every caption against every video by the interaction (not a dot product),
+        ``(sim_v2t, sim_t2v)`` as numpy arrays; refuses a gallery over the memory bound."""
+        start = time.time()
+        self.check_memory(len(data_loader.dataset))
+        rows = self.encode_video_loader(data_loader, rows_of=self.gallery_row).to(self.device)
+        sim_t2v = self.score_gallery(self.encode_queries(list(data_loader.dataset.text)), rows)
+        logging.info(
+            "%s scored %d texts x %d videos in %s",
+            type(self).__name__,
+            sim_t2v.shape[0],
+            sim_t2v.shape[1],
+            datetime.timedelta(seconds=int(time.time() - start)),
+        )
+        return sim_t2v.t().numpy(), sim_t2v.numpy()

@@ -30,13 +30,15 @@ CLIP4Clip's dot product.
 
 from __future__ import annotations
 
-import datetime
-import logging
-import time
-
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval
 from retrieval_ext.models.common import all_gather_with_grad
-from retrieval_ext.models.teacher import TeacherOutput, check_real_frames, masked_softmax
+from retrieval_ext.models.teacher import (
+    FLOAT_BYTES,
+    InteractionRetrieval,
+    TeacherOutput,
+    check_real_frames,
+    masked_softmax,
+)
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 FRAME_FEATURES = ("clip", "temporal")
-FLOAT_BYTES = 4
 
 
 def attend(
@@ -145,7 +146,7 @@ class XCLIPInteraction(nn.Module):
 
 
 @registry.register_model("xclip_retrieval")
-class XCLIPRetrieval(CLIP4ClipRetrieval):
+class XCLIPRetrieval(InteractionRetrieval):
     """X-CLIP-style retrieval (see the module docstring); a TeachCLIP teacher.
 
     Args (beyond :class:`CLIP4ClipRetrieval`'s):
@@ -155,9 +156,7 @@ class XCLIPRetrieval(CLIP4ClipRetrieval):
             ``temporal`` (after the temporal module) for the frame-level similarities.
         relevance_temperature: Temperature of the frame-text relevance a student is taught
             (TeachCLIP: 1.0, a softmax of cosines).
-        eval_text_batch, eval_video_batch: Block of the evaluation scoring.
-        eval_memory_limit_mb: Largest gallery (stored rows plus one scoring block) that
-            :meth:`compute_sim_matrix` accepts; larger is an error naming the keys.
+        eval_*: The evaluation's blocks and memory bound (:class:`InteractionRetrieval`).
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {
@@ -188,21 +187,15 @@ class XCLIPRetrieval(CLIP4ClipRetrieval):
         learnable_aggregation: bool = True,
         frame_features: str = "clip",
         relevance_temperature: float = 1.0,
-        eval_text_batch: int = 64,
-        eval_video_batch: int = 64,
-        eval_memory_limit_mb: float = 4096.0,
-        **clip4clip_kwargs,
+        **kwargs,
     ):
-        super().__init__(clip, **clip4clip_kwargs)
+        super().__init__(clip, **kwargs)
         if frame_features not in FRAME_FEATURES:
             raise ValueError(
                 f"frame_features must be one of {FRAME_FEATURES}, got {frame_features!r}"
             )
         self.frame_features = frame_features
         self.relevance_temperature = relevance_temperature
-        self.eval_text_batch, self.eval_video_batch = eval_text_batch, eval_video_batch
-        self.eval_memory_limit_mb = eval_memory_limit_mb
-        self.max_frames = clip4clip_kwargs.get("max_frames", 12)
         self.interaction = XCLIPInteraction(
             dim=clip.visual.output_dim,
             max_words=self.max_txt_len,
@@ -242,17 +235,7 @@ class XCLIPRetrieval(CLIP4ClipRetrieval):
     # ------------------------------------------------------------------ training
     def forward(self, samples: dict) -> CLIP4ClipOutput:
         """Symmetric cross-entropy over the (all-gathered) batch's X-CLIP logits."""
-        logits, *_ = self._gathered_logits(samples)
-        targets = torch.arange(logits.shape[0], device=logits.device)
-        loss_t2v = F.cross_entropy(logits, targets)
-        loss_v2t = F.cross_entropy(logits.t(), targets)
-        return CLIP4ClipOutput(
-            loss=(loss_t2v + loss_v2t) / 2,
-            loss_t2v=loss_t2v,
-            loss_v2t=loss_v2t,
-            logits=logits,
-            logit_scale=self.logit_scale(),
-        )
+        return self.contrastive_output(self._gathered_logits(samples)[0])
 
     @torch.no_grad()
     def teach(self, samples: dict) -> TeacherOutput:
@@ -265,75 +248,49 @@ class XCLIPRetrieval(CLIP4ClipRetrieval):
         return TeacherOutput(logits=logits, frame_relevance=relevance)
 
     # ------------------------------------------------------------------ evaluation
-    def _gallery_row(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+    def gallery_row(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """Per video: the pooled vector, ``max_frames`` frame features (zero-padded) and
+        the frame mask."""
         pooled, frames, mask = self.video_side(video, video_mask)
         pad = self.max_frames - frames.shape[1]  # every row the same width
         frames = F.pad(frames, (0, 0, 0, pad))
         mask = F.pad(mask, (0, pad))
         return torch.cat([pooled, frames.flatten(1), mask.to(pooled.dtype)], dim=1)
 
-    def _split_rows(self, rows: torch.Tensor):
+    def row_width(self) -> int:
+        return (1 + self.max_frames) * self.clip.visual.output_dim + self.max_frames
+
+    def block_bytes(self) -> int:
+        return self.interaction.block_bytes(
+            self.eval_text_batch, self.max_txt_len, self.eval_video_batch, self.max_frames
+        )
+
+    def encode_queries(self, texts: list[str]):
+        sides = [
+            self.text_side(texts[i : i + self.eval_text_batch])
+            for i in range(0, len(texts), self.eval_text_batch)
+        ]
+        return tuple(torch.cat(parts) for parts in zip(*sides, strict=True))
+
+    @torch.no_grad()
+    def score_gallery(self, queries, rows: torch.Tensor) -> torch.Tensor:
+        """``[texts, videos]`` X-CLIP scores of encoded queries against gallery rows, in
+        blocks of ``eval_text_batch`` x ``eval_video_batch``."""
+        sentence, words, word_mask = queries
         dim, frames = self.clip.visual.output_dim, self.max_frames
         video = rows[:, :dim]
         frame_feats = rows[:, dim : dim + frames * dim].view(-1, frames, dim)
-        return video, frame_feats, rows[:, dim + frames * dim :].round().long()
-
-    def check_memory(self, num_videos: int) -> float:
-        """MB the evaluation needs (gallery rows plus one block); above
-        ``eval_memory_limit_mb`` an error names the keys."""
-        dim, frames = self.clip.visual.output_dim, self.max_frames
-        gallery = num_videos * ((1 + frames) * dim + frames) * FLOAT_BYTES
-        block = self.interaction.block_bytes(
-            self.eval_text_batch, self.max_txt_len, self.eval_video_batch, frames
-        )
-        needed = (gallery + block) / 2**20
-        if needed > self.eval_memory_limit_mb:
-            raise MemoryError(
-                f"xclip_retrieval evaluation needs {needed:.0f} MB for {num_videos} videos "
-                f"(gallery rows {gallery / 2**20:.0f} MB + one scoring block "
-                f"{block / 2**20:.0f} MB) but model.eval_memory_limit_mb is "
-                f"{self.eval_memory_limit_mb:.0f}: lower model.eval_text_batch / "
-                "model.eval_video_batch, or raise the limit"
-            )
-        return needed
-
-    @torch.no_grad()
-    def score_gallery(self, text_side, rows: torch.Tensor) -> torch.Tensor:
-        """``[texts, videos]`` scores of precomputed text features against gallery rows,
-        block by block (memory: see :meth:`check_memory`)."""
-        sentence, words, word_mask = text_side
-        video, frames, frame_mask = self._split_rows(rows)
+        frame_mask = rows[:, dim + frames * dim :].round().long()
         sim = torch.empty(sentence.shape[0], video.shape[0])
         for t in range(0, sentence.shape[0], self.eval_text_batch):
             ts = slice(t, t + self.eval_text_batch)
             for v in range(0, video.shape[0], self.eval_video_batch):
                 vs = slice(v, v + self.eval_video_batch)
                 sim[ts, vs] = self.interaction(
-                    sentence[ts], words[ts], word_mask[ts], video[vs], frames[vs], frame_mask[vs]
-                ).cpu()
+                    sentence[ts], words[ts], word_mask[ts], video[vs], frame_feats[vs],
+                    frame_mask[vs],
+                ).cpu()  # fmt: skip
         return sim
-
-    @torch.no_grad()
-    def compute_sim_matrix(self, data_loader, task_cfg=None):
-        """Every caption against every video by the X-CLIP interaction (not a dot product:
-        see the module docstring), ``(sim_v2t, sim_t2v)`` as numpy arrays."""
-        start = time.time()
-        self.check_memory(len(data_loader.dataset))
-        rows = self.encode_video_loader(data_loader, rows_of=self._gallery_row).to(self.device)
-        texts = list(data_loader.dataset.text)
-        sides = [
-            self.text_side(texts[i : i + self.eval_text_batch])
-            for i in range(0, len(texts), self.eval_text_batch)
-        ]
-        text_side = tuple(torch.cat(parts) for parts in zip(*sides, strict=True))
-        sim_t2v = self.score_gallery(text_side, rows)
-        logging.info(
-            "X-CLIP scores of %d texts x %d videos in %s",
-            sim_t2v.shape[0],
-            sim_t2v.shape[1],
-            datetime.timedelta(seconds=int(time.time() - start)),
-        )
-        return sim_t2v.t().numpy(), sim_t2v.numpy()
 
     # ------------------------------------------------------------------ config
     @classmethod

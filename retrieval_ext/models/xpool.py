@@ -17,22 +17,22 @@ feature (``F * D`` floats per video) and each query re-pools every video
 
 from __future__ import annotations
 
-import datetime
-import logging
 import math
-import time
 
-from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval
+from retrieval_ext.models.clip4clip import CLIP4ClipOutput
 from retrieval_ext.models.common import all_gather_with_grad
-from retrieval_ext.models.teacher import TeacherOutput, check_real_frames
+from retrieval_ext.models.teacher import (
+    FLOAT_BYTES,
+    InteractionRetrieval,
+    TeacherOutput,
+    check_real_frames,
+)
 
 import torch
 import torch.nn.functional as F
 from lavis.common.registry import registry
 from omegaconf import OmegaConf
 from torch import nn
-
-FLOAT_BYTES = 4
 
 
 class TextConditionedAttention(nn.Module):
@@ -114,15 +114,14 @@ class XPoolPooling(nn.Module):
 
 
 @registry.register_model("xpool_retrieval")
-class XPoolRetrieval(CLIP4ClipRetrieval):
+class XPoolRetrieval(InteractionRetrieval):
     """X-Pool-style retrieval (see the module docstring); a TeachCLIP teacher.
 
     Args (beyond :class:`CLIP4ClipRetrieval`'s; ``model_type`` is ``xpool``: no temporal
     module):
         heads: Attention heads of the pooling (X-Pool: 1).
         dropout: Dropout of the residual projection (X-Pool: 0.3).
-        eval_text_batch, eval_video_batch: Block of the evaluation scoring.
-        eval_memory_limit_mb: Largest evaluation (gallery rows plus one block) accepted.
+        eval_*: The evaluation's blocks and memory bound (:class:`InteractionRetrieval`).
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {"xpool": "xpool.yaml"}
@@ -134,16 +133,10 @@ class XPoolRetrieval(CLIP4ClipRetrieval):
         clip,
         heads: int = 1,
         dropout: float = 0.3,
-        eval_text_batch: int = 64,
-        eval_video_batch: int = 256,
-        eval_memory_limit_mb: float = 4096.0,
-        **clip4clip_kwargs,
+        **kwargs,
     ):
-        clip4clip_kwargs["sim_header"] = "meanP"  # X-Pool has no temporal module
-        super().__init__(clip, **clip4clip_kwargs)
-        self.max_frames = clip4clip_kwargs.get("max_frames", 12)
-        self.eval_text_batch, self.eval_video_batch = eval_text_batch, eval_video_batch
-        self.eval_memory_limit_mb = eval_memory_limit_mb
+        kwargs["sim_header"] = "meanP"  # X-Pool has no temporal module
+        super().__init__(clip, **kwargs)
         self.frame_pool = XPoolPooling(clip.visual.output_dim, heads, dropout)
 
     def _gathered(self, samples: dict):
@@ -159,16 +152,8 @@ class XPoolRetrieval(CLIP4ClipRetrieval):
         """Symmetric cross-entropy over the (all-gathered) batch's text x pooled-video
         logits."""
         texts, frames, mask = self._gathered(samples)
-        logits = self.logit_scale() * self.frame_pool.similarity(texts, frames, mask)
-        targets = torch.arange(logits.shape[0], device=logits.device)
-        loss_t2v = F.cross_entropy(logits, targets)
-        loss_v2t = F.cross_entropy(logits.t(), targets)
-        return CLIP4ClipOutput(
-            loss=(loss_t2v + loss_v2t) / 2,
-            loss_t2v=loss_t2v,
-            loss_v2t=loss_v2t,
-            logits=logits,
-            logit_scale=self.logit_scale(),
+        return self.contrastive_output(
+            self.logit_scale() * self.frame_pool.similarity(texts, frames, mask)
         )
 
     @torch.no_grad()
@@ -183,72 +168,49 @@ class XPoolRetrieval(CLIP4ClipRetrieval):
         return TeacherOutput(logits=logits, frame_relevance=relevance)
 
     # ------------------------------------------------------------------ evaluation
-    def _gallery_row(self, video, video_mask):
+    def gallery_row(self, video, video_mask):
+        """Per video: ``max_frames`` CLIP frame features (zero-padded) and the mask."""
         check_real_frames(video_mask)
         frames = self.encode_frames(video)
         pad = self.max_frames - frames.shape[1]
         frames, mask = F.pad(frames, (0, 0, 0, pad)), F.pad(video_mask, (0, pad))
         return torch.cat([frames.flatten(1), mask.to(frames.dtype)], dim=1)
 
-    def check_memory(self, num_videos: int) -> float:
-        """MB the evaluation needs; above ``eval_memory_limit_mb`` an error names the keys."""
-        dim, frames = self.clip.visual.output_dim, self.max_frames
-        gallery = num_videos * (frames * dim + frames) * FLOAT_BYTES
-        block = self.frame_pool.block_bytes(
-            self.eval_text_batch, self.eval_video_batch, frames, dim
-        )
-        needed = (gallery + block) / 2**20
-        if needed > self.eval_memory_limit_mb:
-            raise MemoryError(
-                f"xpool_retrieval evaluation needs {needed:.0f} MB for {num_videos} videos "
-                f"(gallery rows {gallery / 2**20:.0f} MB + one scoring block "
-                f"{block / 2**20:.0f} MB) but model.eval_memory_limit_mb is "
-                f"{self.eval_memory_limit_mb:.0f}: lower model.eval_text_batch / "
-                "model.eval_video_batch, or raise the limit"
-            )
-        return needed
+    def row_width(self) -> int:
+        return self.max_frames * self.clip.visual.output_dim + self.max_frames
 
-    @torch.no_grad()
-    def score_gallery(self, texts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """``[texts, videos]`` cosines of precomputed sentence features against gallery
-        rows, every video re-pooled for every text, block by block (a video block's keys
-        and values are computed once for every text block)."""
-        dim, num_frames = self.clip.visual.output_dim, self.max_frames
-        frames = rows[:, : num_frames * dim].view(-1, num_frames, dim)
-        mask = rows[:, num_frames * dim :].round().long()
-        sim = torch.empty(texts.shape[0], frames.shape[0])
-        for v in range(0, frames.shape[0], self.eval_video_batch):
-            vs = slice(v, v + self.eval_video_batch)
-            keys_values = self.frame_pool.keys_values(frames[vs])
-            for t in range(0, texts.shape[0], self.eval_text_batch):
-                ts = slice(t, t + self.eval_text_batch)
-                sim[ts, vs] = self.frame_pool.similarity(
-                    texts[ts], None, mask[vs], keys_values
-                ).cpu()
-        return sim
+    def block_bytes(self) -> int:
+        return self.frame_pool.block_bytes(
+            self.eval_text_batch, self.eval_video_batch, self.max_frames,
+            self.clip.visual.output_dim,
+        )  # fmt: skip
 
-    @torch.no_grad()
-    def compute_sim_matrix(self, data_loader, task_cfg=None):
-        """Every caption against every video, each video pooled for each caption;
-        ``(sim_v2t, sim_t2v)`` as numpy arrays."""
-        start = time.time()
-        self.check_memory(len(data_loader.dataset))
-        rows = self.encode_video_loader(data_loader, rows_of=self._gallery_row).to(self.device)
-        texts = list(data_loader.dataset.text)
-        sentences = torch.cat(
+    def encode_queries(self, texts: list[str]) -> torch.Tensor:
+        return torch.cat(
             [
                 self.encode_text(self.tokenize(texts[i : i + 256]).to(self.device))
                 for i in range(0, len(texts), 256)
             ]
         )
-        sim_t2v = self.score_gallery(sentences, rows)
-        logging.info(
-            "X-Pool scores of %d texts x %d videos in %s",
-            sim_t2v.shape[0],
-            sim_t2v.shape[1],
-            datetime.timedelta(seconds=int(time.time() - start)),
-        )
-        return sim_t2v.t().numpy(), sim_t2v.numpy()
+
+    @torch.no_grad()
+    def score_gallery(self, queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``[texts, videos]`` cosines of sentence features against gallery rows, every
+        video re-pooled for every text, block by block (a video block's keys and values
+        are computed once for every text block)."""
+        dim, num_frames = self.clip.visual.output_dim, self.max_frames
+        frames = rows[:, : num_frames * dim].view(-1, num_frames, dim)
+        mask = rows[:, num_frames * dim :].round().long()
+        sim = torch.empty(queries.shape[0], frames.shape[0])
+        for v in range(0, frames.shape[0], self.eval_video_batch):
+            vs = slice(v, v + self.eval_video_batch)
+            keys_values = self.frame_pool.keys_values(frames[vs])
+            for t in range(0, queries.shape[0], self.eval_text_batch):
+                ts = slice(t, t + self.eval_text_batch)
+                sim[ts, vs] = self.frame_pool.similarity(
+                    queries[ts], None, mask[vs], keys_values
+                ).cpu()
+        return sim
 
     @classmethod
     def from_config(cls, cfg=None):
