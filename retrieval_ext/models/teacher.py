@@ -85,18 +85,31 @@ class InteractionRetrieval(CLIP4ClipRetrieval):
             :meth:`compute_sim_matrix` accepts; above it, an error names the keys.
     """
 
+    EVAL_VIDEO_BATCH = 64  # default of model.eval_video_batch
+
     def __init__(
         self,
         clip,
         eval_text_batch: int = 64,
-        eval_video_batch: int = 64,
+        eval_video_batch: int | None = None,
         eval_memory_limit_mb: float = 4096.0,
         **clip4clip_kwargs,
     ):
         super().__init__(clip, **clip4clip_kwargs)
         self.max_frames = clip4clip_kwargs.get("max_frames", 12)
-        self.eval_text_batch, self.eval_video_batch = eval_text_batch, eval_video_batch
+        self.eval_text_batch = eval_text_batch
+        self.eval_video_batch = eval_video_batch or self.EVAL_VIDEO_BATCH
         self.eval_memory_limit_mb = eval_memory_limit_mb
+
+    @classmethod
+    def _build(cls, cfg, **extra):
+        return super()._build(
+            cfg,
+            eval_text_batch=cfg.get("eval_text_batch", 64),
+            eval_video_batch=cfg.get("eval_video_batch", cls.EVAL_VIDEO_BATCH),
+            eval_memory_limit_mb=cfg.get("eval_memory_limit_mb", 4096.0),
+            **extra,
+        )
 
     def gallery_row(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """``[B, W]``: what the gallery stores per video."""

@@ -302,7 +302,4 @@ class XCLIPRetrieval(InteractionRetrieval):
             learnable_aggregation=cfg.get("learnable_aggregation", True),
             frame_features=cfg.get("frame_features", "clip"),
             relevance_temperature=cfg.get("relevance_temperature", 1.0),
-            eval_text_batch=cfg.get("eval_text_batch", 64),
-            eval_video_batch=cfg.get("eval_video_batch", 64),
-            eval_memory_limit_mb=cfg.get("eval_memory_limit_mb", 4096.0),
         )

@@ -125,6 +125,7 @@ class XPoolRetrieval(InteractionRetrieval):
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {"xpool": "xpool.yaml"}
+    EVAL_VIDEO_BATCH = 256  # its block is [videos, texts, D]: no word or frame axis
     OFFICIAL_PREFIXES = {"clip.": "clip.", "pool_frames.": "frame_pool."}
     OFFICIAL_MARKERS = ("pool_frames.",)
 
@@ -219,7 +220,4 @@ class XPoolRetrieval(InteractionRetrieval):
             cfg,
             heads=cfg.get("heads", 1),
             dropout=cfg.get("dropout", 0.3),
-            eval_text_batch=cfg.get("eval_text_batch", 64),
-            eval_video_batch=cfg.get("eval_video_batch", 256),
-            eval_memory_limit_mb=cfg.get("eval_memory_limit_mb", 4096.0),
         )
