@@ -6,6 +6,7 @@ metrics.
 
     python tools/teachclip_compare_teachers.py --out runs/teachclip-teachers \
         [--seeds 42 43 44] [--train 160 --val 24 --test 96] [--epochs 20] [--models ...]
+        [--options run.batch_size_train=16 ...]
 
 Writes ``<out>/results.json`` (every run's metrics with the full config that produced it)
 and ``<out>/table.md``; prints progress and the table. One thread per run
@@ -52,6 +53,7 @@ def main(argv=None):
     parser.add_argument("--test", type=int, default=96, help="twin pairs (default: 4x the demo's)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--options", nargs="*", default=[], help="overrides for every run")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     splits = {"train": args.train, "val": args.val, "test": args.test}
@@ -66,6 +68,7 @@ def main(argv=None):
                 f"run.job_id={name.replace(' ', '_')}-{seed}",
                 f"run.max_epoch={args.epochs}",
                 f"run.seed={seed}",
+                *args.options,
             ]
             result = run(str(MODELS[name]), options)
             metrics = result["test"]["test"]

@@ -1,0 +1,55 @@
+"""TeachCLIP's measuring tools end to end at tiny sizes: the teachers' retrieval-cost
+benchmark and the 3-model comparison."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+
+def _run(args, cwd, timeout=600):
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env={"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def test_cost_benchmark_prints_every_method_with_ratios(tmp_path):
+    out = tmp_path / "cost"
+    tool = REPO_ROOT / "tools" / "teacher_cost_benchmark.py"
+    sizes = ["--sizes", 200, "--vector-sizes", 400, "--dim", 32, "--frames", 4, "--words", 8]
+    _run([tool, *sizes, "--block", 64, "--seconds", 0.05, "--threads", 1, "--out", out], tmp_path)
+    results = json.loads((out / "results.json").read_text())
+    methods = {(row["N"], row["method"]) for row in results["rows"]}
+    assert {m for n, m in methods if n == 200} == {
+        "CLIP4Clip (dot product)", "CLIP4Clip (FAISS exact)", "X-CLIP teacher", "X-Pool teacher",
+    }  # fmt: skip
+    assert {m for n, m in methods if n == 400} == {
+        "CLIP4Clip (dot product)", "CLIP4Clip (FAISS exact)",
+    }  # fmt: skip
+    by = {(row["N"], row["method"]): row for row in results["rows"]}
+    assert by[(200, "CLIP4Clip (dot product)")]["latency ratio"] == 1.0
+    assert by[(200, "X-CLIP teacher")]["bytes per video"] == (1 + 4) * 32 * 4 + 4
+    assert by[(200, "X-Pool teacher")]["bytes per video"] == 2 * 4 * 32 * 4 + 4
+    assert all(row["queries/s"] > 0 for row in results["rows"])
+    assert results["protocol"]["threads"] == 1
+
+
+@pytest.mark.slow
+def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
+    tool = REPO_ROOT / "tools" / "teachclip_compare_teachers.py"
+    args = ["--out", tmp_path / "cmp", "--seeds", 1, 2, "--epochs", 1]
+    args += ["--train", 4, "--val", 1, "--test", 2, "--models", "X-CLIP teacher", "X-Pool teacher"]
+    args += ["--options", "run.batch_size_train=4"]
+    _run([tool, *args], REPO_ROOT)
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert [(r["model"], r["seed"]) for r in results["runs"]] == [
+        ("X-CLIP teacher", 1), ("X-Pool teacher", 1), ("X-CLIP teacher", 2), ("X-Pool teacher", 2),
+    ]  # fmt: skip
+    assert results["runs"][0]["config"]["model"]["arch"] == "xclip_retrieval"
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert "| X-Pool teacher |" in table and " ± " in table and "2 seeds (1, 2)" in table
