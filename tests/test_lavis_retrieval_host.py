@@ -262,3 +262,34 @@ def test_a_training_split_smaller_than_one_batch_is_named(tiny_data, tmp_path, m
         ValueError, match="32 items per process, fewer than run.batch_size_train=64"
     ):
         runner.dataloaders  # noqa: B018  (the property builds the loaders)
+
+
+@pytest.mark.parametrize("teacher", ["xclip_embedded", "xpool_embedded"])
+def test_teachers_train_under_two_process_gloo_as_in_one(teacher, tiny_data, tmp_path):
+    """TeachCLIP's teachers through the LAVIS tools, 1 process and 2 under torchrun (gloo)
+    with the same batches: their interaction scores are all-gathered, so the runs agree
+    (X-Pool's dropout is off: its masks differ between 1 and 2 processes)."""
+    config = REPO_ROOT / "configs" / "lavis" / "teachclip" / f"{teacher}.yaml"
+    common = {"max_epoch": 1, "train_shuffle": "false"}
+    extra = ["model.dropout=0.0"] if teacher.startswith("xpool") else []
+    runs = {}
+    for name, launcher, batch in (
+        ("single", [sys.executable], 8),
+        ("ddp", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 "--nproc_per_node", "2"], 4),
+    ):  # fmt: skip
+        options = _options(tiny_data, tmp_path / name, batch_size_train=batch, **common)
+        runs[name] = _run(
+            [*launcher, str(TRAIN), "--cfg-path", str(config), "--options", *options, *extra],
+            tmp_path,
+        )
+    assert "Evaluation loader sharded across 2 processes" in runs["ddp"].stderr
+    losses = [
+        [float(x) for x in _train_losses(tmp_path / name / "job")] for name in ("single", "ddp")
+    ]
+    assert len(losses[0]) == 1 and losses[0] == pytest.approx(losses[1], abs=2e-3)
+    a, b = _metrics(runs["single"]), _metrics(runs["ddp"])
+    for direction, queries in (("t2v", 12), ("v2t", 6)):
+        for k in (1, 5, 10):
+            key = f"{direction}_r{k}"
+            assert abs(a[key] - b[key]) <= 100 / queries + 1e-6, (key, a[key], b[key])

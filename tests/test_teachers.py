@@ -18,11 +18,8 @@ import torch.nn.functional as F
 from lavis.common.registry import registry
 from retrieval_helpers import tiny_model_cfg
 
-TEACHERS = [
-    ("xclip_retrieval", "meanP"),
-    ("xclip_retrieval", "seqTransf"),
-    ("xpool_retrieval", "xpool"),
-]
+TWO_TEACHERS = [("xclip_retrieval", "seqTransf"), ("xpool_retrieval", "xpool")]
+TEACHERS = [("xclip_retrieval", "meanP"), *TWO_TEACHERS]
 
 
 def _teacher(arch="xclip_retrieval", model_type="seqTransf", **overrides):
@@ -287,3 +284,69 @@ def test_teaching_under_ddp_covers_the_all_gathered_batch(arch, model_type, tmp_
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "rank 1 teaches the gathered batch" in result.stdout
+
+
+GRADIENTS_UNDER_DDP = """
+import copy
+import sys
+sys.path[:0] = [{tests!r}, {repo!r}]
+import retrieval_ext
+import retrieval_ext.models.common as common
+import torch
+import torch.distributed as dist
+from lavis.common.registry import registry
+from retrieval_helpers import tiny_model_cfg
+from torch.nn.parallel import DistributedDataParallel
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+extra = {{"dropout": 0.0}} if {arch!r} == "xpool_retrieval" else {{}}
+model = registry.get_model_class({arch!r}).from_config(
+    tiny_model_cfg({model_type!r}, arch={arch!r}, **extra)
+).train()
+alone = copy.deepcopy(model)
+torch.manual_seed(1)
+video, mask = torch.randn(4, 4, 3, 32, 32), torch.ones(4, 4, dtype=torch.long)
+mask[1, 2:] = 0
+texts = ["a red square", "a blue bar moves up", "two events", "a white circle"]
+part = slice(2 * rank, 2 * rank + 2)
+ddp = DistributedDataParallel(model)  # kept: its hooks all-reduce the gradients
+ddp_loss = ddp(dict(video=video[part], video_mask=mask[part], text_input=texts[part])).loss
+ddp_loss.backward()
+common.is_dist_avail_and_initialized = lambda: False  # the whole batch in one process
+loss = alone(dict(video=video, video_mask=mask, text_input=texts)).loss
+loss.backward()
+assert torch.allclose(ddp_loss, loss, atol=1e-6), (ddp_loss.item(), loss.item())
+wrong = [
+    name
+    for (name, p), q in zip(model.named_parameters(), alone.parameters())
+    if p.grad is not None and not torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4)
+]
+assert not wrong, wrong[:5]
+print(f"rank {{rank}}: DDP gradients equal one process's", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,model_type", [("clip4clip_retrieval", "seqTransf"), *TWO_TEACHERS])
+def test_ddp_gradients_equal_one_process_on_the_whole_batch(arch, model_type, tmp_path):
+    """2 gloo processes x 2 clips under DDP give every parameter the gradient one process
+    computes on the 4 clips (one gather per step; with one gather per tensor, autograd ran
+    the backward collectives in different orders on the two processes and X-CLIP's visual
+    gradients came out wrong)."""
+    script = tmp_path / "grads.py"
+    tests = Path(__file__).parent
+    script.write_text(
+        GRADIENTS_UNDER_DDP.format(
+            tests=str(tests), repo=str(tests.parent), arch=arch, model_type=model_type
+        )
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "rank 1: DDP gradients equal one process's" in result.stdout

@@ -37,7 +37,7 @@ from pathlib import Path
 from retrieval_ext.configs import default_config_path
 from retrieval_ext.models.common import (
     FrozenSubmodulesStayInEval,
-    all_gather_with_grad,
+    all_gather_batch_with_grad,
     load_model_state,
 )
 
@@ -319,8 +319,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         """
         video_feat = self.extract_video_features(samples["video"], samples["video_mask"])
         text_feat = self.extract_text_features(samples["text_input"])
-        video_feat = all_gather_with_grad(video_feat)
-        text_feat = all_gather_with_grad(text_feat)
+        video_feat, text_feat = all_gather_batch_with_grad(video_feat, text_feat)
         return self.contrastive_output(self.logit_scale() * text_feat @ video_feat.t())
 
     def contrastive_output(self, logits: torch.Tensor) -> CLIP4ClipOutput:

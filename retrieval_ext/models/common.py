@@ -24,6 +24,32 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(tensor), dim=0)
 
 
+def all_gather_batch_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:func:`all_gather_with_grad` of several ``[B, ...]`` tensors in ONE collective.
+
+    One gather per step, not one per tensor: with several gathers in flight, autograd may
+    run their backward collectives in a different order on different processes, and gloo
+    then pairs one tensor's gradient with another's (seen with X-CLIP's four gathered
+    features: every visual gradient wrong, no error raised). Integer tensors (masks) come
+    back with their dtype; they carry no gradient.
+    """
+    if not is_dist_avail_and_initialized() or dist.get_world_size() == 1:
+        return tensors
+    batch = tensors[0].shape[0]
+    flat = [
+        t.reshape(batch, -1).to(torch.float32 if not t.is_floating_point() else t.dtype)
+        for t in tensors
+    ]
+    gathered = all_gather_with_grad(torch.cat(flat, dim=1))
+    out, start = [], 0
+    for tensor, piece in zip(tensors, flat, strict=True):
+        width = piece.shape[1]
+        part = gathered[:, start : start + width].reshape(-1, *tensor.shape[1:])
+        out.append(part if tensor.is_floating_point() else part.round().to(tensor.dtype))
+        start += width
+    return tuple(out)
+
+
 class FrozenSubmodulesStayInEval:
     """Mixin for an ``nn.Module``: ``train()`` leaves every submodule whose parameters are
     all frozen (``requires_grad=False``) in eval mode, so its dropout stays off and its

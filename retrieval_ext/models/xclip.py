@@ -31,7 +31,7 @@ CLIP4Clip's dot product.
 from __future__ import annotations
 
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval
-from retrieval_ext.models.common import all_gather_with_grad
+from retrieval_ext.models.common import all_gather_batch_with_grad
 from retrieval_ext.models.teacher import (
     FLOAT_BYTES,
     InteractionRetrieval,
@@ -224,11 +224,9 @@ class XCLIPRetrieval(InteractionRetrieval):
     def _gathered_logits(self, samples: dict):
         video, frames, frame_mask = self.video_side(samples["video"], samples["video_mask"])
         sentence, words, word_mask = self.text_side(samples["text_input"])
-        video, frames, sentence, words = (
-            all_gather_with_grad(x) for x in (video, frames, sentence, words)
+        video, frames, frame_mask, sentence, words, word_mask = all_gather_batch_with_grad(
+            video, frames, frame_mask, sentence, words, word_mask
         )
-        frame_mask = all_gather_with_grad(frame_mask.float()).long()
-        word_mask = all_gather_with_grad(word_mask.float()).long()
         scores = self.interaction(sentence, words, word_mask, video, frames, frame_mask)
         return self.logit_scale() * scores, sentence, frames, frame_mask
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput
-from retrieval_ext.models.common import all_gather_with_grad
+from retrieval_ext.models.common import all_gather_batch_with_grad
 from retrieval_ext.models.teacher import (
     FLOAT_BYTES,
     InteractionRetrieval,
@@ -142,12 +142,9 @@ class XPoolRetrieval(InteractionRetrieval):
 
     def _gathered(self, samples: dict):
         check_real_frames(samples["video_mask"])
-        frames = all_gather_with_grad(self.encode_frames(samples["video"]))
-        mask = all_gather_with_grad(samples["video_mask"].float()).long()
-        texts = all_gather_with_grad(
-            self.encode_text(self.tokenize(samples["text_input"]).to(self.device))
-        )
-        return texts, frames, mask
+        frames = self.encode_frames(samples["video"])
+        texts = self.encode_text(self.tokenize(samples["text_input"]).to(self.device))
+        return all_gather_batch_with_grad(texts, frames, samples["video_mask"])
 
     def forward(self, samples: dict) -> CLIP4ClipOutput:
         """Symmetric cross-entropy over the (all-gathered) batch's text x pooled-video
