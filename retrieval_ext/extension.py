@@ -39,10 +39,25 @@ TEACHCLIP_TEACHERS = Plugin(
     ],
 )
 
+IMAGE_TEXT = Plugin(
+    name="Image-text retrieval (ALBEF baseline; BagFormer's ground)",
+    paper="arXiv 2212.14322 (BagFormer); baseline: LAVIS's ALBEF (arXiv 2107.07651)",
+    registry_names={
+        "lavis.task": ["image_text_retrieval"],
+        "lavis.builder": [
+            "coco_karpathy_image_text",
+            "flickr30k_image_text",
+            "muge_image_text",
+            "embedded_image_text",
+        ],
+    },
+    configs=["configs/lavis/albef/embedded.yaml"],
+)
+
 EXTENSION = Extension(
     name="retrieval_ext",
     host="salesforce-lavis",
     host_module="lavis",
-    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS),
+    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS, IMAGE_TEXT),
     baseline_stage="retrieval_ext.demo:clip4clip_baseline_stage",
 )

@@ -13,6 +13,11 @@ from plugins.compat.lavis import (
     lavis_lookup,
     lavis_metric_sync_on_cpu,
 )
+from plugins.compat.lavis_albef import (
+    albef_eval_uses_max_txt_len,
+    albef_offline_from_config,
+    lavis_checkpoints_local_weights_only,
+)
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
@@ -38,7 +43,13 @@ HOST_FIXES = {
         mmengine_cpu_launcher,
         name_videos_in_decode_errors,
     ),
-    "salesforce-lavis": (isolate_lavis_decord_bridge, lavis_metric_sync_on_cpu),
+    "salesforce-lavis": (
+        isolate_lavis_decord_bridge,
+        lavis_metric_sync_on_cpu,
+        albef_offline_from_config,
+        lavis_checkpoints_local_weights_only,
+        albef_eval_uses_max_txt_len,
+    ),
 }
 
 
@@ -53,11 +64,14 @@ def apply_host_fixes(host: str) -> dict[str, bool]:
 
 __all__ = [
     "HOST_FIXES",
+    "albef_eval_uses_max_txt_len",
+    "albef_offline_from_config",
     "allow_mmengine_checkpoints",
     "allow_recbole_checkpoints",
     "apply_host_fixes",
     "extend_recbole_model_lookup",
     "isolate_lavis_decord_bridge",
+    "lavis_checkpoints_local_weights_only",
     "lavis_lookup",
     "lavis_metric_sync_on_cpu",
     "mmengine_cpu_launcher",

