@@ -152,7 +152,11 @@ def test_the_runner_builds_bert_adam_and_logs_every_groups_rate(tmp_path, monkey
     first = runner.optimizer.param_groups[0]
     assert first["name"].startswith("new/")  # the rate LAVIS's progress line prints
     assert first["betas"] == (0.9, 0.98)
+    with torch.no_grad():  # the runner clamps the parameter after every step
+        runner.unwrap_dist_model(runner.model).clip.logit_scale.fill_(math.log(300.0))
     stats = runner.train_epoch(0)
+    scale = runner.unwrap_dist_model(runner.model).clip.logit_scale.item()
+    assert scale <= math.log(100.0) + 1e-6
     rates = {key: float(value) for key, value in stats.items() if key.startswith("lr_")}
     assert rates["lr_clip/decay"] == pytest.approx(rates["lr_new/decay"] * 1e-3)
     assert 0 < rates["lr_clip/decay"] < 1e-6  # LAVIS's "{:.3f}" would print 0.000
@@ -245,17 +249,20 @@ def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
     assert torch.equal(model.temporal.frame_position_embeddings.weight, table)
 
 
-def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_free_by_default():
+def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_clamped_after_each_step():
     model = _model("seqTransf")  # its CLIP uses nn.GELU (quick_gelu: false)
     assert not isinstance(model.clip.transformer.resblocks[0].mlp.gelu, QuickGELU)
     assert isinstance(model.temporal.transformer.resblocks[0].mlp.gelu, QuickGELU)
     with torch.no_grad():
         model.clip.logit_scale.fill_(math.log(200.0))
-    assert model.logit_scale().item() == pytest.approx(200.0)  # CLIP4Clip: no clamp
-    clamped = _model("seqTransf", logit_scale_max=100.0)
+    assert model.logit_scale().item() == pytest.approx(200.0)  # the forward never clamps
+    model.after_optimizer_step()  # the parameter, as CLIP4Clip's loop: clamp_(max=log 100)
+    assert model.clip.logit_scale.item() == pytest.approx(math.log(100.0))
+    free = _model("seqTransf", logit_scale_max=None)
     with torch.no_grad():
-        clamped.clip.logit_scale.fill_(math.log(200.0))
-    assert clamped.logit_scale().item() == pytest.approx(100.0)  # TeachCLIP's bound
+        free.clip.logit_scale.fill_(math.log(200.0))
+    free.after_optimizer_step()
+    assert free.logit_scale().item() == pytest.approx(200.0)
 
 
 # ---------------------------------------------------------------- LAVIS entry points
@@ -312,6 +319,10 @@ def test_frame_and_word_features_are_exposed_with_shapes():
         sentence, words, word_mask = model.encode_text_tokens(tokens)
     assert words.shape == (2, 16, 64) and word_mask.shape == (2, 16)
     assert word_mask.sum(1).tolist() == [(tokens[0] != 0).sum().item(), 3]  # sot, "up", eot
+    # id 0 is also a BPE token ("!" inside a word): the mask comes from positions
+    inner = tokens[1:2].clone()
+    inner[0, 1] = 0
+    assert model.encode_text_tokens(inner)[2][0].tolist()[:4] == [1, 1, 1, 0]
     assert torch.equal(sentence, model.encode_text(tokens))
     assert torch.equal(words[1, 2], sentence[1])  # the end token's output is the sentence
     assert all_gather_with_grad(sentence) is sentence  # one process: nothing to gather
@@ -334,4 +345,4 @@ def test_config_from_omegaconf_keeps_clip4clip_defaults():
     model = registry.get_model_class("clip4clip_retrieval").from_config(
         OmegaConf.create({"model_type": "meanP", "clip_config": TINY_CLIP, "max_txt_len": 16})
     )
-    assert model.logit_scale_max is None and model.no_decay_rule == "clip4clip"
+    assert model.logit_scale_max == 100.0 and model.no_decay_rule == "clip4clip"

@@ -90,6 +90,22 @@ def _official_xclip_scores(head, sentence, words, video, frames):
     return (vs + vw + sf + (s2f + v2w) / 2) / 4
 
 
+def test_xclip_without_padding_masks_scores_padding_as_the_official_code():
+    torch.manual_seed(3)
+    head = XCLIPInteraction(dim=16, max_words=5, max_frames=4, mask_padding=False)
+    sentence = F.normalize(torch.randn(2, 16), dim=-1)
+    words = F.normalize(torch.randn(2, 5, 16), dim=-1)
+    video = F.normalize(torch.randn(3, 16), dim=-1)
+    frames = F.normalize(torch.randn(3, 4, 16), dim=-1)
+    word_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    frame_mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    official = _official_xclip_scores(head, sentence, words, video, frames)
+    assert torch.allclose(head(sentence, words, word_mask, video, frames, frame_mask), official)
+    head.mask_padding = True
+    masked = head(sentence, words, word_mask, video, frames, frame_mask)
+    assert not torch.allclose(masked, official)
+
+
 def test_xclip_interaction_matches_the_official_formulas():
     torch.manual_seed(2)
     head = XCLIPInteraction(dim=16, max_words=5, max_frames=4, attention_temperature=0.05)
@@ -318,9 +334,12 @@ common.is_dist_avail_and_initialized = lambda: False  # the whole batch in one p
 loss = alone(dict(video=video, video_mask=mask, text_input=texts)).loss
 loss.backward()
 assert torch.allclose(ddp_loss, loss, atol=1e-6), (ddp_loss.item(), loss.item())
+pairs = list(zip(model.named_parameters(), alone.parameters()))
+with_grad = [name for (name, p), q in pairs if p.grad is not None]
+assert with_grad == [name for (name, p), q in pairs if q.grad is not None]
 wrong = [
     name
-    for (name, p), q in zip(model.named_parameters(), alone.parameters())
+    for (name, p), q in pairs
     if p.grad is not None and not torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4)
 ]
 assert not wrong, wrong[:5]

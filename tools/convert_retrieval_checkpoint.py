@@ -8,12 +8,13 @@
         --input xpool/model_best.pth --output checkpoints/xpool_msrvtt.pth
 
 Reads with ``torch.load(weights_only=True)``; prints the keys with no place in our model
-(unplaced) and our model's keys the file does not give (missing), against the model the
+(unplaced), our model's keys the file does not give (missing) and tensors whose shape
+differs (a checkpoint of another ``--max-frames`` / ``--max-words``), against the model the
 default config of ``--arch`` / ``--model-type`` builds with ``--max-frames`` and
 ``--max-words`` and ``--options`` (random weights, to list its keys). Writes ``{"model": state_dict,
 "converted_from": <input>}`` for ``model.load_finetuned=true model.finetuned=<output>``
 (``model.finetuned`` also takes the official file directly). Exits 1 when a key is
-unplaced or missing, after writing nothing.
+unplaced or missing or a shape differs, after writing nothing.
 """
 
 import argparse
@@ -62,13 +63,19 @@ def main(argv=None):
     unplaced = []
     if model.is_official(state):
         state, unplaced = model.convert_official(state, args.max_frames)
-    ours = set(model.state_dict())
-    unplaced += sorted(set(state) - ours)
-    missing = sorted(ours - set(state))
+    ours = model.state_dict()
+    unplaced += sorted(set(state) - set(ours))
+    missing = sorted(set(ours) - set(state))
+    mismatched = [
+        f"{key} {tuple(state[key].shape)} != {tuple(ours[key].shape)}"
+        for key in sorted(set(state) & set(ours))
+        if state[key].shape != ours[key].shape
+    ]
     print(f"{source}: {len(state)} tensors for {args.arch} ({model_type})")
     print(f"  unplaced ({len(unplaced)}): {unplaced[:20]}")
     print(f"  missing ({len(missing)}): {missing[:20]}")
-    if unplaced or missing:
+    print(f"  shape mismatches ({len(mismatched)}): {mismatched[:20]}")
+    if unplaced or missing or mismatched:
         print("not written: the checkpoint does not match the model", file=sys.stderr)
         return 1
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

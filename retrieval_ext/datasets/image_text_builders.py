@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 
-from retrieval_ext.datasets.builders import CONFIG_ROOT, _local
+from retrieval_ext.configs import default_config_path
+from retrieval_ext.datasets.builders import _local
 from retrieval_ext.datasets.image_text import ImageTextEvalDataset, ImageTextTrainDataset
 
 from lavis.common.registry import registry
@@ -29,12 +30,9 @@ class LocalImageTextBuilder(BaseDatasetBuilder):
 
     @classmethod
     def default_config_path(cls, type="default"):
-        if type not in cls.DATASET_CONFIG_DICT:
-            raise KeyError(
-                f"{cls.__name__}: unknown dataset config type {type!r}; "
-                f"available: {sorted(cls.DATASET_CONFIG_DICT)}"
-            )
-        return str(CONFIG_ROOT / cls.DATASET_CONFIG_DICT[type])
+        return default_config_path(
+            cls.__name__, "dataset config type", cls.DATASET_CONFIG_DICT, type, "datasets"
+        )
 
     @staticmethod
     def _build_proc_from_cfg(cfg):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import time
 import zipfile
 from dataclasses import dataclass
@@ -163,10 +164,10 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         max_frames: Most frames the ``seqTransf`` position embeddings cover.
         temporal_layers: ``seqTransf`` transformer depth (CLIP4Clip: 4).
         init_temporal_from_text: Start ``seqTransf`` from CLIP's first text layers.
-        logit_scale_max: Clamp of ``exp(logit_scale)``; None (default) leaves it free, as
-            CLIP4Clip does. TeachCLIP clamps at 100, CLIP's own training bound: with
-            teachers pulling the student's logits, an unbounded scale can grow until the
-            softmax saturates.
+        logit_scale_max: After every optimiser step the learned ``logit_scale`` parameter
+            is clamped at ``log(logit_scale_max)`` (100, as CLIP4Clip, X-CLIP, X-Pool and
+            TeachCLIP do, following openai/CLIP#46: a larger scale destabilises training);
+            None leaves it free. The runner calls :meth:`after_optimizer_step`.
         lr_scale_clip: Learning-rate multiplier of the CLIP weights relative to the new
             layers (CLIP4Clip's ``coef_lr``, 1e-3); read by the runner's parameter groups.
         no_decay_rule: Which parameters get no weight decay: ``clip4clip`` (biases only,
@@ -188,7 +189,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         max_frames: int = 12,
         temporal_layers: int = 4,
         init_temporal_from_text: bool = True,
-        logit_scale_max: float | None = None,
+        logit_scale_max: float | None = 100.0,
         lr_scale_clip: float = 1e-3,
         no_decay_rule: str = "clip4clip",
     ):
@@ -262,7 +263,8 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         Returns:
             ``sentence [N, D]`` (the end token's output), ``words [N, L, D]`` (every
             token's output through CLIP's text projection, X-CLIP's word features) and
-            ``word_mask [N, L]`` (1 for the start, word and end tokens, 0 for padding).
+            ``word_mask [N, L]`` (1 up to and including the end token, 0 after it; id 0
+            is also the BPE token "!", so the mask comes from positions, not ids).
         """
         length = tokens.shape[1]
         x = self.clip.token_embedding(tokens) + self.clip.positional_embedding[:length]
@@ -272,7 +274,8 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         words = self.clip.ln_final(x.permute(1, 0, 2)) @ self.clip.text_projection  # [N, L, D]
         eot = tokens.argmax(dim=-1)  # the end token has the largest id
         sentence = words[torch.arange(words.shape[0]), eot]
-        return sentence, words, (tokens != 0).long()
+        positions = torch.arange(length, device=tokens.device)[None]
+        return sentence, words, (positions <= eot[:, None]).long()
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[N, L]`` token ids -> ``[N, D]`` sentence features (the end token's)."""
@@ -336,9 +339,15 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         )
 
     def logit_scale(self) -> torch.Tensor:
-        """``exp(clip.logit_scale)``, clamped at ``logit_scale_max`` when one is set."""
-        scale = self.clip.logit_scale.exp()
-        return scale if self.logit_scale_max is None else scale.clamp(max=self.logit_scale_max)
+        """``exp(clip.logit_scale)`` (bounded by :meth:`after_optimizer_step`)."""
+        return self.clip.logit_scale.exp()
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """Clamp the ``logit_scale`` parameter at ``log(logit_scale_max)``, as the official
+        training loops do after every step (the runner calls this)."""
+        if self.logit_scale_max is not None:
+            self.clip.logit_scale.clamp_(max=math.log(self.logit_scale_max))
 
     def is_decayed(self, name: str, param: torch.Tensor) -> bool:
         """Whether weight decay applies to parameter ``name`` (``no_decay_rule``)."""
@@ -485,7 +494,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             max_frames=cfg.get("max_frames", 12),
             temporal_layers=cfg.get("temporal_layers", 4),
             init_temporal_from_text=cfg.get("init_temporal_from_text", True),
-            logit_scale_max=cfg.get("logit_scale_max", None),
+            logit_scale_max=cfg.get("logit_scale_max", 100.0),
             lr_scale_clip=cfg.get("lr_scale_clip", 1e-3),
             no_decay_rule=cfg.get("no_decay_rule", "clip4clip"),
             **extra,

@@ -66,7 +66,10 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     """Softmax of ``scores`` along ``dim`` over positions where ``mask`` is 1 (broadcast);
     exactly zero elsewhere."""
     keep = mask.bool()
-    weights = torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=dim)
+    # the dtype's lowest finite value, not -inf: a position with nothing real (a padded
+    # frame's column of words) then gives zeros, not NaNs that anomaly mode would flag
+    lowest = torch.finfo(scores.dtype).min
+    weights = torch.softmax(scores.masked_fill(~keep, lowest), dim=dim)
     return weights.masked_fill(~keep, 0.0)
 
 
@@ -76,8 +79,8 @@ class InteractionRetrieval(CLIP4ClipRetrieval):
     against every video, block by block, within a stated memory bound.
 
     Subclasses give :meth:`gallery_row` (what a video stores) and its :meth:`row_width`,
-    :meth:`encode_queries`, :meth:`score_gallery` and :meth:`block_bytes`; this class
-    checks the bound and runs the evaluation.
+    :meth:`encode_queries` and its :meth:`query_width`, :meth:`score_gallery` and
+    :meth:`block_bytes`; this class checks the bound and runs the evaluation.
 
     Args (beyond :class:`CLIP4ClipRetrieval`'s):
         eval_text_batch, eval_video_batch: Block of the evaluation scoring.
@@ -131,14 +134,21 @@ class InteractionRetrieval(CLIP4ClipRetrieval):
         """Peak bytes of one ``eval_text_batch`` x ``eval_video_batch`` scoring block."""
         raise NotImplementedError
 
-    def check_memory(self, num_videos: int) -> float:
-        """MB the evaluation needs: the gallery rows plus one scoring block."""
+    def query_width(self) -> int:
+        """Floats per encoded query."""
+        raise NotImplementedError
+
+    def check_memory(self, num_videos: int, num_texts: int) -> float:
+        """MB the evaluation needs: the gallery rows, the encoded queries, the score
+        matrix and one scoring block."""
         gallery = num_videos * self.row_width() * FLOAT_BYTES
+        gallery += num_texts * (self.query_width() + num_videos) * FLOAT_BYTES
         needed = (gallery + self.block_bytes()) / 2**20
         if needed > self.eval_memory_limit_mb:
             raise MemoryError(
                 f"{type(self).__name__} evaluation needs {needed:.0f} MB for {num_videos} "
-                f"videos (gallery rows {gallery / 2**20:.0f} MB + one scoring block "
+                f"videos and {num_texts} texts (gallery rows, queries and scores "
+                f"{gallery / 2**20:.0f} MB + one scoring block "
                 f"{self.block_bytes() / 2**20:.0f} MB) but model.eval_memory_limit_mb is "
                 f"{self.eval_memory_limit_mb:.0f}: lower model.eval_text_batch / "
                 "model.eval_video_batch, or raise the limit"
@@ -150,7 +160,7 @@ class InteractionRetrieval(CLIP4ClipRetrieval):
         """Every caption against every video by the interaction (not a dot product),
         ``(sim_v2t, sim_t2v)`` as numpy arrays; refuses a gallery over the memory bound."""
         start = time.time()
-        self.check_memory(len(data_loader.dataset))
+        self.check_memory(len(data_loader.dataset), len(data_loader.dataset.text))
         rows = self.encode_video_loader(data_loader, rows_of=self.gallery_row).to(self.device)
         sim_t2v = self.score_gallery(self.encode_queries(list(data_loader.dataset.text)), rows)
         logging.info(

@@ -17,8 +17,9 @@ The score is ``exp(logit_scale) * mean of the four`` (CLIP's logit scale). Frame
 are CLIP's per-frame features (X-CLIP's ``use_original_clip_for_frame_features``), the
 video vector is CLIP4Clip's pooled one, the word features are every token's output.
 Unlike the official code, padded words and frames are masked out of every softmax and sum
-(``masked_softmax``); ``learnable_aggregation: false`` freezes the matrices at the
-identity (plain softmax-weighted sums).
+(``masked_softmax``; ``mask_padding: false`` scores them as the official code does, to
+evaluate an official checkpoint as it was trained); ``learnable_aggregation: false``
+freezes the matrices at the identity (plain softmax-weighted sums).
 
 Retrieval cost: the score is not a dot product of two stored vectors. A gallery stores, per
 video, the video vector and every frame feature (``(1 + F) * D`` floats), and each query is
@@ -78,6 +79,8 @@ class XCLIPInteraction(nn.Module):
         max_frames: Frames F of a clip.
         attention_temperature: Softmax temperature of every aggregation (X-CLIP: 0.01).
         learnable_aggregation: Train the matrices (X-CLIP) or keep them at the identity.
+        mask_padding: Leave padded words and frames out (default), or score them as the
+            official code does (to evaluate an official checkpoint as it was trained).
     """
 
     def __init__(
@@ -87,9 +90,11 @@ class XCLIPInteraction(nn.Module):
         max_frames: int,
         attention_temperature: float = 0.01,
         learnable_aggregation: bool = True,
+        mask_padding: bool = True,
     ):
         super().__init__()
         self.attention_temperature = attention_temperature
+        self.mask_padding = mask_padding
         shapes = {
             "global_mat_weight": dim,
             "word_logit_weight": max_words,
@@ -122,6 +127,8 @@ class XCLIPInteraction(nn.Module):
         """
         tau = self.attention_temperature
         wmask, fmask = word_mask.bool(), frame_mask.bool()
+        if not self.mask_padding:  # the official code scores padding too
+            wmask, fmask = torch.ones_like(wmask), torch.ones_like(fmask)
         video_sentence = sentence @ self.global_mat_weight @ video.t()
         # [Nt, L, Nv]: each word against each video vector, aggregated over words
         word_video = torch.einsum("tld,vd->tlv", words, video)
@@ -156,6 +163,8 @@ class XCLIPRetrieval(InteractionRetrieval):
             ``temporal`` (after the temporal module) for the frame-level similarities.
         relevance_temperature: Temperature of the frame-text relevance a student is taught
             (TeachCLIP: 1.0, a softmax of cosines).
+        mask_padding: Leave padded words and frames out of the scores (default; the
+            frame relevance always does).
         eval_*: The evaluation's blocks and memory bound (:class:`InteractionRetrieval`).
     """
 
@@ -187,6 +196,7 @@ class XCLIPRetrieval(InteractionRetrieval):
         learnable_aggregation: bool = True,
         frame_features: str = "clip",
         relevance_temperature: float = 1.0,
+        mask_padding: bool = True,
         **kwargs,
     ):
         super().__init__(clip, **kwargs)
@@ -202,6 +212,7 @@ class XCLIPRetrieval(InteractionRetrieval):
             max_frames=self.max_frames,
             attention_temperature=attention_temperature,
             learnable_aggregation=learnable_aggregation,
+            mask_padding=mask_padding,
         )
 
     # ------------------------------------------------------------------ features
@@ -258,6 +269,9 @@ class XCLIPRetrieval(InteractionRetrieval):
     def row_width(self) -> int:
         return (1 + self.max_frames) * self.clip.visual.output_dim + self.max_frames
 
+    def query_width(self) -> int:
+        return (1 + self.max_txt_len) * self.clip.visual.output_dim + self.max_txt_len
+
     def block_bytes(self) -> int:
         return self.interaction.block_bytes(
             self.eval_text_batch, self.max_txt_len, self.eval_video_batch, self.max_frames
@@ -300,4 +314,5 @@ class XCLIPRetrieval(InteractionRetrieval):
             learnable_aggregation=cfg.get("learnable_aggregation", True),
             frame_features=cfg.get("frame_features", "clip"),
             relevance_temperature=cfg.get("relevance_temperature", 1.0),
+            mask_padding=cfg.get("mask_padding", True),
         )

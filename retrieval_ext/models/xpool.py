@@ -169,6 +169,8 @@ class XPoolRetrieval(InteractionRetrieval):
     def gallery_row(self, video, video_mask):
         """Per video: ``max_frames`` CLIP frame features (zero-padded) and the mask."""
         check_real_frames(video_mask)
+        if video.shape[1] > self.max_frames:
+            raise ValueError(f"{video.shape[1]} frames but max_frames is {self.max_frames}")
         frames = self.encode_frames(video)
         pad = self.max_frames - frames.shape[1]
         frames, mask = F.pad(frames, (0, 0, 0, pad)), F.pad(video_mask, (0, pad))
@@ -176,6 +178,9 @@ class XPoolRetrieval(InteractionRetrieval):
 
     def row_width(self) -> int:
         return self.max_frames * self.clip.visual.output_dim + self.max_frames
+
+    def query_width(self) -> int:
+        return self.clip.visual.output_dim
 
     def block_bytes(self) -> int:
         return self.frame_pool.block_bytes(

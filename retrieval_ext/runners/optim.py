@@ -2,12 +2,13 @@
 
 CLIP4Clip (``modules/optimization.py``) trains with BertAdam: Adam without bias correction,
 ``eps`` added outside the square root, weight decay added to the update (decoupled, as
-AdamW), betas (0.9, 0.98), eps 1e-6, and each parameter's gradient clipped to norm 1.0 on
-its own. Its ``warmup_cosine`` schedule is linear warm-up over the first
+AdamW), betas (0.9, 0.98), eps 1e-6. Its training loop (``main_task_retrieval.py``) clips
+the global gradient norm to 1.0 before each step (as X-CLIP and TeachCLIP do), which makes
+BertAdam's own per-parameter clip to 1.0 a no-op; ``per_parameter`` reproduces that inner
+clip alone. Its ``warmup_cosine`` schedule is linear warm-up over the first
 ``warmup_proportion`` of all steps, then ``0.5 * (1 + cos(pi * progress))`` of the *global*
-progress (so the rate drops from 1.0 to about 0.976 when a 10% warm-up ends). TeachCLIP
-clips the global gradient norm instead. Each piece is a ``run`` key of
-:class:`retrieval_ext.runners.runner.PortableRunner`.
+progress (so the rate drops from 1.0 to about 0.976 when a 10% warm-up ends). Each piece is
+a ``run`` key of :class:`retrieval_ext.runners.runner.PortableRunner`.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def build_optimizer(groups: list[dict], run_cfg, init_lr: float, weight_decay: f
 
 def clip_gradients_before_each_step(optimizer: Optimizer, max_norm: float, mode: str) -> None:
     """Clip gradients right before every ``optimizer.step()`` (after AMP's unscaling, after
-    DDP's all-reduce): ``global`` clips the norm of all gradients together (TeachCLIP,
-    ``torch.nn.utils.clip_grad_norm_``), ``per_parameter`` each parameter's gradient on its
-    own (CLIP4Clip's BertAdam)."""
+    DDP's all-reduce): ``global`` clips the norm of all gradients together (CLIP4Clip's,
+    X-CLIP's, X-Pool's and TeachCLIP's training loops, ``torch.nn.utils.clip_grad_norm_``),
+    ``per_parameter`` each parameter's gradient on its own (BertAdam's inner clip alone)."""
     if mode not in GRAD_CLIP_MODES:
         raise ValueError(f"run.grad_clip_mode must be one of {GRAD_CLIP_MODES}, got {mode!r}")
 

@@ -28,7 +28,9 @@ CONVENTIONS = ("clip4clip", "lavis")
 
 def rank_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of ``targets[i]`` in row ``i`` of ``scores`` (descending; ties are
-    broken by index, as a stable sort would)."""
+    broken by index, as a stable sort would: CLIP4Clip's one-caption path ranks a tie in
+    the target's favour and its several-caption path in argsort's order; with float scores
+    ties are rare)."""
     rows = np.arange(scores.shape[0])
     target_scores = scores[rows, targets][:, None]
     columns = np.arange(scores.shape[1])[None, :]
