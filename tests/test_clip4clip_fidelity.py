@@ -346,3 +346,20 @@ def test_config_from_omegaconf_keeps_clip4clip_defaults():
         OmegaConf.create({"model_type": "meanP", "clip_config": TINY_CLIP, "max_txt_len": 16})
     )
     assert model.logit_scale_max == 100.0 and model.no_decay_rule == "clip4clip"
+
+
+def test_checkpoints_keep_frozen_parameters_unless_a_model_excludes_them(tmp_path):
+    from retrieval_ext.models.clip4clip import load_finetuned
+    from retrieval_ext.models.common import checkpoint_state
+
+    model = _model("seqTransf")
+    model.temporal.requires_grad_(False)  # frozen, like ALBEF's momentum encoders
+    state = checkpoint_state(model)
+    assert "temporal.frame_position_embeddings.weight" in state
+    model.checkpoint_exclude_prefixes = ("temporal.",)  # loaded from its own file
+    assert not any(k.startswith("temporal.") for k in checkpoint_state(model))
+    torch.save({"model": checkpoint_state(model)}, tmp_path / "partial.pth")
+    load_finetuned(model, tmp_path / "partial.pth")  # the excluded keys may be missing
+    del model.checkpoint_exclude_prefixes
+    with pytest.raises(KeyError, match="missing.*temporal"):
+        load_finetuned(model, tmp_path / "partial.pth")

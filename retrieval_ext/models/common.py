@@ -66,17 +66,23 @@ class FrozenSubmodulesStayInEval:
         return self
 
 
-def frozen_parameter_names(model: nn.Module) -> set[str]:
-    """Names of the parameters a checkpoint of ``model`` leaves out (frozen ones)."""
-    return {name for name, param in model.named_parameters() if not param.requires_grad}
+def checkpoint_state(model: nn.Module) -> dict:
+    """What a checkpoint of ``model`` holds: its whole state dict (frozen parameters too:
+    ALBEF's momentum encoders are part of its training state) except the keys under the
+    model's ``checkpoint_exclude_prefixes`` (submodules that load from their own files,
+    such as TeachCLIP's frozen teachers)."""
+    excluded = tuple(getattr(model, "checkpoint_exclude_prefixes", ()))
+    return {
+        k: v for k, v in model.state_dict().items() if not (excluded and k.startswith(excluded))
+    }
 
 
 def load_model_state(model: nn.Module, state: dict, path: str | Path) -> None:
-    """``model.load_state_dict(state)``; keys missing (other than frozen parameters, which
-    checkpoints leave out) or unexpected stop with their names and ``path``."""
+    """``model.load_state_dict(state)``; keys missing (other than those checkpoints leave
+    out, :func:`checkpoint_state`) or unexpected stop with their names and ``path``."""
     result = model.load_state_dict(state, strict=False)
-    frozen = frozen_parameter_names(model)
-    missing = [key for key in result.missing_keys if key not in frozen]
+    excluded = tuple(getattr(model, "checkpoint_exclude_prefixes", ()))
+    missing = [k for k in result.missing_keys if not (excluded and k.startswith(excluded))]
     if missing or result.unexpected_keys:
         raise KeyError(
             f"{path}: checkpoint does not match the model: missing {missing[:10]}, "

@@ -26,7 +26,7 @@ import random
 import time
 from pathlib import Path
 
-from retrieval_ext.models.common import frozen_parameter_names, load_model_state
+from retrieval_ext.models.common import checkpoint_state, load_model_state
 from retrieval_ext.runners.optim import build_optimizer
 
 import numpy as np
@@ -339,8 +339,7 @@ class PortableRunner(RunnerBase):
     @main_process
     def _save_checkpoint(self, cur_epoch, is_best=False):
         model = self.unwrap_dist_model(self.model)
-        frozen = frozen_parameter_names(model)  # never trained here: not saved
-        state = {k: v for k, v in model.state_dict().items() if k not in frozen}
+        state = checkpoint_state(model)
         save_to = self.output_dir / f"checkpoint_{'best' if is_best else 'latest'}.pth"
         if is_best:
             self.best_checkpoint = str(save_to)
