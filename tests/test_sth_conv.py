@@ -47,7 +47,7 @@ CASES = [
     (12, 12, 3, 1, 1, 1, 3, 1, False, 3, 3),
     (8, 8, 5, 2, 2, 1, 2, 1, True, 5, 4),
     (8, 8, 3, 1, 0, 1, 4, 3, True, 3, 4),  # valid padding: crops to the centre taps
-    (8, 16, 3, 2, 1, 1, 4, 2, False, 1, 2),
+    (8, 16, 3, 2, 1, 1, 4, 2, False, 5, 2),
     (8, 8, 3, 1, 1, 1, 4, 0, True, 3, 4),  # the 2D conv
     (8, 8, 3, 2, 1, 1, 4, 4, True, 3, 4),  # temporal only
     (8, 8, 3, 1, 1, 1, 4, 4, False, 3, 2),
@@ -236,9 +236,9 @@ def test_depthwise_variant_equals_its_masked_dense_reference(stride, padding, tG
     C, T, G = 8, 4, 4
     conv = STHDepthwiseConv(
         C,
-        3,
-        stride,
-        padding,
+        kernel_size=3,
+        stride=stride,
+        padding=padding,
         bias=True,
         num_segments=T,
         num_groups=G,
@@ -251,7 +251,7 @@ def test_depthwise_variant_equals_its_masked_dense_reference(stride, padding, tG
     dense = torch.zeros(C, 1, 3, 3, 3, dtype=torch.double)
     bias = torch.zeros(C, dtype=torch.double)
     if conv.temporal is not None:
-        dense[:ct, 0, :, 1, 1] = conv.temporal.weight[:, 0, :, 0, 0].detach()
+        dense[:ct, 0, :, 1, 1] = conv.temporal.weight[:, 0, :, 0].detach()
         bias[:ct] = conv.temporal.bias.detach()
     if conv.spatial is not None:
         dense[ct:, 0, 1] = conv.spatial.weight[:, 0].detach()
@@ -272,7 +272,7 @@ def test_depthwise_static_init_from_2d_sums_the_kernel():
     conv = STHDepthwiseConv(8, num_segments=2, num_groups=4, temporal_groups=1)
     conv.load_2d_weight(w2d)
     torch.testing.assert_close(conv.spatial.weight, w2d[2:])
-    torch.testing.assert_close(conv.temporal.weight[:, 0, 1, 0, 0], w2d[:2].sum((1, 2, 3)))
+    torch.testing.assert_close(conv.temporal.weight[:, 0, 1, 0], w2d[:2].sum((1, 2, 3)))
     assert torch.all(conv.temporal.weight[:, 0, [0, 2]] == 0)
 
 
