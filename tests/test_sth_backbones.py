@@ -231,3 +231,27 @@ def test_mobilenet_v2_sth_structure_params_and_conversion(tmp_path):
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), base(x))
+
+
+@pytest.mark.parametrize("temporal_init", ["random", "static"])
+def test_resnet_sth_init_matches_the_host_dense_convs_variance(temporal_init):
+    """Inside ResNetSTH, each STH conv starts with the output variance of the dense conv
+    MMAction2's ResNet initialises at its place (within 10%, on unit-variance input), the
+    temporal path carrying r = 1/4 of it ('random') or none ('static')."""
+    from mmaction.models.backbones import ResNet
+    from test_sth_conv import _path_variances
+
+    torch.manual_seed(0)
+    sth = ResNetSTH(18, num_segments=8, pretrained=None, temporal_init=temporal_init)
+    sth.init_weights()
+    host = ResNet(18, pretrained=None)
+    host.init_weights()
+    for name in ("layer1.0.conv2", "layer2.0.conv1", "layer3.1.conv1", "layer4.1.conv2"):
+        conv = sth.get_submodule(f"{name}.conv")
+        dense = host.get_submodule(f"{name}.conv")
+        x = torch.randn(16, conv.in_channels, 14, 14)
+        with torch.no_grad():
+            dense_var = dense(x).var().item()
+        var, share = _path_variances(conv, x)
+        assert var == pytest.approx(dense_var, rel=0.10), (name, var, dense_var)
+        assert share == pytest.approx(0.25 if temporal_init == "random" else 0.0, abs=0.04)
