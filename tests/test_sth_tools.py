@@ -50,6 +50,11 @@ def test_motion_benchmark_tool_runs_the_hard_level_over_seeds(tmp_path):
     assert result["runs"][1]["dataset"]["seed"] == 1
     assert len(result["runs"][0]["dataset"]["classes"]) == 14
     assert (out / "accuracy_vs_flops.png").is_file()
+    # runs made separately (one process per seed) merge into the same summary
+    sth_motion_benchmark.main(["--merge", str(out), str(out), "--out", str(tmp_path / "merged")])
+    merged = json.loads((tmp_path / "merged" / "motion_benchmark.json").read_text())
+    assert [r["seeds"] for r in merged["summary"]] == [4, 4, 4]
+    assert merged["settings"]["level"] == "hard"
 
 
 @pytest.mark.slow

@@ -2,9 +2,11 @@
 
     python tools/sth_motion_benchmark.py [--level quick|hard] [--seeds 0 1 2] [--epochs 12]
         [--train 32 --val 8 --test 8] [--out runs/sth_motion]
-Each seed draws its own clips and initialisation. Writes motion_benchmark.json (numbers per
-seed + full configs), motion_benchmark.md (mean and standard deviation over the seeds)
-and, for one seed, a plot of top-1 against FLOPs.
+    python tools/sth_motion_benchmark.py --merge OUT_1 OUT_2 ... --out OUT
+Each seed draws its own clips and initialisation. ``--merge`` summarises runs made
+separately (e.g. one process per seed) from their motion_benchmark.json files. Writes
+motion_benchmark.json (numbers per seed + full configs), motion_benchmark.md (mean and
+standard deviation over the seeds) and, for the first seed, a plot of top-1 against FLOPs.
 """
 
 import argparse
@@ -42,10 +44,16 @@ def main(argv=None):
     parser.add_argument("--val", type=int, default=8)
     parser.add_argument("--test", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("runs/sth_motion"))
+    parser.add_argument("--merge", type=Path, nargs="+", help="output folders to summarise")
     args = parser.parse_args(argv)
     clips = {"train": args.train, "val": args.val, "test": args.test}
     runs = []
-    for seed in args.seeds:
+    if args.merge:
+        for folder in args.merge:
+            merged = json.loads((folder / "motion_benchmark.json").read_text())
+            runs += merged["runs"]
+            args.level = merged["settings"]["level"]
+    for seed in [] if args.merge else args.seeds:
         print(f"seed {seed}:", flush=True)
         runs.append(
             run_motion_benchmark(
@@ -56,7 +64,9 @@ def main(argv=None):
     table = tabulate(rows, headers="keys", floatfmt=".3f", tablefmt="github")
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"settings": vars(args) | {"out": str(args.out)}, "summary": rows, "runs": runs}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    settings["merge"] = [str(p) for p in args.merge or []]
+    result = {"settings": settings, "summary": rows, "runs": runs}
     (args.out / "motion_benchmark.json").write_text(json.dumps(result, indent=2, default=str))
     (args.out / "motion_benchmark.md").write_text(table + "\n")
     classes = runs[0]["dataset"]["classes"]
