@@ -225,6 +225,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--train-repeats", type=int, default=3)
     parser.add_argument("--layer-repeats", type=int, default=9)
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="network rows"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/sth_efficiency"))
     parser.add_argument("--_peak", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -241,8 +244,8 @@ def main(argv=None) -> int:
         f"{args.size} clips, {os.cpu_count()} CPUs, load average {os.getloadavg()}",
         flush=True,
     )
-    models = {name: build(name) for name in MODELS}
-    rows = {name: {"model": name} for name in MODELS}
+    models = {name: build(name) for name in args.models}
+    rows = {name: {"model": name} for name in args.models}
     for name, model in models.items():
         info = get_model_complexity_info(
             model,
@@ -327,7 +330,7 @@ def main(argv=None) -> int:
             "cpus": os.cpu_count(),
             "load_average": loads,
             "torch": torch.__version__,
-            "models": MODELS,
+            "models": {name: MODELS[name] for name in args.models},
         },
         **tables,
     }
