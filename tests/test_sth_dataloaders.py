@@ -105,7 +105,7 @@ def _without_local_weights(model_cfg):
     backbone = model_cfg["backbone"]
     if backbone.get("pretrained"):
         backbone["pretrained"] = None
-        if backbone["type"] == "ResNetTSM":
+        if backbone["type"].endswith("TSM"):  # ResNetTSM, MobileNetV2TSM
             backbone["pretrained2d"] = False
     return model_cfg
 
