@@ -58,9 +58,15 @@ def model_flops(cfg, num_segments: int, size: int) -> tuple[float, float]:
 
 
 def run_motion_benchmark(
-    work_dir: Path, clips_per_class: dict[str, int], epochs: int, seed: int = 0, progress=print
+    work_dir: Path,
+    clips_per_class: dict[str, int],
+    epochs: int,
+    seed: int = 0,
+    progress=print,
+    level: str = "quick",
 ) -> dict:
-    """Generate the clips, train and test each config with MMAction2's Runner.
+    """Generate the clips (``level`` 'quick' or 'hard'), train and test each config with
+    MMAction2's Runner; the head's class count follows the level's.
 
     Returns ``{"dataset": ..., "rows": [...], "configs": {name: full config}}``.
     """
@@ -70,7 +76,7 @@ def run_motion_benchmark(
     work_dir = Path(work_dir)
     data_root = work_dir / "motion_clips"
     start = time.time()
-    dataset = write_motion_dataset(data_root, clips_per_class, seed=seed)
+    dataset = write_motion_dataset(data_root, clips_per_class, seed=seed, level=level)
     progress(
         f"  wrote {sum(dataset['splits'].values())} mp4 clips to {data_root} "
         f"({time.time() - start:.0f} s)"
@@ -79,6 +85,7 @@ def run_motion_benchmark(
     for name, path in MOTION_CONFIGS.items():
         cfg = Config.fromfile(str(path))
         _point_at(cfg, data_root)
+        cfg.model.cls_head.num_classes = len(dataset["classes"])
         cfg.train_cfg.max_epochs = epochs
         cfg.param_scheduler[0]["T_max"] = epochs
         cfg.randomness = dict(seed=seed, deterministic=False)

@@ -76,9 +76,87 @@ def test_conversion_with_temporal_groups_zero_gives_the_2d_network(torchvision_r
     sth = ResNetSTH(18, num_segments=2, temporal_groups=0, pretrained=str(path))
     sth.init_weights()
     sth.eval()
-    x = torch.randn(4, 3, 64, 64)
+    x = torch.randn(4, 3, 64, 64, dtype=torch.double)
+    sth.double()
+    with torch.no_grad():  # double: channels-last and NCHW convs sum in different orders
+        torch.testing.assert_close(sth(x), _tv_features(net.double(), x))
+
+
+@pytest.mark.parametrize("prefix", ["", "backbone."])
+def test_mmaction2_format_2d_checkpoint_converts_like_torchvisions(prefix, tmp_path):
+    """MMAction2's own ResNet checkpoint (``torchvision_pretrain=False``; bare, or a
+    recogniser's with ``backbone.``) fills every STH conv: with temporal_groups=0 the
+    network is the 2D ResNet, with the default split the spatial taps are its kernels."""
+    from mmaction.models.backbones import ResNet
+
+    torch.manual_seed(0)
+    resnet = ResNet(18, pretrained=None)
+    resnet.init_weights()
     with torch.no_grad():
-        torch.testing.assert_close(sth(x), _tv_features(net, x))
+        for module in resnet.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    state = {f"{prefix}{k}": v for k, v in resnet.state_dict().items()}
+    path = tmp_path / "resnet18_mmaction.pth"
+    torch.save({"state_dict": state}, path)
+
+    sth = ResNetSTH(18, num_segments=2, temporal_groups=0, pretrained=str(path))
+    sth.torchvision_pretrain = False
+    sth.init_weights()
+    x = torch.randn(4, 3, 64, 64, dtype=torch.double)
+    for model in (sth, resnet):  # MMAction2's ResNet.train() returns None: no chaining
+        model.double()
+        model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(sth(x), resnet(x))
+
+    sth = ResNetSTH(18, num_segments=2, pretrained=str(path), torchvision_pretrain=False)
+    sth.init_weights()
+    conv = sth.layer3[1].conv2.conv
+    source = resnet.layer3[1].conv2.conv.weight.float()
+    dense = conv.dense_equivalent_weight()
+    for g in range(4):
+        rows = slice(g * 64, (g + 1) * 64)
+        for i in conv.spatial_input_groups(g):
+            cols = slice(i * 64, (i + 1) * 64)
+            torch.testing.assert_close(dense[rows, cols, 1], source[rows, cols])
+
+
+def test_2d_checkpoint_that_leaves_sth_convs_unfilled_is_an_error_naming_them(
+    torchvision_resnet18, tmp_path
+):
+    _, path = torchvision_resnet18
+    # the torchvision file read as MMAction2-format: no key fills an STH conv
+    sth = ResNetSTH(18, num_segments=2, pretrained=str(path), torchvision_pretrain=False)
+    with pytest.raises(
+        ValueError,
+        match=r"16 STH convs have no 2D weight.*layer1\.0\.conv1\.conv \(looked for "
+        r"'layer1\.0\.conv1\.conv\.weight'\).*set torchvision_pretrain=True",
+    ):
+        sth.init_weights()
+    # one block's 3x3 kernel missing from a torchvision checkpoint: named, nothing else
+    state = torch.load(path, weights_only=True)
+    del state["layer2.1.conv2.weight"]
+    partial = tmp_path / "partial.pth"
+    torch.save(state, partial)
+    with pytest.raises(ValueError, match=r"1 STH convs .*: layer2\.1\.conv2\.conv \(looked"):
+        ResNetSTH(18, num_segments=2, pretrained=str(partial)).init_weights()
+
+
+@pytest.mark.parametrize("backbone", ["ResNetSTH", "MobileNetV2STH"])
+def test_backbone_output_is_contiguous_nchw_like_the_hosts(backbone):
+    """Channels-last inside, NCHW at the boundary: ``feat.view(N, -1)`` works as after
+    ResNetTSM; with several out_indices, every output."""
+    if backbone == "ResNetSTH":
+        model = ResNetSTH(18, num_segments=2, pretrained=None, out_indices=(2, 3))
+    else:
+        model = MobileNetV2STH(num_segments=2, out_indices=(6, 7))
+    model.init_weights()
+    outs = model(torch.randn(4, 3, 32, 32))
+    for out in outs:
+        assert out.is_contiguous()
+        out.view(out.shape[0], -1)
 
 
 def test_default_conversion_copies_spatial_and_sums_temporal(torchvision_resnet18, caplog):
@@ -108,11 +186,11 @@ def test_default_conversion_copies_spatial_and_sums_temporal(torchvision_resnet1
 
 
 def test_conversion_reports_unplaced_keys_and_refuses_shape_mismatches(tmp_path, monkeypatch):
-    from mmaction_ext.models.backbones import inflate
+    from mmaction_ext.models.backbones import convert_2d
     from mmaction_ext.models.backbones.resnet_sth import torchvision_resnet_name
 
     logged = []
-    monkeypatch.setattr(inflate, "print_log", lambda msg, **kwargs: logged.append(msg))
+    monkeypatch.setattr(convert_2d, "print_log", lambda msg, **kwargs: logged.append(msg))
     state = torchvision.models.resnet18(weights=None).state_dict()
     state["extra.weight"] = torch.zeros(3)
     del state["layer4.1.bn2.running_mean"]
@@ -125,7 +203,7 @@ def test_conversion_reports_unplaced_keys_and_refuses_shape_mismatches(tmp_path,
         for m in logged
     )
     assert any("layer4.1.conv2.bn.running_mean" in m for m in logged)
-    report = inflate.load_2d_state_dict(sth, state, torchvision_resnet_name)
+    report = convert_2d.load_2d_state_dict(sth, state, torchvision_resnet_name)
     assert report["unplaced"] == ["extra.weight", "fc.bias", "fc.weight"]
 
     state["layer1.0.bn1.weight"] = torch.ones(32)
@@ -153,3 +231,27 @@ def test_mobilenet_v2_sth_structure_params_and_conversion(tmp_path):
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), base(x))
+
+
+@pytest.mark.parametrize("temporal_init", ["random", "static"])
+def test_resnet_sth_init_matches_the_host_dense_convs_variance(temporal_init):
+    """Inside ResNetSTH, each STH conv starts with the output variance of the dense conv
+    MMAction2's ResNet initialises at its place (within 10%, on unit-variance input), the
+    temporal path carrying r = 1/4 of it ('random') or none ('static')."""
+    from mmaction.models.backbones import ResNet
+    from test_sth_conv import _path_variances
+
+    torch.manual_seed(0)
+    sth = ResNetSTH(18, num_segments=8, pretrained=None, temporal_init=temporal_init)
+    sth.init_weights()
+    host = ResNet(18, pretrained=None)
+    host.init_weights()
+    for name in ("layer1.0.conv2", "layer2.0.conv1", "layer3.1.conv1", "layer4.1.conv2"):
+        conv = sth.get_submodule(f"{name}.conv")
+        dense = host.get_submodule(f"{name}.conv")
+        x = torch.randn(16, conv.in_channels, 14, 14)
+        with torch.no_grad():
+            dense_var = dense(x).var().item()
+        var, share = _path_variances(conv, x)
+        assert var == pytest.approx(dense_var, rel=0.10), (name, var, dense_var)
+        assert share == pytest.approx(0.25 if temporal_init == "random" else 0.0, abs=0.04)

@@ -47,7 +47,7 @@ CASES = [
     (12, 12, 3, 1, 1, 1, 3, 1, False, 3, 3),
     (8, 8, 5, 2, 2, 1, 2, 1, True, 5, 4),
     (8, 8, 3, 1, 0, 1, 4, 3, True, 3, 4),  # valid padding: crops to the centre taps
-    (8, 16, 3, 2, 1, 1, 4, 2, False, 1, 2),
+    (8, 16, 3, 2, 1, 1, 4, 2, False, 5, 2),
     (8, 8, 3, 1, 1, 1, 4, 0, True, 3, 4),  # the 2D conv
     (8, 8, 3, 2, 1, 1, 4, 4, True, 3, 4),  # temporal only
     (8, 8, 3, 1, 1, 1, 4, 4, False, 3, 2),
@@ -236,9 +236,9 @@ def test_depthwise_variant_equals_its_masked_dense_reference(stride, padding, tG
     C, T, G = 8, 4, 4
     conv = STHDepthwiseConv(
         C,
-        3,
-        stride,
-        padding,
+        kernel_size=3,
+        stride=stride,
+        padding=padding,
         bias=True,
         num_segments=T,
         num_groups=G,
@@ -251,7 +251,7 @@ def test_depthwise_variant_equals_its_masked_dense_reference(stride, padding, tG
     dense = torch.zeros(C, 1, 3, 3, 3, dtype=torch.double)
     bias = torch.zeros(C, dtype=torch.double)
     if conv.temporal is not None:
-        dense[:ct, 0, :, 1, 1] = conv.temporal.weight[:, 0, :, 0, 0].detach()
+        dense[:ct, 0, :, 1, 1] = conv.temporal.weight[:, 0, :, 0].detach()
         bias[:ct] = conv.temporal.bias.detach()
     if conv.spatial is not None:
         dense[ct:, 0, 1] = conv.spatial.weight[:, 0].detach()
@@ -272,7 +272,7 @@ def test_depthwise_static_init_from_2d_sums_the_kernel():
     conv = STHDepthwiseConv(8, num_segments=2, num_groups=4, temporal_groups=1)
     conv.load_2d_weight(w2d)
     torch.testing.assert_close(conv.spatial.weight, w2d[2:])
-    torch.testing.assert_close(conv.temporal.weight[:, 0, 1, 0, 0], w2d[:2].sum((1, 2, 3)))
+    torch.testing.assert_close(conv.temporal.weight[:, 0, 1, 0], w2d[:2].sum((1, 2, 3)))
     assert torch.all(conv.temporal.weight[:, 0, [0, 2]] == 0)
 
 
@@ -292,3 +292,109 @@ def test_depthwise_variant_refuses_bad_groups_at_build_time():
 
     with pytest.raises(ValueError, match="STHDepthwiseConv: num_groups=4 must divide channels=6"):
         STHDepthwiseConv(6)
+
+
+def _path_variances(conv, x):
+    """(output variance, temporal path's share of it) of ``conv`` on ``x``."""
+    import copy
+
+    with torch.no_grad():
+        out = conv(x)
+        spatial_only = copy.deepcopy(conv)
+        if spatial_only.temporal is not None:
+            spatial_only.temporal.weight.zero_()
+        temporal_part = out - spatial_only(x)
+    return out.var().item(), (temporal_part.var() / out.var()).item()
+
+
+@pytest.mark.parametrize("temporal_init", ["random", "static"])
+@pytest.mark.parametrize(("c_in", "c_out", "tG"), [(64, 64, 1), (128, 128, 2), (64, 128, 1)])
+def test_init_from_the_blocks_full_fan_in_keeps_a_dense_convs_variance(
+    temporal_init, c_in, c_out, tG
+):
+    """Unit-variance input: output variance within 10% of a He-initialised dense conv's
+    (2 * C_in / C_out for fan_out, 2 for fan_in); the temporal path carries r of it
+    ('random', within 0.04) or nothing ('static', as documented)."""
+    torch.manual_seed(0)
+    x = torch.randn(16, c_in, 14, 14)
+    for mode in ("fan_in", "fan_out"):
+        conv = STHConv(
+            c_in,
+            c_out,
+            num_segments=8,
+            num_groups=4,
+            temporal_groups=tG,
+            temporal_init=temporal_init,
+        )
+        conv.init_weights(mode=mode)
+        dense = torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        torch.nn.init.kaiming_normal_(dense.weight, mode=mode, nonlinearity="relu")
+        with torch.no_grad():
+            dense_var = dense(x).var().item()
+        var, share = _path_variances(conv, x)
+        assert var == pytest.approx(dense_var, rel=0.10), (mode, var, dense_var)
+        r = tG / 4
+        expected = r if temporal_init == "random" else 0.0
+        assert share == pytest.approx(expected, abs=0.04), (mode, share)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(temporal_kernel=1), "temporal_kernel must be odd and >= 3, got 1 .*no other frame"),
+        (dict(temporal_kernel=1, temporal_groups=0), "temporal_kernel must be odd and >= 3"),
+    ],
+)
+def test_temporal_kernel_one_is_refused(kwargs, match):
+    from mmaction_ext.models import STHDepthwiseConv
+
+    with pytest.raises(ValueError, match=match):
+        STHConv(8, 8, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        STHDepthwiseConv(8, **kwargs)
+
+
+def test_chunked_clips_give_the_same_result():
+    """Clips processed a chunk at a time (max_chunk_bytes) equal one pass over the batch,
+    forward and backward."""
+    torch.manual_seed(0)
+    whole = STHConv(16, 16, num_segments=4, temporal_init="random").double()
+    chunked = STHConv(16, 16, num_segments=4, temporal_init="random", max_chunk_bytes=1).double()
+    chunked.load_state_dict(whole.state_dict())
+    x = torch.randn(12, 16, 7, 7, dtype=torch.double, requires_grad=True)
+    out_whole, out_chunked = whole(x), chunked(x)
+    torch.testing.assert_close(out_chunked, out_whole)
+    grad = torch.randn_like(out_whole)
+    torch.testing.assert_close(
+        torch.autograd.grad(out_chunked, x, grad)[0], torch.autograd.grad(out_whole, x, grad)[0]
+    )
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_both_sth_convs_build_through_conv_cfg_and_keep_the_input_layout(layout):
+    """STHConv and STHDepthwiseConv behave alike: built by MMCV's build_conv_layer with a
+    Conv2d's arguments, returning the input's memory format as nn.Conv2d does."""
+    from mmaction_ext.models import STHDepthwiseConv
+
+    from mmcv.cnn import build_conv_layer
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmaction")
+    dense = build_conv_layer(
+        dict(type="STHConv", num_segments=2), 8, 8, 3, stride=2, padding=1, bias=False
+    )
+    depthwise = build_conv_layer(
+        dict(type="STHDepthwiseConv", num_segments=2), 8, 8, 3, stride=2, padding=1, groups=8
+    )
+    assert isinstance(dense, STHConv) and isinstance(depthwise, STHDepthwiseConv)
+    x = torch.randn(4, 8, 10, 10).contiguous(memory_format=layout)
+    reference = torch.nn.Conv2d(8, 8, 3, 2, 1)(x)
+    for conv in (dense, depthwise):
+        out = conv(x)
+        assert out.shape == reference.shape == (4, 8, 5, 5)
+        assert out.is_contiguous(memory_format=layout) == reference.is_contiguous(
+            memory_format=layout
+        )
+        assert out.is_contiguous() == reference.is_contiguous()
+    with pytest.raises(ValueError, match="depthwise convs only"):
+        build_conv_layer(dict(type="STHDepthwiseConv"), 8, 8, 3, groups=1)

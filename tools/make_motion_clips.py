@@ -1,18 +1,20 @@
 """Generate the embedded temporal benchmark (seeded mp4 clips + VideoDataset lists).
 
-python tools/make_motion_clips.py data/motion_clips [--train 32 --val 8 --test 8]
+python tools/make_motion_clips.py data/motion_clips [--level quick|hard]
+    [--train 32 --val 8 --test 8]
 """
 
 import argparse
 import time
 from pathlib import Path
 
-from mmaction_ext.datasets import CLASSES, write_motion_dataset
+from mmaction_ext.datasets import write_motion_dataset
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
+    parser.add_argument("--level", choices=["quick", "hard"], default="quick")
     parser.add_argument("--train", type=int, default=32, help="clips per class")
     parser.add_argument("--val", type=int, default=8, help="clips per class")
     parser.add_argument("--test", type=int, default=8, help="clips per class")
@@ -27,9 +29,10 @@ def main(argv=None):
         num_frames=args.frames,
         size=args.size,
         seed=args.seed,
+        level=args.level,
     )
     print(
-        f"{sum(description['splits'].values())} clips of {len(CLASSES)} classes "
+        f"{sum(description['splits'].values())} clips of {len(description['classes'])} classes "
         f"({description['splits']}) in {args.root} ({time.time() - start:.0f} s)"
     )
 

@@ -1,23 +1,37 @@
 """STH efficiency against MMAction2's TSM and TSN, measured in one run on this machine.
 
-For ResNetSTH-50 at r = 1/8, 1/4, 1/2 (G = 8 and 4), ResNetTSM-50 (also run in
-channels-last layout, for reference) and TSN's ResNet-50,
-each with a 174-class head (Something-Something): parameters, FLOPs (mmengine's
-complexity analysis; 1 multiply-add = 1 FLOP), CPU inference clips/s at 8x224x224 for
-batch 1 and 8 (median of interleaved repeats), the peak resident-memory increase of a batch-8
-forward (a fresh process per model, sampled every 2 ms), and the throughput ratio against TSM.
+Everything below is measured in the same run, at each thread count of ``--threads``
+(default 1 and 2), with interleaved repeats (median), so that load drift hits every
+row alike; timings on a shared machine are only meaningful as these ratios.
 
-    python tools/sth_efficiency.py [--repeats 5] [--size 224] [--out runs/sth_efficiency]
+1. Layer table: STHConv (G=4, r=1/4, 8 frames) against the dense 3x3 conv it replaces
+   at every ResNet-50 stage shape (64ch 56x56 ... 512ch 7x7), batch 1 and 8 clips. The
+   dense conv runs in NCHW (as in MMAction2's ResNet/ResNetTSM) and in channels-last;
+   STHConv runs as inside ResNetSTH (channels-last in and out) and on NCHW input/output.
+2. Network table: ResNetSTH-50 at r = 1/8, 1/4, 1/2 (G = 8 and 4), ResNetTSM-50 (also
+   run whole in channels-last, for reference) and TSN's ResNet-50, each with a
+   174-class head (Something-Something): parameters, FLOPs (mmengine's complexity
+   analysis; 1 multiply-add = 1 FLOP), inference clips/s at 8x224x224 for batch 1 and 8,
+   and the training step (forward + backward of a batch-1 clip, train mode), each as a
+   ratio against TSM-R50.
+3. The cost of ResNetSTH's NCHW output boundary (channels-last inside), and the peak
+   resident-memory increase of a batch-8 forward (a fresh process per model, 2 threads,
+   sampled every 2 ms).
+
+    python tools/sth_efficiency.py [--threads 1 2] [--repeats 5] [--layer-repeats 9] [--size 224]
+        [--out runs/sth_efficiency]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 MODELS = {
@@ -81,6 +95,100 @@ def build(name: str):
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
+def train_step(model, frames) -> None:
+    """Forward and backward of one batch in train mode (BN batch statistics, dropout)."""
+    model.train()
+    model(frames).sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
+STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # ResNet-50's 3x3 convs: channels, size
+
+
+def median_ms(calls: dict, repeats: int) -> dict:
+    """Median milliseconds of each zero-argument call, repeats interleaved across calls."""
+    times = {name: [] for name in calls}
+    for call in calls.values():  # warm-up
+        call()
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
+def layer_rows(threads: int, batches, repeats: int) -> list[dict]:
+    """STHConv against the dense 3x3 conv at each ResNet-50 stage shape."""
+    import mmaction_ext  # noqa: F401
+    from mmaction_ext.models import STHConv
+
+    import torch
+
+    rows = []
+    for batch in batches:
+        for channels, size in STAGES:
+            torch.manual_seed(0)
+            dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            sth = STHConv(channels, channels, num_segments=NUM_SEGMENTS)
+            x = torch.randn(batch * NUM_SEGMENTS, channels, size, size)
+            x_cl = x.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                ms = median_ms(
+                    {
+                        "dense NCHW": partial(dense, x),
+                        "dense CL": partial(dense, x_cl),
+                        "STH CL": partial(sth, x_cl),
+                        "STH NCHW": partial(sth, x),
+                    },
+                    repeats,
+                )
+            rows.append(
+                {
+                    "threads": threads,
+                    "batch": batch,
+                    "shape": f"{channels}ch {size}x{size}",
+                    **{f"{k} ms": v for k, v in ms.items()},
+                    "STH CL / dense NCHW": ms["STH CL"] / ms["dense NCHW"],
+                    "STH CL / dense CL": ms["STH CL"] / ms["dense CL"],
+                    "STH NCHW / dense NCHW": ms["STH NCHW"] / ms["dense NCHW"],
+                }
+            )
+            print(f"  layer {rows[-1]['shape']} b{batch}: {ms}", flush=True)
+    return rows
+
+
+def boundary_rows(threads: int, batches, size: int, repeats: int) -> list[dict]:
+    """What ResNetSTH's channels-last inside / NCHW outside costs: the input and output
+    layout copies, against the backbone's forward."""
+    import torch
+
+    backbone = build("STH-R50 r=1/4").backbone
+    rows = []
+    for batch in batches:
+        frames = torch.randn(batch * NUM_SEGMENTS, 3, size, size)
+        with torch.no_grad():
+            feature = backbone(frames).contiguous(memory_format=torch.channels_last)
+            ms = median_ms(
+                {
+                    "backbone forward": partial(backbone, frames),
+                    "input to CL": partial(frames.contiguous, memory_format=torch.channels_last),
+                    "output to NCHW": feature.contiguous,
+                },
+                repeats,
+            )
+        copies = ms["input to CL"] + ms["output to NCHW"]
+        rows.append(
+            {
+                "threads": threads,
+                "batch": batch,
+                **{f"{k} ms": v for k, v in ms.items()},
+                "boundary share": copies / ms["backbone forward"],
+            }
+        )
+    return rows
+
+
 def peak_memory_child(name: str, batch: int, size: int) -> None:
     """Print the peak RSS increase of one batch forward, sampled every 2 ms."""
     import threading
@@ -114,6 +222,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--train-repeats", type=int, default=3)
+    parser.add_argument("--layer-repeats", type=int, default=9)
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="network rows"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/sth_efficiency"))
     parser.add_argument("--_peak", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -125,14 +239,13 @@ def main(argv=None) -> int:
     from mmengine.analysis import get_model_complexity_info
     from tabulate import tabulate
 
-    torch.set_num_threads(2)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{NUM_SEGMENTS}x{args.size}x{args.size} clips",
+        f"torch {torch.__version__}, threads {args.threads}, {NUM_SEGMENTS}x{args.size}x"
+        f"{args.size} clips, {os.cpu_count()} CPUs, load average {os.getloadavg()}",
         flush=True,
     )
-    models = {name: build(name) for name in MODELS}
-    rows = {name: {"model": name} for name in MODELS}
+    models = {name: build(name) for name in args.models}
+    rows = {name: {"model": name} for name in args.models}
     for name, model in models.items():
         info = get_model_complexity_info(
             model,
@@ -147,20 +260,33 @@ def main(argv=None) -> int:
             flush=True,
         )
 
-    with torch.no_grad():
-        for batch in args.batches:
-            frames = torch.randn(batch * NUM_SEGMENTS, 3, args.size, args.size)
-            times = {name: [] for name in models}
-            for model in models.values():  # warm-up
-                model(frames)
-            for repeat in range(args.repeats):  # interleaved, so drift hits every model
-                for name, model in models.items():
-                    start = time.perf_counter()
-                    model(frames)
-                    times[name].append(time.perf_counter() - start)
-                print(f"  batch {batch}: repeat {repeat + 1}/{args.repeats}", flush=True)
-            for name in models:
-                rows[name][f"clips/s b{batch}"] = batch / statistics.median(times[name])
+    layers, boundary, loads = [], [], {}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        loads[f"before {threads} threads"] = os.getloadavg()
+        layers += layer_rows(threads, args.batches, args.layer_repeats)
+        boundary += boundary_rows(threads, args.batches, args.size, args.repeats)
+        with torch.no_grad():
+            for batch in args.batches:
+                frames = torch.randn(batch * NUM_SEGMENTS, 3, args.size, args.size)
+                ms = median_ms(
+                    {name: partial(model, frames) for name, model in models.items()},
+                    args.repeats,
+                )
+                for name in models:
+                    rows[name][f"clips/s b{batch} t{threads}"] = batch / ms[name] * 1e3
+                print(f"  {threads} threads, batch {batch}: {ms}", flush=True)
+        frames = torch.randn(NUM_SEGMENTS, 3, args.size, args.size)
+
+        ms = median_ms(
+            {name: partial(train_step, model, frames) for name, model in models.items()},
+            args.train_repeats,
+        )
+        for name, model in models.items():
+            model.eval()
+            rows[name][f"train step ms t{threads}"] = ms[name]
+        print(f"  {threads} threads, train step b1: {ms}", flush=True)
+    loads["end"] = os.getloadavg()
 
     for name in models:
         child = subprocess.run(
@@ -175,27 +301,41 @@ def main(argv=None) -> int:
 
     tsm = rows["TSM-R50"]
     for row in rows.values():
-        for batch in args.batches:
-            row[f"vs TSM b{batch}"] = row[f"clips/s b{batch}"] / tsm[f"clips/s b{batch}"]
+        for threads in args.threads:
+            for batch in args.batches:
+                key = f"clips/s b{batch} t{threads}"
+                row[f"vs TSM b{batch} t{threads}"] = row[key] / tsm[key]
+            key = f"train step ms t{threads}"
+            row[f"train vs TSM t{threads}"] = tsm[key] / row[key]  # > 1: faster than TSM
     table = list(rows.values())
-    print()
-    print(tabulate(table, headers="keys", floatfmt=".3f"))
+    tables = {"layers": layers, "networks": table, "boundary": boundary}
     args.out.mkdir(parents=True, exist_ok=True)
+    markdown = []
+    for title, content in tables.items():
+        print(f"\n{title}")
+        print(tabulate(content, headers="keys", floatfmt=".3f"))
+        markdown.append(
+            f"## {title}\n\n" + tabulate(content, headers="keys", floatfmt=".3f", tablefmt="github")
+        )
+    print(f"\nload average: {loads}")
     result = {
         "settings": {
             "size": args.size,
             "num_segments": NUM_SEGMENTS,
             "repeats": args.repeats,
+            "train_repeats": args.train_repeats,
+            "layer_repeats": args.layer_repeats,
             "batches": args.batches,
-            "threads": torch.get_num_threads(),
-            "models": MODELS,
+            "threads": args.threads,
+            "cpus": os.cpu_count(),
+            "load_average": loads,
+            "torch": torch.__version__,
+            "models": {name: MODELS[name] for name in args.models},
         },
-        "rows": table,
+        **tables,
     }
     (args.out / "sth_efficiency.json").write_text(json.dumps(result, indent=2))
-    (args.out / "sth_efficiency.md").write_text(
-        tabulate(table, headers="keys", floatfmt=".3f", tablefmt="github") + "\n"
-    )
+    (args.out / "sth_efficiency.md").write_text("\n\n".join(markdown) + "\n")
     print(f"\nwritten: {args.out / 'sth_efficiency.md'} and .json")
     return 0
 

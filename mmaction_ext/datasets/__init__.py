@@ -1,3 +1,3 @@
-from .motion_clips import CLASSES, make_clip, write_motion_dataset
+from .motion_clips import CLASSES, LEVELS, make_clip, write_motion_dataset
 
-__all__ = ["CLASSES", "make_clip", "write_motion_dataset"]
+__all__ = ["CLASSES", "LEVELS", "make_clip", "write_motion_dataset"]

@@ -38,16 +38,30 @@ def _centre_taps(x, kernel: int, stride: int, padding: int, dilation: int):
     return x[..., ::stride, ::stride] if stride > 1 else x
 
 
-def _temporal_taps(conv3d: nn.Conv3d, x, num_segments: int):
-    """Apply ``(k_t, 1, 1)`` taps to frames laid out as ``[N * T, C, H, W]``."""
-    nt = x.shape[0]
-    # [N*T, C, H, W] -> [N, C, T, H, W], stored channels-last: oneDNN runs this (k_t, 1, 1)
-    # Conv3d about 10x faster than on the NCDHW layout for early, high-resolution stages
-    x = x.view(nt // num_segments, num_segments, *x.shape[1:]).transpose(1, 2)
-    x = x.contiguous(memory_format=torch.channels_last_3d)
-    y = conv3d(x)
-    # [N, C_out, T, H', W'] -> [N*T, C_out, H', W']
-    return y.transpose(1, 2).reshape(nt, y.shape[1], *y.shape[-2:])
+def _frames_as_rows(x: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """``[N*T, C, H, W]`` stored channels-last, viewed (no copy) as ``[N, C, T, H*W]``
+    stored channels-last: time becomes the image's row axis, so a ``(k_t, 1)`` Conv2d
+    applies the temporal taps. oneDNN runs it several times faster than a ``(k_t, 1, 1)``
+    Conv3d on ``[N, C, T, H, W]``, and no transposed copy is made."""
+    nt, c, h, w = x.shape
+    # [N*T, C, H, W] (memory N*T, H, W, C) -> [N, T, H*W, C] -> [N, C, T, H*W]
+    return (
+        x.permute(0, 2, 3, 1)
+        .reshape(nt // num_segments, num_segments, h * w, c)
+        .permute(0, 3, 1, 2)
+    )
+
+
+def _rows_as_frames(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`_frames_as_rows`: ``[N, C, T, H*W]`` -> ``[N*T, C, H, W]``."""
+    n, c, t, _ = y.shape
+    # [N, C, T, H*W] (memory N, T, H*W, C) -> [N*T, H, W, C] -> [N*T, C, H, W]
+    return y.permute(0, 2, 3, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
+
+
+def _kaiming_normal_(weight: torch.Tensor, fan: int) -> None:
+    """He-normal with the ReLU gain for a layer whose fan (in or out) is ``fan``."""
+    nn.init.normal_(weight, std=(2.0 / fan) ** 0.5)
 
 
 def _check_segments(nt: int, num_segments: int, layer: str) -> None:
@@ -57,17 +71,6 @@ def _check_segments(nt: int, num_segments: int, layer: str) -> None:
             f"num_segments={num_segments}; frames of different clips would mix in the "
             "temporal taps. Set num_segments to the clip length the pipeline samples."
         )
-
-
-@torch.no_grad()
-def _reset_temporal_taps(conv3d: nn.Conv3d, temporal_init: str) -> None:
-    """PyTorch's default init; ``'static'`` then keeps only the centre temporal tap."""
-    conv3d.reset_parameters()
-    if temporal_init == "static":
-        centre = conv3d.kernel_size[0] // 2
-        keep = conv3d.weight[:, :, centre].clone()
-        conv3d.weight.zero_()
-        conv3d.weight[:, :, centre] = keep
 
 
 def _check_sth_arguments(
@@ -92,8 +95,11 @@ def _check_sth_arguments(
             f"{layer}: temporal_groups must be in [0, num_groups={num_groups}], "
             f"got {temporal_groups}"
         )
-    if temporal_kernel < 1 or temporal_kernel % 2 == 0:
-        raise ValueError(f"{layer}: temporal_kernel must be odd, got {temporal_kernel}")
+    if temporal_kernel < 3 or temporal_kernel % 2 == 0:
+        raise ValueError(
+            f"{layer}: temporal_kernel must be odd and >= 3, got {temporal_kernel} "
+            "(a temporal kernel of 1 sees no other frame: the block would model no time)"
+        )
     if temporal_init not in ("static", "random"):
         raise ValueError(
             f"{layer}: temporal_init must be 'static' or 'random', got {temporal_init!r}"
@@ -113,9 +119,17 @@ def _pair_to_int(value, name: str) -> int:
 class STHConv(nn.Module):
     """Spatio-temporal hybrid convolution, a drop-in for a ``k x k`` 2D conv of a 2D CNN.
 
-    Input and output use MMAction2's ``[N * num_segments, C, H, W]`` layout. The spatial
-    taps are ``nn.Conv2d`` modules and the temporal taps one ``nn.Conv3d`` (grouped when
-    interleaved), holding exactly the counted weights: no masked dense kernel exists.
+    Input and output use MMAction2's ``[N * num_segments, C, H, W]`` layout, and the output
+    is stored in the input's memory format, as ``nn.Conv2d`` does. Inside, the block runs
+    channels-last: the spatial taps are one ``Conv2d`` (grouped by output group when the
+    spatial input groups rotate) and the temporal taps one ``(k_t, 1)`` ``Conv2d`` over the
+    frames seen as image rows (see :func:`_frames_as_rows`), holding exactly the counted
+    weights: no masked dense kernel exists. A channels-first input pays two layout copies;
+    ``ResNetSTH`` runs channels-last end to end and pays them once, at its boundary.
+
+    Weight layout: row block ``g`` (output group ``g``) of ``spatial.weight`` holds the
+    input groups :meth:`spatial_input_groups` ``(g)`` in that order, and row block ``g`` of
+    ``temporal.weight`` the groups :meth:`temporal_input_groups` ``(g)``.
 
     Args:
         in_channels (int): Input channels; divisible by ``num_groups``.
@@ -124,6 +138,8 @@ class STHConv(nn.Module):
         stride (int): Spatial stride, shared by the temporal taps. Defaults to 1.
         padding (int): Spatial padding of the replaced conv. Defaults to 1.
         dilation (int): Spatial dilation of the replaced conv. Defaults to 1.
+        groups (int): Accepted because MMCV's ``ConvModule`` passes it; only 1 (a dense
+            conv) can be replaced.
         bias (bool): Add a bias per output channel. Defaults to False.
         num_segments (int): Frames per clip (T). Defaults to 8.
         num_groups (int): Channel groups G. Defaults to 4.
@@ -132,14 +148,16 @@ class STHConv(nn.Module):
         interleave (bool): Rotate the temporal input groups from output group to output
             group; ``False`` uses input groups ``0..tG-1`` for every output group (the
             fixed-split ablation). Defaults to True.
-        temporal_kernel (int): Temporal taps k_t (odd), zero-padded at clip borders.
-            Defaults to 3.
-        temporal_init (str): ``'static'`` starts the temporal taps as a per-frame map
-            (only the centre tap non-zero; :meth:`load_2d_weight` puts the replaced 2D
-            kernel's sum there); ``'random'`` initialises every tap randomly (assumption:
-            the paper's initialisation is not public). Defaults to ``'static'``.
-        groups (int): Accepted because MMCV's ``ConvModule`` passes it; only 1 (a dense
-            conv) can be replaced.
+        temporal_kernel (int): Temporal taps k_t (odd, >= 3), zero-padded at clip
+            borders. Defaults to 3.
+        temporal_init (str): Initialisation of the temporal taps (assumption: the paper's
+            is not public). ``'static'``: zero at random init (the block starts as a
+            per-frame spatial conv), and the replaced 2D kernel's sum on the centre tap in
+            :meth:`load_2d_weight`; ``'random'``: every tap random. See
+            :meth:`init_weights`. Defaults to ``'static'``.
+        max_chunk_bytes (int): Clips are processed in chunks whose gathered spatial input
+            stays under this size (cache-sized temporaries instead of page-faulting
+            ones; a speed setting, the result is the same). Defaults to 16 MiB.
     """
 
     def __init__(
@@ -150,6 +168,7 @@ class STHConv(nn.Module):
         stride: int = 1,
         padding: int = 1,
         dilation: int = 1,
+        groups: int = 1,
         bias: bool = False,
         num_segments: int = 8,
         num_groups: int = 4,
@@ -157,7 +176,7 @@ class STHConv(nn.Module):
         interleave: bool = True,
         temporal_kernel: int = 3,
         temporal_init: str = "static",
-        groups: int = 1,
+        max_chunk_bytes: int = 16 * 2**20,
     ) -> None:
         super().__init__()
         kernel_size = _pair_to_int(kernel_size, "kernel_size")
@@ -190,50 +209,43 @@ class STHConv(nn.Module):
         self.interleave = interleave
         self.temporal_kernel = temporal_kernel
         self.temporal_init = temporal_init
+        self.max_chunk_bytes = max_chunk_bytes
         # read by mmcv's ConvModule from the conv it wraps
         self.groups = 1
         self.transposed = False
         self.output_padding = (0, 0)
 
         G, tG = num_groups, temporal_groups
-        in_group, out_group = in_channels // G, out_channels // G
-        spatial_groups = G - tG
-        # One spatial conv per output group only when the spatial input set rotates.
-        self._per_group_spatial = interleave and 0 < tG < G
-        self.spatial = nn.ModuleList()
-        if spatial_groups:
-            n_convs, conv_out = (G, out_group) if self._per_group_spatial else (1, out_channels)
-            for _ in range(n_convs):
-                self.spatial.append(
-                    nn.Conv2d(
-                        spatial_groups * in_group,
-                        conv_out,
-                        kernel_size,
-                        stride,
-                        padding,
-                        dilation,
-                        bias=bias,
-                    )
-                )
+        in_group = in_channels // G
+        # With rotation each output group reads its own input groups: one grouped conv
+        # over the gathered groups. Without, all output groups read the same ones.
+        rotating = interleave and 0 < tG < G
+        conv_groups = G if rotating else 1
+        self.spatial = None
+        self._spatial_index = self._temporal_index = None
+        if tG < G:
+            self.spatial = nn.Conv2d(
+                (G - tG) * in_group * conv_groups,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                groups=conv_groups,
+                bias=bias,
+            )
+            self._set_index("_spatial_index", self.spatial_input_groups, conv_groups)
         self.temporal = None
         if tG:
-            interleaved = interleave and tG < G
-            self.temporal = nn.Conv3d(
-                tG * in_group * (G if interleaved else 1),
+            self.temporal = nn.Conv2d(
+                tG * in_group * conv_groups,
                 out_channels,
-                (temporal_kernel, 1, 1),
-                padding=(temporal_kernel // 2, 0, 0),
-                groups=G if interleaved else 1,
-                bias=bias and not spatial_groups,
+                (temporal_kernel, 1),
+                padding=(temporal_kernel // 2, 0),
+                groups=conv_groups,
+                bias=bias and self.spatial is None,
             )
-            # input channels of the temporal conv, in order: the groups each output
-            # group reads temporally (identity for tG=1, where group g reads group g)
-            order = [
-                i for g in range(G if interleaved else 1) for i in self.temporal_input_groups(g)
-            ]
-            index = torch.cat([torch.arange(i * in_group, (i + 1) * in_group) for i in order])
-            identity = torch.equal(index, torch.arange(in_channels))
-            self.register_buffer("_temporal_index", None if identity else index, persistent=False)
+            self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
         self.init_weights()
 
     # --- layout ------------------------------------------------------------------------
@@ -254,6 +266,37 @@ class STHConv(nn.Module):
             return [(out_group + tG + m) % G for m in range(G - tG)]
         return list(range(tG, G))
 
+    def _set_index(self, name: str, input_groups, conv_groups: int) -> None:
+        index = self._gather_index(input_groups, conv_groups)
+        if isinstance(index, torch.Tensor):  # a buffer, so it follows the module's device
+            delattr(self, name)
+            self.register_buffer(name, index, persistent=False)
+        else:
+            setattr(self, name, index)
+
+    def _gather_index(self, input_groups, conv_groups: int) -> torch.Tensor | slice | None:
+        """What a conv with ``conv_groups`` groups reads: ``None`` (all of ``x``), a
+        channel slice, or the input group ids to gather, in order."""
+        size = self.in_channels // self.num_groups
+        groups = [i for g in range(conv_groups) for i in input_groups(g)]
+        if groups == list(range(self.num_groups)):
+            return None
+        if groups == list(range(groups[0], groups[0] + len(groups))):
+            return slice(groups[0] * size, (groups[-1] + 1) * size)
+        return torch.tensor(groups)
+
+    def _weight_blocks(self, weight: torch.Tensor, input_groups):
+        """``(rows, cols, block)`` per output group and input group: ``block`` is the view
+        of ``weight`` holding the pair (output group rows, input group ``cols`` of the
+        replaced conv)."""
+        G = self.num_groups
+        in_group, out_group = self.in_channels // G, self.out_channels // G
+        for g in range(G):
+            rows = slice(g * out_group, (g + 1) * out_group)
+            for m, i in enumerate(input_groups(g)):
+                cols = slice(i * in_group, (i + 1) * in_group)
+                yield rows, cols, weight[rows, m * in_group : (m + 1) * in_group]
+
     @property
     def temporal_ratio(self) -> float:
         """r = temporal_groups / num_groups."""
@@ -270,14 +313,39 @@ class STHConv(nn.Module):
 
     # --- initialisation ----------------------------------------------------------------
 
-    def init_weights(self) -> None:
-        """Kaiming-uniform taps (PyTorch's conv default); with ``temporal_init='static'``
-        only the centre temporal tap is non-zero. ConvModule calls this instead of
-        initialising a ``.weight`` STHConv does not have."""
-        for conv in self.spatial:
-            conv.reset_parameters()
+    @torch.no_grad()
+    def init_weights(self, mode: str = "fan_in") -> None:
+        """He-normal from the fan of the whole block, not of its convs.
+
+        Each tap is initialised as in the dense conv over all inputs it belongs to: the
+        spatial taps with std ``sqrt(2 / (C * k * k))``, the temporal ones with
+        ``sqrt(2 / (C * k_t))``, ``C = in_channels`` (``mode='fan_in'``) or
+        ``out_channels`` (``'fan_out'``, as MMAction2's ResNet initialises its convs). On
+        unit-variance input the block's output variance is then the dense ``k x k``
+        conv's (``2 * C_in / C``), of which the temporal path carries the share r.
+        ``temporal_init='static'`` starts the temporal taps at zero and scales the spatial
+        ones by ``1 / (1 - r)`` in variance, keeping the output variance. (The convs'
+        own fans would count only their ``(1 - r) * C`` or ``r * C`` inputs, or ``C / G``
+        outputs per group.) Biases start at zero. ConvModule and the backbones call
+        this instead of initialising a ``.weight`` STHConv does not have.
+        """
+        if mode not in ("fan_in", "fan_out"):
+            raise ValueError(
+                f"STHConv.init_weights: mode must be 'fan_in' or 'fan_out', got {mode!r}"
+            )
+        channels = self.in_channels if mode == "fan_in" else self.out_channels
+        static = self.temporal_init == "static"
+        if self.spatial is not None:
+            share = 1 - self.temporal_ratio if static else 1.0
+            _kaiming_normal_(self.spatial.weight, round(channels * self.kernel_size**2 * share))
         if self.temporal is not None:
-            _reset_temporal_taps(self.temporal, self.temporal_init)
+            if static and self.spatial is not None:
+                self.temporal.weight.zero_()
+            else:  # temporal taps only: a 'static' start would be a dead block
+                _kaiming_normal_(self.temporal.weight, channels * self.temporal_kernel)
+        for conv in (self.spatial, self.temporal):
+            if conv is not None and conv.bias is not None:
+                conv.bias.zero_()
 
     @torch.no_grad()
     def load_2d_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
@@ -294,67 +362,38 @@ class STHConv(nn.Module):
                 f"STHConv.load_2d_weight: expected a 2D weight of shape {expected}, "
                 f"got {tuple(weight.shape)}"
             )
-        G = self.num_groups
-        in_group, out_group = self.in_channels // G, self.out_channels // G
-
-        def channels(groups, size):
-            return torch.cat([torch.arange(i * size, (i + 1) * size) for i in groups])
-
-        if self.spatial:
-            if self._per_group_spatial:
-                for g, conv in enumerate(self.spatial):
-                    rows = weight[g * out_group : (g + 1) * out_group]
-                    conv.weight.copy_(rows[:, channels(self.spatial_input_groups(g), in_group)])
-            else:
-                cols = channels(self.spatial_input_groups(0), in_group)
-                self.spatial[0].weight.copy_(weight[:, cols])
+        if self.spatial is not None:
+            for rows, cols, block in self._weight_blocks(
+                self.spatial.weight, self.spatial_input_groups
+            ):
+                block.copy_(weight[rows, cols])
         if self.temporal is not None and self.temporal_init == "static":
-            summed = weight.sum(dim=(2, 3))  # [C_out, C_in]
             self.temporal.weight.zero_()
             centre = self.temporal_kernel // 2
-            per_out = G if self.temporal.groups > 1 else 1
-            rows_per = self.out_channels // per_out
-            for g in range(per_out):
-                cols = channels(self.temporal_input_groups(g), in_group)
-                block = summed[g * rows_per : (g + 1) * rows_per][:, cols]
-                self.temporal.weight[g * rows_per : (g + 1) * rows_per, :, centre, 0, 0] = block
+            for rows, cols, block in self._weight_blocks(
+                self.temporal.weight, self.temporal_input_groups
+            ):
+                block[:, :, centre, 0] = weight[rows, cols].sum(dim=(2, 3))
         if bias is not None:
-            if self.spatial:
-                if self._per_group_spatial:
-                    for g, conv in enumerate(self.spatial):
-                        conv.bias.copy_(bias[g * out_group : (g + 1) * out_group])
-                else:
-                    self.spatial[0].bias.copy_(bias)
-            else:
-                self.temporal.bias.copy_(bias)
+            (self.spatial if self.spatial is not None else self.temporal).bias.copy_(bias)
 
     def dense_equivalent_weight(self) -> torch.Tensor:
         """The ``[C_out, C_in, k_t, k, k]`` Conv3d weight this block computes (for checks
         and export; the block itself never builds it)."""
-        G, k, kt = self.num_groups, self.kernel_size, self.temporal_kernel
-        in_group, out_group = self.in_channels // G, self.out_channels // G
-        ref = self._any_weight().new_zeros(self.out_channels, self.in_channels, kt, k, k)
-        for g in range(G):
-            rows = slice(g * out_group, (g + 1) * out_group)
-            if self.spatial:
-                if self._per_group_spatial:
-                    w = self.spatial[g].weight
-                else:
-                    w = self.spatial[0].weight[rows]
-                for m, i in enumerate(self.spatial_input_groups(g)):
-                    ref[rows, i * in_group : (i + 1) * in_group, kt // 2] = w[
-                        :, m * in_group : (m + 1) * in_group
-                    ]
-            if self.temporal is not None:
-                w = self.temporal.weight[rows]
-                for m, i in enumerate(self.temporal_input_groups(g)):
-                    ref[rows, i * in_group : (i + 1) * in_group, :, k // 2, k // 2] = w[
-                        :, m * in_group : (m + 1) * in_group, :, 0, 0
-                    ]
+        k, kt = self.kernel_size, self.temporal_kernel
+        any_conv = self.spatial if self.spatial is not None else self.temporal
+        ref = any_conv.weight.new_zeros(self.out_channels, self.in_channels, kt, k, k)
+        if self.spatial is not None:
+            for rows, cols, block in self._weight_blocks(
+                self.spatial.weight, self.spatial_input_groups
+            ):
+                ref[rows, cols, kt // 2] = block
+        if self.temporal is not None:
+            for rows, cols, block in self._weight_blocks(
+                self.temporal.weight, self.temporal_input_groups
+            ):
+                ref[rows, cols, :, k // 2, k // 2] = block[..., 0]
         return ref
-
-    def _any_weight(self) -> torch.Tensor:
-        return self.spatial[0].weight if self.spatial else self.temporal.weight
 
     # --- forward -----------------------------------------------------------------------
 
@@ -365,39 +404,53 @@ class STHConv(nn.Module):
             x (torch.Tensor): ``[N * num_segments, C_in, H, W]``.
 
         Returns:
-            torch.Tensor: ``[N * num_segments, C_out, H_out, W_out]``, stored channels-last
-            when the spatial taps rotate (the layers after it run faster on it too).
+            torch.Tensor: ``[N * num_segments, C_out, H_out, W_out]``, in ``x``'s memory
+            format.
         """
-        nt, c = x.shape[:2]
+        nt, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"STHConv: expected {self.in_channels} input channels, got {c}")
         _check_segments(nt, self.num_segments, "STHConv")
-        G, tG = self.num_groups, self.temporal_groups
-        in_group = c // G
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not (
+            x.is_contiguous()  # [.., 1, 1] tensors are both; treat them as the caller's NCHW
+        )
+        x = x.contiguous(memory_format=torch.channels_last)
+        # whole clips per chunk, so that the gathered inputs stay cache-sized
+        per_clip = self.num_segments * c * h * w * x.element_size()
+        gathered = self.spatial.in_channels / c if self.spatial is not None else 1
+        clips = max(1, int(self.max_chunk_bytes // (per_clip * gathered)))
+        step = clips * self.num_segments
+        chunks = [self._forward_chunk(x[i : i + step]) for i in range(0, nt, step)]
+        out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        return out if channels_last else out.contiguous()
+
+    def _gather(self, x: torch.Tensor, index: torch.Tensor | slice | None) -> torch.Tensor:
+        """Channels-last ``x``'s input groups given by ``index`` (see :meth:`_gather_index`),
+        as one channels-last tensor."""
+        if index is None:
+            return x
+        if isinstance(index, slice):
+            return x[:, index]
+        nt, _, h, w = x.shape
+        # [N*T, C, H, W] (memory N*T, H, W, C) -> [N*T*H*W, G, C/G]: whole groups are
+        # contiguous runs, copied by one index_select (faster than a cat of channel slices)
+        groups = x.permute(0, 2, 3, 1).reshape(
+            -1, self.num_groups, self.in_channels // self.num_groups
+        )
+        gathered = groups.index_select(1, index)
+        return gathered.view(nt, h, w, -1).permute(0, 3, 1, 2)
+
+    def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole clips of channels-last ``x`` -> channels-last output."""
         out = None
-        if self.spatial:
-            if self._per_group_spatial:
-                # x's channels from group tG on, then groups 0..G-2 again: each output
-                # group's rotating spatial input groups are one contiguous slice of it
-                # channels-last: oneDNN's convs on channel slices of an NCHW tensor are
-                # several times slower (e.g. 64 channels at 56x56)
-                xc = x.contiguous(memory_format=torch.channels_last)
-                rotated = torch.cat([xc[:, tG * in_group :], xc[:, : (G - 1) * in_group]], dim=1)
-                width = (G - tG) * in_group
-                out = torch.cat(
-                    [
-                        conv(rotated[:, g * in_group : g * in_group + width])
-                        for g, conv in enumerate(self.spatial)
-                    ],
-                    dim=1,
-                )
-            else:  # spatial input groups tG..G-1 for every output group
-                out = self.spatial[0](x[:, tG * in_group :] if tG else x)
+        if self.spatial is not None:
+            out = self.spatial(self._gather(x, self._spatial_index))
         if self.temporal is not None:
-            index = self._temporal_index
-            xt = x if index is None else x.index_select(1, index)
+            xt = self._gather(x, self._temporal_index)
             xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
-            yt = _temporal_taps(self.temporal, xt, self.num_segments)
+            xt = xt.contiguous(memory_format=torch.channels_last)
+            yt = self.temporal(_frames_as_rows(xt, self.num_segments))
+            yt = _rows_as_frames(yt, *xt.shape[-2:])
             out = yt if out is None else out.add_(yt)
         return out
 
@@ -409,21 +462,29 @@ class STHDepthwiseConv(nn.Module):
     Each output channel reads only its own input channel, so there is nothing to
     interleave: the channels of the first ``temporal_groups`` of ``num_groups`` groups
     get a ``temporal_kernel x 1 x 1`` kernel, the others keep the ``k x k`` spatial one.
-    Weights: ``C * (k*k*(1 - r) + k_t*r)``.
+    Weights: ``C * (k*k*(1 - r) + k_t*r)``. Built like the depthwise ``Conv2d`` it
+    replaces (``conv_cfg=dict(type='STHDepthwiseConv', ...)`` in MMCV's ``ConvModule``
+    works); the output is stored in the input's memory format, as :class:`STHConv`'s.
 
     Args:
-        channels (int): Input = output channels; divisible by ``num_groups``.
+        in_channels (int): Input channels; divisible by ``num_groups``.
+        out_channels (int, optional): Must equal ``in_channels`` (depthwise). Defaults
+            to ``in_channels``.
         kernel_size, stride, padding, dilation, bias, num_segments, num_groups,
         temporal_groups, temporal_kernel, temporal_init: as in :class:`STHConv`.
+        groups (int, optional): Must equal ``in_channels`` (depthwise). Defaults to
+            ``in_channels``.
     """
 
     def __init__(
         self,
-        channels: int,
+        in_channels: int,
+        out_channels: int | None = None,
         kernel_size: int = 3,
         stride: int = 1,
         padding: int = 1,
         dilation: int = 1,
+        groups: int | None = None,
         bias: bool = False,
         num_segments: int = 8,
         num_groups: int = 4,
@@ -432,23 +493,38 @@ class STHDepthwiseConv(nn.Module):
         temporal_init: str = "static",
     ) -> None:
         super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        groups = in_channels if groups is None else groups
+        if not in_channels == out_channels == groups:
+            raise ValueError(
+                "STHDepthwiseConv replaces depthwise convs only (in_channels == "
+                f"out_channels == groups), got {in_channels}, {out_channels}, groups={groups}"
+            )
+        kernel_size = _pair_to_int(kernel_size, "kernel_size")
+        stride = _pair_to_int(stride, "stride")
+        padding = _pair_to_int(padding, "padding")
+        dilation = _pair_to_int(dilation, "dilation")
         _check_sth_arguments(
             "STHDepthwiseConv",
-            dict(channels=channels),
+            dict(channels=in_channels),
             kernel_size,
             num_groups,
             temporal_groups,
             temporal_kernel,
             temporal_init,
         )
-        self.channels = channels
+        self.in_channels = self.out_channels = self.channels = in_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding, self.dilation = padding, dilation
         self.num_segments = num_segments
         self.num_groups, self.temporal_groups = num_groups, temporal_groups
         self.temporal_kernel, self.temporal_init = temporal_kernel, temporal_init
-        self.temporal_channels = channels // num_groups * temporal_groups
-        spatial_channels = channels - self.temporal_channels
+        # read by mmcv's ConvModule from the conv it wraps
+        self.groups = in_channels
+        self.transposed = False
+        self.output_padding = (0, 0)
+        self.temporal_channels = in_channels // num_groups * temporal_groups
+        spatial_channels = in_channels - self.temporal_channels
         self.spatial = None
         if spatial_channels:
             self.spatial = nn.Conv2d(
@@ -463,11 +539,11 @@ class STHDepthwiseConv(nn.Module):
             )
         self.temporal = None
         if self.temporal_channels:
-            self.temporal = nn.Conv3d(
+            self.temporal = nn.Conv2d(
                 self.temporal_channels,
                 self.temporal_channels,
-                (temporal_kernel, 1, 1),
-                padding=(temporal_kernel // 2, 0, 0),
+                (temporal_kernel, 1),
+                padding=(temporal_kernel // 2, 0),
                 groups=self.temporal_channels,
                 bias=bias,
             )
@@ -479,12 +555,26 @@ class STHDepthwiseConv(nn.Module):
             f"num_segments={self.num_segments}, temporal_channels={self.temporal_channels}"
         )
 
-    def init_weights(self) -> None:
-        """As :meth:`STHConv.init_weights`."""
+    @torch.no_grad()
+    def init_weights(self, mode: str = "fan_in") -> None:
+        """He-normal per channel (a depthwise tap's fan is its kernel size in either
+        ``mode``): spatial std ``sqrt(2 / k^2)``, temporal ``sqrt(2 / k_t)``; with
+        ``temporal_init='static'`` only the temporal centre tap is non-zero, with std
+        ``sqrt(2)`` (a per-frame map: each channel is either temporal or spatial, so a
+        zero start would leave it dead). Biases start at zero."""
+        if mode not in ("fan_in", "fan_out"):
+            raise ValueError("STHDepthwiseConv.init_weights: mode must be 'fan_in' or 'fan_out'")
         if self.spatial is not None:
-            self.spatial.reset_parameters()
+            _kaiming_normal_(self.spatial.weight, self.kernel_size**2)
         if self.temporal is not None:
-            _reset_temporal_taps(self.temporal, self.temporal_init)
+            if self.temporal_init == "static":
+                self.temporal.weight.zero_()
+                _kaiming_normal_(self.temporal.weight[:, :, self.temporal_kernel // 2], 1)
+            else:
+                _kaiming_normal_(self.temporal.weight, self.temporal_kernel)
+        for conv in (self.spatial, self.temporal):
+            if conv is not None and conv.bias is not None:
+                conv.bias.zero_()
 
     @torch.no_grad()
     def load_2d_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
@@ -504,18 +594,26 @@ class STHDepthwiseConv(nn.Module):
             if self.temporal_init == "static":
                 self.temporal.weight.zero_()
                 centre = self.temporal_kernel // 2
-                self.temporal.weight[:, 0, centre, 0, 0] = weight[:ct].sum(dim=(1, 2, 3))
+                self.temporal.weight[:, 0, centre, 0] = weight[:ct].sum(dim=(1, 2, 3))
             if bias is not None:
                 self.temporal.bias.copy_(bias[:ct])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N * num_segments, C, H, W]`` -> ``[N * num_segments, C, H_out, W_out]``."""
+        """``[N * num_segments, C, H, W]`` -> ``[N * num_segments, C, H_out, W_out]``, in
+        ``x``'s memory format."""
         _check_segments(x.shape[0], self.num_segments, "STHDepthwiseConv")
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not (
+            x.is_contiguous()
+        )
+        x = x.contiguous(memory_format=torch.channels_last)
         ct = self.temporal_channels
         parts = []
         if self.temporal is not None:
             xt = _centre_taps(x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation)
-            parts.append(_temporal_taps(self.temporal, xt, self.num_segments))
+            xt = xt.contiguous(memory_format=torch.channels_last)
+            yt = self.temporal(_frames_as_rows(xt, self.num_segments))
+            parts.append(_rows_as_frames(yt, *xt.shape[-2:]))
         if self.spatial is not None:
             parts.append(self.spatial(x[:, ct:]))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return out if channels_last else out.contiguous()

@@ -18,7 +18,21 @@ model = dict(
     cls_head=dict(num_segments=num_segments),
 )
 
-# MMAction2's 16f recipe sets `test_dataloader = dict(pipeline=...)` without `dataset=`, so
-# its test loader keeps the 8-frame pipeline of the 8f recipe and, with twice_sample, feeds
-# two 8-frame samplings to a 16-segment model as if they were one clip. Use the 16f one.
-test_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline}}, test_mode=True))
+# MMAction2's 16f recipe writes `test_dataloader = dict(pipeline=..., test_mode=True)`: the
+# keys land on the DataLoader, not its dataset, so `mim test` stops with "DataLoader.__init__()
+# got an unexpected keyword argument 'pipeline'". This is the 8f recipe's test loader with the
+# 16-frame test pipeline (2 samplings x 3 crops of 16 frames, each a whole clip).
+test_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type={{_base_.dataset_type}},
+        ann_file={{_base_.ann_file_val}},
+        data_prefix=dict(video={{_base_.data_root}}),
+        pipeline={{_base_.test_pipeline}},
+        test_mode=True,
+    ),
+)

@@ -1,11 +1,13 @@
 # Copyright (c) plugzoo contributors. Apache-2.0.
 from __future__ import annotations
 
+import torch
 from mmaction.models.backbones.mobilenet_v2 import InvertedResidual, MobileNetV2
 from mmaction.registry import MODELS
 
 from ..sth_conv import STHDepthwiseConv
-from .inflate import load_2d_state_dict, read_2d_checkpoint
+from .convert_2d import load_2d_state_dict, read_2d_checkpoint
+from .resnet_sth import _channels_first
 
 
 @MODELS.register_module()
@@ -16,7 +18,9 @@ class MobileNetV2STH(MobileNetV2):
     groups get a ``temporal_kernel x 1 x 1`` kernel instead of the 3x3 spatial one.
     ``pretrained`` is a local MMAction2/MMPretrain-format 2D MobileNetV2 checkpoint (keys
     with or without ``backbone.``), mapped into the STH weights with every unplaced key
-    logged and shape mismatches raised (MMAction2's loader skips them silently).
+    logged, and shape mismatches and depthwise STH convs left unfilled raised
+    (MMAction2's loader skips them silently). Runs channels-last inside; the output is
+    contiguous NCHW, as the host backbones'.
 
     Args:
         num_segments (int): Frames per clip. Defaults to 8.
@@ -65,10 +69,12 @@ class MobileNetV2STH(MobileNetV2):
                 try:
                     layer.conv = STHDepthwiseConv(
                         conv.in_channels,
+                        conv.out_channels,
                         conv.kernel_size[0],
                         conv.stride[0],
                         conv.padding[0],
                         conv.dilation[0],
+                        conv.groups,
                         bias=conv.bias is not None,
                         **self.sth_cfg,
                     )
@@ -76,13 +82,22 @@ class MobileNetV2STH(MobileNetV2):
                     raise ValueError(f"MobileNetV2STH layer {name}.conv.{index}: {error}") from None
 
     def init_weights(self) -> None:
+        """The host's random init, STH convs' own (:meth:`STHDepthwiseConv.init_weights`),
+        then the 2D checkpoint if ``pretrained`` names one."""
         super().init_weights()
+        for module in self.modules():
+            if isinstance(module, STHDepthwiseConv):
+                module.init_weights()
         if self.pretrained:
             state = read_2d_checkpoint(self.pretrained)
-            state = {k.removeprefix("backbone."): v for k, v in state.items()}
             report = load_2d_state_dict(self, state, checkpoint=self.pretrained)
             if not report["placed"]:
                 raise ValueError(
                     f"{self.pretrained}: no key matched a MobileNetV2 "
                     f"(first keys: {sorted(state)[:5]})"
                 )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``[N * num_segments, 3, H, W]`` -> features, contiguous NCHW (channels-last
+        inside)."""
+        return _channels_first(super().forward(x.contiguous(memory_format=torch.channels_last)))

@@ -1,12 +1,12 @@
 # Copyright (c) plugzoo contributors. Apache-2.0.
 from __future__ import annotations
 
+import torch
 from mmaction.models.backbones.resnet import ResNet
 from mmaction.registry import MODELS
-from mmengine.logging import MMLogger
 
 from ..sth_conv import STHConv
-from .inflate import load_2d_state_dict, read_2d_checkpoint
+from .convert_2d import load_2d_state_dict, read_2d_checkpoint
 
 
 def torchvision_resnet_name(name: str) -> str:
@@ -23,17 +23,30 @@ def torchvision_resnet_name(name: str) -> str:
     return name
 
 
+def _channels_first(out):
+    """The backbone's output(s) as contiguous NCHW tensors, as MMAction2's ResNet returns."""
+    if isinstance(out, tuple):
+        return tuple(o.contiguous() for o in out)
+    return out.contiguous()
+
+
 @MODELS.register_module()
 class ResNetSTH(ResNet):
     """ResNet whose 3x3 block convs are STH-Conv (BasicBlock: conv1 and conv2;
     Bottleneck: conv2).
 
-    Built as MMAction2's ResNet, then each ``conv2`` is replaced, as ResNetTSM inserts its
-    shifts after building. A torchvision-format 2D checkpoint given as a local path
-    (``pretrained='/path/resnet50.pth'``) is mapped into the STH weights
-    (:func:`load_2d_state_dict`): spatial taps copy the 2D kernels, temporal taps start as
-    the 2D kernel's sum (``temporal_init='static'``); every key that could not be placed is
-    logged and shape mismatches are errors.
+    Built as MMAction2's ResNet, then each 3x3 block conv is replaced, as ResNetTSM
+    inserts its shifts after building. Inside, the network runs in channels-last memory
+    format (STH's temporal taps need no copy there, and oneDNN's convs are faster on it);
+    its output is contiguous NCHW, as the host backbones'. ``pretrained`` is a 2D ResNet
+    checkpoint (local path) in torchvision's format (``torchvision_pretrain=True``, the
+    host's default) or MMAction2's (``False``; keys with or without ``backbone.``); either
+    is converted into the STH weights (:func:`load_2d_state_dict`): spatial taps copy the
+    2D kernels, temporal taps start as the 2D kernel's sum (``temporal_init='static'``).
+    An STH conv the checkpoint cannot fill and a shape mismatch are errors naming them;
+    every other key not placed is logged. Random init: the host's, except the STH convs,
+    which are initialised from the block's full fan (:meth:`STHConv.init_weights`, mode
+    ``'fan_out'`` as the host's Kaiming init).
 
     Args:
         depth (int): 18, 34, 50 or 101 (152 too, as MMAction2's ResNet).
@@ -101,14 +114,44 @@ class ResNetSTH(ResNet):
                         name = f"{layer_name}.{index}.{conv_name}.conv"
                         wrapper.conv = self._sth_from(name, wrapper.conv)
 
-    def _load_torchvision_checkpoint(self, logger: MMLogger = None) -> None:
-        """Map a torchvision 2D ResNet checkpoint (local file) into the STH network."""
-        state = read_2d_checkpoint(self.pretrained)
-        report = load_2d_state_dict(
-            self, state, torchvision_resnet_name, checkpoint=self.pretrained, logger=logger
-        )
-        if not report["placed"]:
-            raise ValueError(
-                f"{self.pretrained}: no key matched a torchvision ResNet-{self.depth} "
-                f"(first keys: {sorted(state)[:5]})"
+    def init_weights(self) -> None:
+        """Random init, then the 2D checkpoint if ``pretrained`` names one.
+
+        MMAction2's ResNet would load a 2D checkpoint with loaders that skip every tensor
+        whose shape differs (all STH convs) or initialise randomly, not both.
+        """
+        pretrained, self.pretrained = self.pretrained, None
+        try:
+            super().init_weights()
+        finally:
+            self.pretrained = pretrained
+        for module in self.modules():
+            if isinstance(module, STHConv):
+                module.init_weights(mode="fan_out")
+        if pretrained:
+            self._load_2d_checkpoint(pretrained)
+
+    def _load_2d_checkpoint(self, path: str) -> None:
+        state = read_2d_checkpoint(path)
+        fmt = "torchvision" if self.torchvision_pretrain else "MMAction2"
+        name_map = torchvision_resnet_name if self.torchvision_pretrain else (lambda name: name)
+        try:
+            load_2d_state_dict(self, state, name_map, checkpoint=path)
+        except ValueError as error:
+            # the other format's key names: say which flag reads them
+            other = "MMAction2" if self.torchvision_pretrain else "torchvision"
+            looks_other = ("conv1.conv.weight" in state) != (fmt == "MMAction2")
+            hint = (
+                f" The checkpoint looks {other}-format: set torchvision_pretrain="
+                f"{not self.torchvision_pretrain}."
+                if looks_other
+                else ""
             )
+            raise ValueError(
+                f"{error} (read as a {fmt}-format ResNet-{self.depth}).{hint}"
+            ) from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``[N * num_segments, 3, H, W]`` -> features of the ``out_indices`` stages,
+        contiguous NCHW (channels-last inside)."""
+        return _channels_first(super().forward(x.contiguous(memory_format=torch.channels_last)))

@@ -1,5 +1,5 @@
 # Copyright (c) plugzoo contributors. Apache-2.0.
-"""Place a 2D network's weights into its STH counterpart, reporting what did not fit."""
+"""Convert a 2D network's checkpoint into its STH counterpart, reporting what did not fit."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def load_2d_state_dict(
     """Copy a 2D checkpoint into ``model``; STH convs are initialised from the 2D conv
     they replaced (:meth:`STHConv.load_2d_weight`).
 
-    Unlike MMAction2's loaders, a shape mismatch is an error (naming the key), and every
-    checkpoint key not placed and every model tensor not found is logged.
+    Unlike MMAction2's loaders, a shape mismatch is an error (naming the key), an STH conv
+    the checkpoint has no 2D weight for is an error naming it (it would silently keep its
+    random initialisation), and every other checkpoint key not placed and model tensor
+    not found is logged.
 
     Args:
         model: The STH network.
@@ -36,13 +38,13 @@ def load_2d_state_dict(
         ``{"placed": [...], "unplaced": [...], "missing": [...]}``: checkpoint keys used,
         checkpoint keys left over, and model tensors the checkpoint did not have.
     """
-    placed, missing = [], []
+    placed, missing, unfilled = [], [], []
     for name, module in model.named_modules():
         source = source_name(name)
         if isinstance(module, (STHConv, STHDepthwiseConv)):
             key = f"{source}.weight"
             if key not in state_dict:
-                missing.append(f"{name} (looked for {key})")
+                unfilled.append(f"{name} (looked for {key!r})")
                 continue
             bias_key = f"{source}.bias"
             try:
@@ -73,6 +75,13 @@ def load_2d_state_dict(
             with torch.no_grad():
                 tensor.copy_(value)
             placed.append(key)
+    if unfilled:
+        raise ValueError(
+            f"{checkpoint}: {len(unfilled)} STH convs have no 2D weight in this checkpoint and "
+            f"would keep their random initialisation: {', '.join(unfilled)}. First checkpoint "
+            f"keys: {sorted(state_dict)[:5]}. A 2D checkpoint is expected here (a trained STH "
+            "checkpoint goes to `load_from`)."
+        )
     unplaced = sorted(set(state_dict) - set(placed))
     if unplaced:
         print_log(
@@ -99,12 +108,13 @@ def _ancestors(model: nn.Module, name: str):
 
 
 def read_2d_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    """A local 2D checkpoint's tensors (a bare state dict or one under 'state_dict'),
-    loaded through mmengine with weights_only=True."""
+    """A 2D checkpoint's tensors (a bare state dict or one under 'state_dict'), loaded
+    through mmengine with weights_only=True. A recogniser's or classifier's ``backbone.``
+    prefix (MMAction2, MMPretrain) is removed; its other keys stay, to be reported."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
     checkpoint = _load_checkpoint(path, map_location="cpu")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(checkpoint).__name__}")
     state = checkpoint.get("state_dict", checkpoint)
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return {k.removeprefix("backbone."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
