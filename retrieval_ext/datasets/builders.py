@@ -26,11 +26,13 @@ def _local(path: str, what: str) -> str:
     return os.path.abspath(os.path.expanduser(str(path)))
 
 
-class LocalVideoTextBuilder(BaseDatasetBuilder):
-    """Builds ``train`` / ``val`` / ``test`` from local annotation files and a video root."""
+class LocalRetrievalBuilder(BaseDatasetBuilder):
+    """Builds ``train`` / ``val`` / ``test`` from local annotation files and a media root
+    (``build_info.<media>.storage``); subclasses name the media and the dataset classes."""
 
-    train_dataset_cls = VideoTextTrainDataset
-    eval_dataset_cls = VideoTextEvalDataset
+    media = "videos"  # the build_info key of the media root
+    policy_key = "bad_video_policy"
+    train_dataset_cls = eval_dataset_cls = None
 
     @classmethod
     def default_config_path(cls, type="default"):
@@ -49,12 +51,13 @@ class LocalVideoTextBuilder(BaseDatasetBuilder):
     def build(self):
         self.build_processors()
         build_info = self.config.build_info
-        vis_root = _local(build_info.get(self.data_type).storage, f"build_info.{self.data_type}")
+        where = f"build_info.{self.media}.storage"
+        if build_info.get(self.media) is None or build_info[self.media].get("storage") is None:
+            raise KeyError(f"{where} (the local {self.media} folder) is required")
+        vis_root = _local(build_info[self.media].storage, where)
         if not os.path.isdir(vis_root):
-            raise FileNotFoundError(
-                f"video root not found: {vis_root} (build_info.{self.data_type}.storage)"
-            )
-        policy = self.config.get("bad_video_policy", "raise")
+            raise FileNotFoundError(f"{self.media[:-1]} root not found: {vis_root} ({where})")
+        policy = self.config.get(self.policy_key, "raise")
         datasets = {}
         for split, info in build_info.annotations.items():
             if split not in ("train", "val", "test"):
@@ -75,6 +78,13 @@ class LocalVideoTextBuilder(BaseDatasetBuilder):
                 policy=policy,
             )
         return datasets
+
+
+class LocalVideoTextBuilder(LocalRetrievalBuilder):
+    """Local annotation files and a video root (``build_info.videos.storage``)."""
+
+    train_dataset_cls = VideoTextTrainDataset
+    eval_dataset_cls = VideoTextEvalDataset
 
 
 @registry.register_builder("msrvtt_text_video")
