@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lavis.common.registry import registry
-from retrieval_helpers import tiny_model_cfg
+from retrieval_helpers import TINY_CLIP, tiny_model_cfg
 
 TWO_TEACHERS = [("xclip_retrieval", "seqTransf"), ("xpool_retrieval", "xpool")]
 TEACHERS = [("xclip_retrieval", "meanP"), *TWO_TEACHERS]
@@ -249,7 +249,7 @@ import retrieval_ext
 import torch
 import torch.distributed as dist
 from lavis.common.registry import registry
-from retrieval_helpers import tiny_model_cfg
+from retrieval_helpers import TINY_CLIP, tiny_model_cfg
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -311,7 +311,7 @@ import retrieval_ext.models.common as common
 import torch
 import torch.distributed as dist
 from lavis.common.registry import registry
-from retrieval_helpers import tiny_model_cfg
+from retrieval_helpers import TINY_CLIP, tiny_model_cfg
 from torch.nn.parallel import DistributedDataParallel
 
 dist.init_process_group("gloo")
@@ -369,3 +369,39 @@ def test_ddp_gradients_equal_one_process_on_the_whole_batch(arch, model_type, tm
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "rank 1: DDP gradients equal one process's" in result.stdout
+
+
+def test_xpool_huggingface_checkpoints_convert_to_the_same_clip(tmp_path):
+    """X-Pool's released checkpoints hold a Hugging Face CLIPModel (its --huggingface flag):
+    converted to OpenAI's layout, our CLIP gives HF's image and text features."""
+    from transformers import CLIPConfig, CLIPModel
+
+    hf_config = CLIPConfig(
+        text_config=dict(hidden_size=64, intermediate_size=256, num_attention_heads=2,
+                         num_hidden_layers=2, max_position_embeddings=77, vocab_size=49408,
+                         bos_token_id=49406, eos_token_id=49407),
+        vision_config=dict(hidden_size=64, intermediate_size=256, num_attention_heads=1,
+                           num_hidden_layers=1, image_size=32, patch_size=8),
+        projection_dim=64,
+    )  # fmt: skip
+    torch.manual_seed(7)
+    hf = CLIPModel(hf_config).eval()
+    ours = _teacher("xpool_retrieval", "xpool", clip_config={**TINY_CLIP, "quick_gelu": True})
+    state = {f"clip.{k}": v for k, v in hf.state_dict().items()}
+    state.update({k.replace("frame_pool.", "pool_frames."): v for k, v in
+                  ours.state_dict().items() if k.startswith("frame_pool.")})  # fmt: skip
+    torch.save({"epoch": 1, "state_dict": state}, tmp_path / "xpool_hf.pth")
+    loaded = _teacher(
+        "xpool_retrieval", "xpool", clip_config={**TINY_CLIP, "quick_gelu": True},
+        load_finetuned=True, finetuned=str(tmp_path / "xpool_hf.pth"),
+    ).eval()  # fmt: skip
+    pixels = torch.randn(2, 3, 32, 32)
+    tokens = loaded.tokenize(["a red square moves left", "a blue bar"])
+    with torch.no_grad():
+        assert torch.allclose(
+            loaded.clip.encode_image(pixels), hf.get_image_features(pixel_values=pixels),
+            atol=1e-4,
+        )  # fmt: skip
+        hf_text = hf.get_text_features(input_ids=tokens, attention_mask=(tokens != 0).long())
+        assert torch.allclose(loaded.encode_text(tokens), hf_text, atol=1e-4)
+    assert loaded.clip.logit_scale.item() == pytest.approx(hf.logit_scale.item())

@@ -113,6 +113,68 @@ class XPoolPooling(nn.Module):
         return FLOAT_BYTES * videos * texts * (8 * dim + 2 * frames)
 
 
+HF_LAYER_PARTS = {
+    "self_attn.out_proj.": "attn.out_proj.",
+    "layer_norm1.": "ln_1.",
+    "layer_norm2.": "ln_2.",
+    "mlp.fc1.": "mlp.c_fc.",
+    "mlp.fc2.": "mlp.c_proj.",
+}
+HF_SINGLE = {
+    "logit_scale": "logit_scale",
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight",
+    "text_model.final_layer_norm.bias": "ln_final.bias",
+    "vision_model.embeddings.class_embedding": "visual.class_embedding",
+    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
+    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",
+    "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
+    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
+    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
+}
+
+
+def convert_hf_clip_state_dict(hf: dict) -> tuple[dict, list[str]]:
+    """A Hugging Face ``CLIPModel`` state dict (X-Pool's ``--huggingface`` checkpoints) in
+    OpenAI's CLIP layout, which LAVIS's CLIP uses: ``(state, keys with no place)``.
+
+    q/k/v projections are concatenated into ``in_proj_*``, ``fc1``/``fc2`` become
+    ``c_fc``/``c_proj``, the projections are transposed (HF stores ``Linear`` weights);
+    ``position_ids`` buffers are dropped.
+    """
+    out, unplaced, qkv = {}, [], {}
+    towers = {"text_model.encoder.layers.": "transformer.resblocks.",
+              "vision_model.encoder.layers.": "visual.transformer.resblocks."}  # fmt: skip
+    for key, value in hf.items():
+        if key.endswith("position_ids"):
+            continue
+        if key in HF_SINGLE:
+            out[HF_SINGLE[key]] = value
+        elif key in ("text_projection.weight", "visual_projection.weight"):
+            ours = "text_projection" if key.startswith("text") else "visual.proj"
+            out[ours] = value.t().contiguous()
+        elif tower := next((t for t in towers if key.startswith(t)), None):
+            layer, rest = key[len(tower) :].split(".", 1)
+            prefix = f"{towers[tower]}{layer}."
+            if rest.startswith(("self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj.")):
+                which, kind = rest.split(".")[1][0], rest.rsplit(".", 1)[1]
+                qkv.setdefault((prefix, kind), {})[which] = value
+            elif part := next((p for p in HF_LAYER_PARTS if rest.startswith(p)), None):
+                out[prefix + HF_LAYER_PARTS[part] + rest[len(part) :]] = value
+            else:
+                unplaced.append(key)
+        else:
+            unplaced.append(key)
+    for (prefix, kind), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            unplaced += [f"{prefix}self_attn.{p}_proj.{kind}" for p in parts]
+            continue
+        out[f"{prefix}attn.in_proj_{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out, unplaced
+
+
 @registry.register_model("xpool_retrieval")
 class XPoolRetrieval(InteractionRetrieval):
     """X-Pool-style retrieval (see the module docstring); a TeachCLIP teacher.
@@ -128,6 +190,22 @@ class XPoolRetrieval(InteractionRetrieval):
     EVAL_VIDEO_BATCH = 256  # its block is [videos, texts, D]: no word or frame axis
     OFFICIAL_PREFIXES = {"clip.": "clip.", "pool_frames.": "frame_pool."}
     OFFICIAL_MARKERS = ("pool_frames.",)
+
+    @classmethod
+    def convert_official(cls, state: dict, max_frames: int) -> tuple[dict, list[str]]:
+        """X-Pool's checkpoint in our names; its ``--huggingface`` CLIP (``clip.text_model.*``,
+        ``clip.vision_model.*``) is converted to OpenAI's layout first."""
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        hf = {k[len("clip.") :]: v for k, v in state.items() if k.startswith(("clip.text_model.",
+              "clip.vision_model.", "clip.visual_projection.", "clip.text_projection.",
+              "clip.logit_scale"))}  # fmt: skip
+        if any(k.startswith("text_model.") for k in hf):
+            clip, unplaced = convert_hf_clip_state_dict(hf)
+            rest = {k: v for k, v in state.items() if k[len("clip.") :] not in hf}
+            converted, more = super().convert_official(rest, max_frames)
+            converted.update({f"clip.{k}": v.float() for k, v in clip.items()})
+            return converted, [f"clip.{k}" for k in unplaced] + more
+        return super().convert_official(state, max_frames)
 
     def __init__(
         self,
