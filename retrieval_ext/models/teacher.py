@@ -116,27 +116,27 @@ class InteractionRetrieval(CLIP4ClipRetrieval):
 
     def gallery_row(self, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """``[B, W]``: what the gallery stores per video."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define gallery_row()")
 
     def row_width(self) -> int:
         """Floats per gallery row."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define row_width()")
 
     def encode_queries(self, texts: list[str]):
         """The query side of the interaction for ``texts``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define encode_queries()")
 
     def score_gallery(self, queries, rows: torch.Tensor) -> torch.Tensor:
         """``[texts, videos]`` scores of encoded queries against gallery rows."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define score_gallery()")
 
     def block_bytes(self) -> int:
         """Peak bytes of one ``eval_text_batch`` x ``eval_video_batch`` scoring block."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define block_bytes()")
 
     def query_width(self) -> int:
         """Floats per encoded query."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define query_width()")
 
     def check_memory(self, num_videos: int, num_texts: int) -> float:
         """MB the evaluation needs: the gallery rows, the encoded queries, the score

@@ -22,16 +22,15 @@ import json
 import logging
 import os
 
+from retrieval_ext.tasks.base import RegistryRetrievalTask
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lavis.common.dist_utils import is_main_process
 from lavis.common.registry import registry
-from lavis.tasks.retrieval import RetrievalTask
 from omegaconf import OmegaConf
 from torch.utils.data import DistributedSampler
-
-from plugins.compat import lavis_lookup
 
 RECALL_AT = (1, 5, 10)
 ITC = "itc"
@@ -99,7 +98,7 @@ def itc_sim_matrix(model, data_loader, text_batch_size: int = 256):
 
 
 @registry.register_task("image_text_retrieval")
-class ImageTextRetrievalTask(RetrievalTask):
+class ImageTextRetrievalTask(RegistryRetrievalTask):
     """Image-text retrieval. ``run`` keys: ``k_test`` (re-rank depth, capped at the
     gallery), ``score_sets`` (default: the model's own scores, named ``model``),
     ``select_on`` (default: the first score set)."""
@@ -113,17 +112,6 @@ class ImageTextRetrievalTask(RetrievalTask):
             raise ValueError(
                 f"run.select_on={self.select_on!r} is not one of run.score_sets={self.score_sets}"
             )
-
-    def build_model(self, cfg):
-        return lavis_lookup("model", cfg.model_cfg.arch).from_config(cfg.model_cfg)
-
-    def build_datasets(self, cfg):
-        if not cfg.datasets_cfg:
-            raise ValueError("the config's 'datasets' section is empty")
-        return {
-            name: lavis_lookup("builder", name)(cfg.datasets_cfg[name]).build_datasets()
-            for name in cfg.datasets_cfg
-        }
 
     def _model_scores(self, model, data_loader) -> dict:
         dataset = data_loader.dataset

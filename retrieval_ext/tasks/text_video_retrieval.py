@@ -14,12 +14,11 @@ import json
 import logging
 import os
 
+from retrieval_ext.tasks.base import RegistryRetrievalTask
+
 import numpy as np
 from lavis.common.dist_utils import is_main_process
 from lavis.common.registry import registry
-from lavis.tasks.retrieval import RetrievalTask
-
-from plugins.compat import lavis_lookup
 
 RECALL_AT = (1, 5, 10, 50)
 SELECT_ON = ("t2v", "v2t", "both")
@@ -110,7 +109,7 @@ def retrieval_metrics(
 
 
 @registry.register_task("text_video_retrieval")
-class TextVideoRetrievalTask(RetrievalTask):
+class TextVideoRetrievalTask(RegistryRetrievalTask):
     """Text-video retrieval.
 
     ``run`` keys: ``select_on`` (``t2v``, default; ``v2t``; ``both``) picks the direction
@@ -129,17 +128,6 @@ class TextVideoRetrievalTask(RetrievalTask):
             raise ValueError(
                 f"run.metrics_convention must be one of {CONVENTIONS}, got {self.convention!r}"
             )
-
-    def build_model(self, cfg):
-        return lavis_lookup("model", cfg.model_cfg.arch).from_config(cfg.model_cfg)
-
-    def build_datasets(self, cfg):
-        if not cfg.datasets_cfg:
-            raise ValueError("the config's 'datasets' section is empty")
-        return {
-            name: lavis_lookup("builder", name)(cfg.datasets_cfg[name]).build_datasets()
-            for name in cfg.datasets_cfg
-        }
 
     def evaluation(self, model, data_loader, **kwargs):
         _, sim_t2v = model.compute_sim_matrix(data_loader, task_cfg=self.cfg)
