@@ -1,6 +1,7 @@
-"""Models registered in LAVIS's registry: CLIP4Clip and the TeachCLIP teachers."""
+"""Models registered in LAVIS's registry: CLIP4Clip, the TeachCLIP teachers and student."""
 
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput, CLIP4ClipRetrieval, load_openai_clip
+from retrieval_ext.models.teachclip import TeachCLIPOutput, TeachCLIPRetrieval
 from retrieval_ext.models.teacher import RetrievalTeacher, TeacherOutput
 from retrieval_ext.models.xclip import XCLIPRetrieval
 from retrieval_ext.models.xpool import XPoolRetrieval
@@ -9,6 +10,8 @@ __all__ = [
     "CLIP4ClipOutput",
     "CLIP4ClipRetrieval",
     "RetrievalTeacher",
+    "TeachCLIPOutput",
+    "TeachCLIPRetrieval",
     "TeacherOutput",
     "XCLIPRetrieval",
     "XPoolRetrieval",

@@ -357,23 +357,27 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             return not ("bias" in name or "LayerNorm.weight" in name)
         return not (param.ndim < 2 or "bias" in name or ".ln" in name or "embedding" in name)
 
+    def lr_family(self, name: str) -> tuple[str, float]:
+        """``(family, lr_scale)`` of parameter ``name``: ``clip`` (the CLIP weights, at
+        ``lr_scale_clip``) or ``new`` (layers CLIP does not have, at the base rate)."""
+        return ("clip", self.lr_scale_clip) if name.startswith("clip.") else ("new", 1.0)
+
     def get_optimizer_params(self, weight_decay: float) -> list[dict]:
-        """Parameter groups: (new layers | CLIP) x (decayed | not decayed), in that order,
-        each with an ``lr_scale`` that the learning-rate schedule multiplies (never
-        overwrites)."""
+        """Parameter groups: :meth:`lr_family` x (decayed | not decayed), base-rate
+        families first, each with an ``lr_scale`` that the learning-rate schedule
+        multiplies (never overwrites). Frozen parameters are left out."""
         groups = {}
-        for name, param in sorted(self.named_parameters(), key=lambda p: p[0].startswith("clip.")):
-            if not param.requires_grad:
-                continue
-            is_clip = name.startswith("clip.")
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        for name, param in sorted(named, key=lambda p: self.lr_family(p[0])[1] != 1.0):
+            family, lr_scale = self.lr_family(name)
             no_decay = not self.is_decayed(name, param)
-            key = ("clip" if is_clip else "new", "no_decay" if no_decay else "decay")
+            key = (family, "no_decay" if no_decay else "decay")
             if key not in groups:
                 groups[key] = {
                     "name": "/".join(key),
                     "params": [],
                     "weight_decay": 0.0 if no_decay else weight_decay,
-                    "lr_scale": self.lr_scale_clip if is_clip else 1.0,
+                    "lr_scale": lr_scale,
                 }
             groups[key]["params"].append(param)
         return list(groups.values())
