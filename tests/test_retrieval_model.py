@@ -7,6 +7,7 @@ from retrieval_ext.tasks.text_video_retrieval import retrieval_metrics
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 from lavis.common.registry import registry
 from lavis.models.clip_models.model import CLIP
 from omegaconf import OmegaConf
@@ -348,6 +349,19 @@ def _shipped_configs():
     )
 
 
+def _tiny_teacher(cfg_path, tmp_path):
+    """``(config, checkpoint)`` of a tiny random teacher built from a shipped teacher
+    config's model section (frames and words kept)."""
+    model_cfg = OmegaConf.load(cfg_path).model
+    model_cfg.pretrained, model_cfg.clip_config = "", TINY_CLIP
+    model_cfg.init_temporal_from_text = False
+    teacher = registry.get_model_class(model_cfg.arch).from_config(model_cfg)
+    config, checkpoint = tmp_path / f"teacher-{cfg_path.name}", tmp_path / f"{cfg_path.stem}.pth"
+    OmegaConf.save(OmegaConf.create({"model": model_cfg}), config)
+    torch.save({"model": teacher.state_dict()}, checkpoint)
+    return str(config), str(checkpoint)
+
+
 @pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: p.name)
 def test_every_shipped_config_builds_trains_a_step_and_evaluates(path, tmp_path, monkeypatch):
     """Each shipped config through LAVIS's Config and our launch path, with only what tiny
@@ -382,6 +396,9 @@ def test_every_shipped_config_builds_trains_a_step_and_evaluates(path, tmp_path,
         device="cpu", distributed=False, num_workers=0, batch_size_train=2, batch_size_eval=2,
         output_dir=str(tmp_path / "out"), job_id="job",
     )  # fmt: skip
+    for spec in (config.model.get("teachers") or {}).values():
+        if spec is not None:  # TeachCLIP: tiny teachers from the teachers' own configs
+            spec.cfg_path, spec.checkpoint = _tiny_teacher(REPO_ROOT / spec.cfg_path, tmp_path)
     tiny = tmp_path / path.name
     OmegaConf.save(config, tiny)
     monkeypatch.chdir(tmp_path)
