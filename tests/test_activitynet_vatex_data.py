@@ -103,18 +103,24 @@ def test_activitynet_joins_each_videos_sentences_into_one_paragraph(tmp_path):
     assert [e["video_id"] for e in test] == ["v_uqiMw7tQ1Cc"]
 
 
-def test_activitynet_takes_each_videos_extension_from_the_video_folder(tmp_path):
+def test_activitynet_finds_each_videos_file_with_or_without_v_and_any_extension(tmp_path):
     ann = _official_activitynet(tmp_path / "official")
+    convert_activitynet(ann, tmp_path / "bare", strip_v_prefix=True)  # CLIP4Clip's naming
+    bare = json.loads((tmp_path / "bare" / "paragraph_train.json").read_text())
+    assert [e["video"] for e in bare] == ["QOlSCBRmfWY.mp4", "ehGHCYKzyZ8.mp4"]
+    assert bare[0]["video_id"] == "v_QOlSCBRmfWY"
     videos = tmp_path / "videos"
     videos.mkdir()
-    (videos / "v_QOlSCBRmfWY.mkv").write_bytes(b"")
-    (videos / "v_uqiMw7tQ1Cc.webm").write_bytes(b"")
+    (videos / "v_QOlSCBRmfWY.mkv").write_bytes(b"")  # TeachCLIP's naming
+    (videos / "uqiMw7tQ1Cc.webm").write_bytes(b"")  # CLIP4Clip's
     convert_activitynet(ann, tmp_path / "out", video_dir=videos)
     train = json.loads((tmp_path / "out" / "paragraph_train.json").read_text())
-    # found on disk; absent from disk: the default extension, for the builder to report
+    # found on disk; absent from disk: the default name, for the builder to report
     assert [e["video"] for e in train] == ["v_QOlSCBRmfWY.mkv", "v_ehGHCYKzyZ8.mp4"]
-    (videos / "v_QOlSCBRmfWY.mp4").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"key 'v_QOlSCBRmfWY': several files .*\.mkv.*\.mp4"):
+    test = json.loads((tmp_path / "out" / "paragraph_val_1.json").read_text())
+    assert test[0]["video"] == "uqiMw7tQ1Cc.webm"
+    (videos / "QOlSCBRmfWY.mp4").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"key 'v_QOlSCBRmfWY': several files .*\.mp4.*\.mkv"):
         convert_activitynet(ann, tmp_path / "out", video_dir=videos)
     with pytest.raises(FileNotFoundError, match="video folder not found: .*nowhere"):
         convert_activitynet(ann, tmp_path / "out", video_dir=tmp_path / "nowhere")
@@ -203,11 +209,13 @@ def test_vatex_names_the_file_and_record_of_bad_input(tmp_path):
 def test_the_conversion_tool_has_activitynet_and_vatex_subcommands(tmp_path, capsys):
     tool = _tool()
     ann = _official_activitynet(tmp_path / "anet")
-    tool.main(["activitynet", "--ann-dir", str(ann), "--out", str(tmp_path / "anet_out")])
+    out = tmp_path / "anet_out"
+    tool.main(["activitynet", "--ann-dir", str(ann), "--out", str(out), "--strip-v-prefix"])
     assert json.loads(capsys.readouterr().out)["entries"] == {
         "paragraph_train": 2,
         "paragraph_val_1": 1,
     }
+    assert json.loads((out / "paragraph_val_1.json").read_text())[0]["video"] == "uqiMw7tQ1Cc.mp4"
     _, _, splits = _official_vatex(tmp_path / "vatex")
     argv = ["vatex", "--training-json", str(tmp_path / "vatex" / "vatex_training_v1.0.json")]
     argv += ["--validation-json", str(tmp_path / "vatex" / "vatex_validation_v1.0.json")]

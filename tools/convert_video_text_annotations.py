@@ -45,7 +45,13 @@ def main(argv=None):
     activitynet = sub.add_parser("activitynet")
     activitynet.add_argument("--ann-dir", required=True, help="folder with train.json, val_1.json")
     activitynet.add_argument(
-        "--video-dir", help="take each video's file name, any extension, from this folder"
+        "--video-dir",
+        help="take each video's file name (v_<id> or <id>, any extension) from this folder",
+    )
+    activitynet.add_argument(
+        "--strip-v-prefix",
+        action="store_true",
+        help="name files <id><ext> without v_ (CLIP4Clip's naming) when not in --video-dir",
     )
     vatex = sub.add_parser("vatex")
     vatex.add_argument("--training-json", required=True, help="vatex_training_v1.0.json")
@@ -73,7 +79,9 @@ def main(argv=None):
     elif args.dataset == "didemo":
         counts = convert_didemo(args.ann_dir, args.out, args.video_ext)
     elif args.dataset == "activitynet":
-        counts = convert_activitynet(args.ann_dir, args.out, args.video_ext, args.video_dir)
+        counts = convert_activitynet(
+            args.ann_dir, args.out, args.video_ext, args.video_dir, args.strip_v_prefix
+        )
     else:
         split_lists = {"train": args.train_ids, "val": args.val_ids, "test": args.test_ids}
         counts = convert_vatex(

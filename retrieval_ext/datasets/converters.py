@@ -156,19 +156,23 @@ def _caption_list(value, where: str) -> list[str]:
     return texts
 
 
-def convert_activitynet(ann_dir, out_dir, video_ext=".mp4", video_dir=None) -> dict:
+def convert_activitynet(
+    ann_dir, out_dir, video_ext=".mp4", video_dir=None, strip_v_prefix=False
+) -> dict:
     """Write ``paragraph_train.json`` (from ``train.json``) and ``paragraph_val_1.json``
     (from ``val_1.json``, CLIP4Clip's test set); returns the entry counts.
 
     One entry per video: its sentences, each stripped, joined in the listed order with one
     space (CLIP4Clip: ``" ".join(sentences)``, which keeps the files' leading spaces; the
-    tokenizer ignores them). The key (``v_<YouTube id>``) is the video id and the file is
-    ``<key><video_ext>``: CLIP4Clip cuts two characters off both the key and the file name,
-    so it also expects the ``v_`` prefix on the files, as ActivityNet distributes them.
-    CLIP4Clip accepts any extension (the downloads mix .mp4, .mkv and .webm): given
-    ``video_dir``, a video's file is the one named ``<key>.<any extension>`` there (an error
-    if several), and ``<key><video_ext>`` when there is none (the builder then raises or
-    skips it, per ``bad_video_policy``).
+    tokenizer ignores them). The video id is the key, ``v_<YouTube id>``. File names differ
+    between the two reference loaders, both of which cut ``v_`` off the key: CLIP4Clip
+    matches it against the file name as is (files ``<YouTube id>.<ext>``), TeachCLIP against
+    the file name with its first two characters cut too (files ``v_<YouTube id>.<ext>``, as
+    ActivityNet distributes them). Both accept any extension (the downloads mix .mp4, .mkv
+    and .webm). Given ``video_dir``, a video's file is the one there named ``<key>.<ext>``
+    or ``<key without v_>.<ext>`` (an error if several). Otherwise, and for a video not in
+    ``video_dir`` (the builder then raises or skips it, per ``bad_video_policy``), the file
+    is ``<key><video_ext>``, or ``<key without v_><video_ext>`` with ``strip_v_prefix``.
     """
     on_disk: dict[str, list[str]] = defaultdict(list)
     if video_dir is not None:
@@ -193,9 +197,12 @@ def convert_activitynet(ann_dir, out_dir, video_ext=".mp4", video_dir=None) -> d
                 raise ValueError(
                     f"{where}: {len(timestamps)} timestamps for {len(sentences)} sentences"
                 )
-            files = on_disk.get(video_id, [f"{video_id}{video_ext}"])
+            bare = video_id[2:] if video_id.startswith("v_") else video_id
+            files = on_disk.get(video_id, []) + (on_disk.get(bare, []) if bare != video_id else [])
             if len(files) > 1:
                 raise ValueError(f"{where}: several files in {video_dir}: {sorted(files)}")
+            if not files:
+                files = [f"{bare if strip_v_prefix else video_id}{video_ext}"]
             entries.append(
                 {
                     "video": files[0],
