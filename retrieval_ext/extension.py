@@ -12,6 +12,8 @@ CLIP4CLIP = Plugin(
             "msrvtt_text_video",
             "msvd_text_video",
             "didemo_text_video",
+            "activitynet_text_video",
+            "vatex_text_video",
             "embedded_text_video",
         ],
         "lavis.processor": ["clip4clip_video_train", "clip4clip_video_eval"],

@@ -1,4 +1,4 @@
-"""Convert official MSR-VTT / MSVD / DiDeMo annotations to the retrieval builders' format.
+"""Convert official MSR-VTT, MSVD, DiDeMo, ActivityNet, VATEX annotations to the builders' format.
 
     python tools/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.9k.csv --test-csv MSRVTT_JSFUSION_test.csv \
@@ -7,6 +7,13 @@
         --split-dir <dir with train_list.txt val_list.txt test_list.txt> --out data/msvd/annotations
     python tools/convert_video_text_annotations.py didemo --ann-dir <dir with *_data.json> \
         --out data/didemo/annotations
+    python tools/convert_video_text_annotations.py activitynet \
+        --ann-dir <dir with train.json val_1.json> [--video-dir data/activitynet/videos] \
+        --out data/activitynet/annotations
+    python tools/convert_video_text_annotations.py vatex \
+        --training-json vatex_training_v1.0.json --validation-json vatex_validation_v1.0.json \
+        --train-ids VATEX_train.csv --val-ids VATEX_val.csv --test-ids VATEX_test.csv \
+        --out data/vatex/annotations
 
 See retrieval_ext/datasets/converters.py for what each reads and writes.
 """
@@ -14,7 +21,13 @@ See retrieval_ext/datasets/converters.py for what each reads and writes.
 import argparse
 import json
 
-from retrieval_ext.datasets.converters import convert_didemo, convert_msrvtt, convert_msvd
+from retrieval_ext.datasets.converters import (
+    convert_activitynet,
+    convert_didemo,
+    convert_msrvtt,
+    convert_msvd,
+    convert_vatex,
+)
 
 
 def main(argv=None):
@@ -29,7 +42,31 @@ def main(argv=None):
     msvd.add_argument("--split-dir", required=True)
     didemo = sub.add_parser("didemo")
     didemo.add_argument("--ann-dir", required=True)
-    for p, ext in ((msrvtt, ".mp4"), (msvd, ".avi"), (didemo, ".mp4")):
+    activitynet = sub.add_parser("activitynet")
+    activitynet.add_argument("--ann-dir", required=True, help="folder with train.json, val_1.json")
+    activitynet.add_argument(
+        "--video-dir",
+        help="take each video's file name (v_<id> or <id>, any extension) from this folder",
+    )
+    activitynet.add_argument(
+        "--strip-v-prefix",
+        action="store_true",
+        help="name files <id><ext> without v_ (CLIP4Clip's naming) when not in --video-dir",
+    )
+    vatex = sub.add_parser("vatex")
+    vatex.add_argument("--training-json", required=True, help="vatex_training_v1.0.json")
+    vatex.add_argument("--validation-json", required=True, help="vatex_validation_v1.0.json")
+    for split in ("train", "val", "test"):
+        vatex.add_argument(
+            f"--{split}-ids", required=True, help="CSV with a video_id column, or one id a line"
+        )
+    for p, ext in (
+        (msrvtt, ".mp4"),
+        (msvd, ".avi"),
+        (didemo, ".mp4"),
+        (activitynet, ".mp4"),
+        (vatex, ".mp4"),
+    ):
         p.add_argument("--out", required=True)
         p.add_argument("--video-ext", default=ext)
     args = parser.parse_args(argv)
@@ -39,8 +76,17 @@ def main(argv=None):
         )
     elif args.dataset == "msvd":
         counts = convert_msvd(args.descriptions, args.split_dir, args.out, args.video_ext)
-    else:
+    elif args.dataset == "didemo":
         counts = convert_didemo(args.ann_dir, args.out, args.video_ext)
+    elif args.dataset == "activitynet":
+        counts = convert_activitynet(
+            args.ann_dir, args.out, args.video_ext, args.video_dir, args.strip_v_prefix
+        )
+    else:
+        split_lists = {"train": args.train_ids, "val": args.val_ids, "test": args.test_ids}
+        counts = convert_vatex(
+            args.training_json, args.validation_json, split_lists, args.out, args.video_ext
+        )
     print(json.dumps({"out": args.out, "entries": counts}))
 
 

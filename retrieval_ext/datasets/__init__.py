@@ -1,11 +1,13 @@
 """Local text-video and image-text datasets and their LAVIS builders."""
 
 from retrieval_ext.datasets.builders import (
+    ActivityNetTextVideoBuilder,
     DiDeMoTextVideoBuilder,
     EmbeddedTextVideoBuilder,
     LocalVideoTextBuilder,
     MSRVTTTextVideoBuilder,
     MSVDTextVideoBuilder,
+    VATEXTextVideoBuilder,
 )
 from retrieval_ext.datasets.image_text import ImageTextEvalDataset, ImageTextTrainDataset
 from retrieval_ext.datasets.image_text_builders import (
@@ -22,6 +24,7 @@ from retrieval_ext.datasets.video_text import (
 )
 
 __all__ = [
+    "ActivityNetTextVideoBuilder",
     "COCOKarpathyImageTextBuilder",
     "EmbeddedImageTextBuilder",
     "Flickr30kImageTextBuilder",
@@ -34,6 +37,7 @@ __all__ = [
     "LocalVideoTextBuilder",
     "MSRVTTTextVideoBuilder",
     "MSVDTextVideoBuilder",
+    "VATEXTextVideoBuilder",
     "VideoTextEvalDataset",
     "VideoTextTrainDataset",
     "load_annotations",

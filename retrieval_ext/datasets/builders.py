@@ -109,6 +109,22 @@ class DiDeMoTextVideoBuilder(LocalVideoTextBuilder):
     DATASET_CONFIG_DICT = {"default": "didemo.yaml"}
 
 
+@registry.register_builder("activitynet_text_video")
+class ActivityNetTextVideoBuilder(LocalVideoTextBuilder):
+    """ActivityNet Captions: paragraph-to-video, train on ``train.json``, test on ``val_1.json``
+    (CLIP4Clip's protocol; ``tools/convert_video_text_annotations.py activitynet``)."""
+
+    DATASET_CONFIG_DICT = {"default": "activitynet.yaml"}
+
+
+@registry.register_builder("vatex_text_video")
+class VATEXTextVideoBuilder(LocalVideoTextBuilder):
+    """VATEX: English captions, split from id lists (``tools/convert_video_text_annotations.py
+    vatex``)."""
+
+    DATASET_CONFIG_DICT = {"default": "vatex.yaml"}
+
+
 @registry.register_builder("embedded_text_video")
 class EmbeddedTextVideoBuilder(LocalVideoTextBuilder):
     """The generated clips of ``tools/make_video_text_dataset.py``."""
