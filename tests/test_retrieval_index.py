@@ -120,6 +120,30 @@ def test_msrvtt_converter_builds_9k_and_1k_a(tmp_path):
         )
 
 
+def test_msrvtt_converter_builds_7k_and_the_full_split(tmp_path):
+    """TeachCLIP's 7k protocol: id-only val/test lists take every caption of each video."""
+    info = {"sentences": [{"video_id": f"video{i % 3}", "caption": f"c{i}"} for i in range(6)]}
+    (tmp_path / "MSRVTT_data.json").write_text(json.dumps(info))
+    (tmp_path / "train.7k.csv").write_text("video_id\nvideo0\n")
+    (tmp_path / "val.csv").write_text("video_id\nvideo1\n")
+    (tmp_path / "test.csv").write_text("video_id\nvideo2\n")
+    counts = convert_msrvtt(
+        tmp_path / "MSRVTT_data.json", tmp_path / "train.7k.csv", tmp_path / "test.csv",
+        tmp_path / "out", train_name="7k", test_name="full", val_csv=tmp_path / "val.csv",
+    )  # fmt: skip
+    assert counts == {"train_7k": 1, "val_full": 1, "test_full": 1}
+    test = json.loads((tmp_path / "out" / "test_full.json").read_text())
+    assert test == [{"video": "video2.mp4", "caption": ["c2", "c5"], "video_id": "video2"}]
+    (tmp_path / "test.csv").write_text("id\nvideo2\n")
+    with pytest.raises(KeyError, match=r"test.csv: no column 'video_id'"):
+        convert_msrvtt(
+            tmp_path / "MSRVTT_data.json",
+            tmp_path / "train.7k.csv",
+            tmp_path / "test.csv",
+            tmp_path,
+        )
+
+
 def test_msvd_and_didemo_converters(tmp_path):
     (tmp_path / "AllVideoDescriptions.txt").write_text(
         "# header\nvidA_1_5 a man cooks\nvidA_1_5 someone is cooking\nvidB_2_9 a cat sleeps\n"

@@ -76,7 +76,8 @@ def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
 def test_ablation_trains_teachers_once_and_every_row(tmp_path):
     tool = REPO_ROOT / "tools" / "teachclip_ablation.py"
     out = tmp_path / "ablation"
-    args = ["--out", out, "--seeds", 1, "--epochs", 1, "--train", 4, "--val", 1, "--test", 2]
+    args = ["--out", out, "--seeds", 1, "--epochs", 1, "--teacher-epochs", 1]
+    args += ["--train", 4, "--val", 1, "--test", 2]
     args += ["--options", "run.batch_size_train=4"]
     first = _run([tool, *args, "--rows", "+ AFA", "TeachCLIP, 1 teacher (X-CLIP)"], REPO_ROOT)
     assert "teacher xclip: t2v R@1" in first.stdout and "teacher xpool: t2v R@1" in first.stdout

@@ -3,6 +3,9 @@
     python tools/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.9k.csv --test-csv MSRVTT_JSFUSION_test.csv \
         --out data/msrvtt/annotations
+    python tools/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
+        --train-csv MSRVTT_train.7k.csv --train-name 7k --val-csv MSRVTT_full_split_val.csv \
+        --test-csv MSRVTT_full_split_test.csv --test-name full --out data/msrvtt/annotations
     python tools/convert_video_text_annotations.py msvd --descriptions AllVideoDescriptions.txt \
         --split-dir <dir with train_list.txt val_list.txt test_list.txt> --out data/msvd/annotations
     python tools/convert_video_text_annotations.py didemo --ann-dir <dir with *_data.json> \
@@ -37,6 +40,9 @@ def main(argv=None):
     msrvtt.add_argument("--videodatainfo", required=True)
     msrvtt.add_argument("--train-csv", required=True)
     msrvtt.add_argument("--test-csv", required=True)
+    msrvtt.add_argument("--val-csv", help="a validation list, converted as the test list")
+    msrvtt.add_argument("--train-name", default="9k", help="train_<name>.json (9k or 7k)")
+    msrvtt.add_argument("--test-name", default="1k-A", help="test_<name>.json (1k-A or full)")
     msvd = sub.add_parser("msvd")
     msvd.add_argument("--descriptions", required=True)
     msvd.add_argument("--split-dir", required=True)
@@ -72,8 +78,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.dataset == "msrvtt":
         counts = convert_msrvtt(
-            args.videodatainfo, args.train_csv, args.test_csv, args.out, args.video_ext
-        )
+            args.videodatainfo, args.train_csv, args.test_csv, args.out, args.video_ext,
+            args.train_name, args.test_name, args.val_csv,
+        )  # fmt: skip
     elif args.dataset == "msvd":
         counts = convert_msvd(args.descriptions, args.split_dir, args.out, args.video_ext)
     elif args.dataset == "didemo":

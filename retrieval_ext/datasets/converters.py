@@ -4,10 +4,12 @@ Output: one JSON list per split, entries ``{"video": <file name>, "caption": [st
 "video_id": str}`` (see :mod:`retrieval_ext.datasets.video_text`). Video files are
 expected as ``<video_id><video_ext>`` in the video root. The splits follow CLIP4Clip.
 
-- MSR-VTT: ``MSRVTT_data.json`` (``sentences``: ``{"video_id", "caption"}``), the 9k
-  training list ``MSRVTT_train.9k.csv`` (column ``video_id``) and the 1k-A test list
-  ``MSRVTT_JSFUSION_test.csv`` (columns ``video_id``, ``sentence``): train = the 9k videos
-  with all their captions; test = 1k-A, one sentence per video.
+- MSR-VTT: ``MSRVTT_data.json`` (``sentences``: ``{"video_id", "caption"}``), a training
+  list (``MSRVTT_train.9k.csv`` or ``.7k.csv``, column ``video_id``) and a test list: the 1k-A
+  list ``MSRVTT_JSFUSION_test.csv`` (columns ``video_id``, ``sentence``: one sentence per
+  video) or a list of ids only (``MSRVTT_full_split_test.csv``, TeachCLIP's 7k protocol:
+  every caption of each test video); train = the listed videos with all their captions.
+  An optional validation list is converted as the test list is.
 - MSVD: ``AllVideoDescriptions.txt`` (``<video_id> <caption words>`` lines, ``#`` comments)
   and ``train_list.txt`` / ``val_list.txt`` / ``test_list.txt`` (one id per line).
 - DiDeMo: ``{train,val,test}_data.json`` (entries with ``video`` and ``description``): a
@@ -88,8 +90,18 @@ def _csv_column(path: Path, column: str) -> list[dict]:
     return rows
 
 
-def convert_msrvtt(videodatainfo, train_csv, test_csv, out_dir, video_ext=".mp4") -> dict:
-    """Write ``train_9k.json`` and ``test_1k-A.json``; returns the entry counts."""
+def convert_msrvtt(
+    videodatainfo,
+    train_csv,
+    test_csv,
+    out_dir,
+    video_ext=".mp4",
+    train_name="9k",
+    test_name="1k-A",
+    val_csv=None,
+) -> dict:
+    """Write ``train_<train_name>.json`` and ``test_<test_name>.json`` (and
+    ``val_<test_name>.json`` from ``val_csv``); returns the entry counts."""
     data = json.loads(_need(videodatainfo, "MSR-VTT annotation file").read_text())
     if "sentences" not in data:
         raise KeyError(f"{videodatainfo}: expected a 'sentences' list (MSRVTT_data.json)")
@@ -99,17 +111,28 @@ def convert_msrvtt(videodatainfo, train_csv, test_csv, out_dir, video_ext=".mp4"
             raise KeyError(f"{videodatainfo}: sentences[{index}] needs 'video_id' and 'caption'")
         captions[sentence["video_id"]].append(sentence["caption"].strip())
     train_ids = [row["video_id"] for row in _csv_column(train_csv, "video_id")]
-    test_rows = _csv_column(test_csv, "sentence")
-    test = [
-        {
-            "video": f"{r['video_id']}{video_ext}",
-            "caption": [r["sentence"].strip()],
-            "video_id": r["video_id"],
-        }
-        for r in test_rows
-    ]
-    train = _entries(captions, train_ids, video_ext, str(videodatainfo))
-    return _write(out_dir, {"train_9k": train, "test_1k-A": test})
+    splits = {f"train_{train_name}": _entries(captions, train_ids, video_ext, str(videodatainfo))}
+    for split, path in (("val", val_csv), ("test", test_csv)):
+        if path is not None:
+            splits[f"{split}_{test_name}"] = _msrvtt_eval_split(
+                path, captions, video_ext, str(videodatainfo)
+            )
+    return _write(out_dir, splits)
+
+
+def _msrvtt_eval_split(path, captions, video_ext, source) -> list[dict]:
+    """1k-A style (a ``sentence`` per row) or an id list (every caption of each video)."""
+    rows = _csv_column(path, "video_id")
+    if rows and "sentence" in rows[0]:
+        return [
+            {
+                "video": f"{r['video_id']}{video_ext}",
+                "caption": [r["sentence"].strip()],
+                "video_id": r["video_id"],
+            }
+            for r in rows
+        ]
+    return _entries(captions, [r["video_id"] for r in rows], video_ext, source)
 
 
 def convert_msvd(descriptions, split_dir, out_dir, video_ext=".avi") -> dict:
