@@ -293,3 +293,109 @@ def test_teachers_train_under_two_process_gloo_as_in_one(teacher, tiny_data, tmp
         for k in (1, 5, 10):
             key = f"{direction}_r{k}"
             assert abs(a[key] - b[key]) <= 100 / queries + 1e-6, (key, a[key], b[key])
+
+
+TEACHCLIP = REPO_ROOT / "configs" / "lavis" / "teachclip" / "teachclip_embedded.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_teachers(tiny_data, tmp_path_factory):
+    """The embedded teachers, one epoch each through the train tool: ``--options`` that
+    point TeachCLIP's embedded config at them."""
+    root = tmp_path_factory.mktemp("teachers")
+    options = []
+    for name in ("xclip-temporal", "xpool-tuned"):
+        config = REPO_ROOT / "configs" / "lavis" / "teachclip" / f"{name}_embedded.yaml"
+        run = _options(tiny_data, root, max_epoch=1, batch_size_train=8)
+        run = [o.replace("run.job_id=job", f"run.job_id={name}") for o in run]
+        _run([sys.executable, str(TRAIN), "--cfg-path", str(config), "--options", *run], root)
+        label = name.split("-")[0]
+        options += [
+            f"model.teachers.{label}.cfg_path={config}",
+            f"model.teachers.{label}.checkpoint={root / name / 'checkpoint_best.pth'}",
+            # the tiny layers _options trained it with
+            f"model.teachers.{label}.model_overrides.clip_config.vision_cfg.layers=1",
+            f"model.teachers.{label}.model_overrides.clip_config.text_cfg.layers=1",
+        ]
+    return options
+
+
+def test_teachclip_trains_under_two_process_gloo_as_in_one_and_teachers_stay_frozen(
+    tiny_data, tiny_teachers, tmp_path
+):
+    """TeachCLIP with both teachers through the LAVIS tools, 1 process and 2 under torchrun
+    (gloo), same batches: the teachers' logits cover the gathered batch, so the runs agree;
+    the teachers' weights are untouched and not in the student's checkpoint."""
+    common = {"max_epoch": 1, "train_shuffle": "false"}
+    runs = {}
+    for name, launcher, batch in (
+        ("single", [sys.executable], 8),
+        ("ddp", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 "--nproc_per_node", "2"], 4),
+    ):  # fmt: skip
+        options = _options(tiny_data, tmp_path / name, batch_size_train=batch, **common)
+        runs[name] = _run(
+            [*launcher, str(TRAIN), "--cfg-path", str(TEACHCLIP), "--options", *options,
+             *tiny_teachers],
+            tmp_path,
+        )  # fmt: skip
+    assert "Evaluation loader sharded across 2 processes" in runs["ddp"].stderr
+    losses = [
+        [float(x) for x in _train_losses(tmp_path / name / "job")] for name in ("single", "ddp")
+    ]
+    assert len(losses[0]) == 1 and losses[0] == pytest.approx(losses[1], abs=2e-3)
+    saved = torch.load(tmp_path / "ddp" / "job" / "checkpoint_best.pth", weights_only=True)
+    assert saved["model"] and not any(k.startswith("teachers.") for k in saved["model"])
+    assert any(k.startswith("afa.") for k in saved["model"])
+    # rebuilt from the student's checkpoint and the teachers' files: the teachers equal
+    # their files (never trained), the student its checkpoint
+    from types import SimpleNamespace
+
+    import retrieval_ext  # noqa: F401
+
+    from lavis.common.config import Config
+    from lavis.common.registry import registry
+
+    options = _options(tiny_data, tmp_path / "check") + list(tiny_teachers)
+    options += [
+        "model.load_finetuned=true",
+        f"model.finetuned={tmp_path / 'ddp' / 'job' / 'checkpoint_best.pth'}",
+    ]
+    cfg = Config(SimpleNamespace(cfg_path=str(TEACHCLIP), options=options))
+    student = registry.get_model_class("teachclip_retrieval").from_config(cfg.model_cfg)
+    for label, option in zip(("xclip", "xpool"), tiny_teachers[1::4], strict=True):
+        reference = torch.load(option.split("=", 1)[1], weights_only=True)["model"]
+        for key, value in student.teachers[label].state_dict().items():
+            assert torch.equal(value, reference[key]), (label, key)
+    for key, value in saved["model"].items():
+        assert torch.equal(student.state_dict()[key], value), key
+
+
+def test_teachclip_resumed_repeats_the_uninterrupted_run(tiny_data, tiny_teachers, tmp_path):
+    run = dict(batch_size_train=4, min_lr=1e-3, num_workers=1)
+
+    def train(out, **extra):
+        options = _options(tiny_data, out, **run, **extra) + list(tiny_teachers)
+        return _run(
+            [sys.executable, str(TRAIN), "--cfg-path", str(TEACHCLIP), "--options", *options],
+            tmp_path,
+        )
+
+    straight = train(tmp_path / "straight", max_epoch=2)
+    train(tmp_path / "first", max_epoch=1)
+    resumed = train(
+        tmp_path / "resumed",
+        max_epoch=2,
+        resume_ckpt_path=tmp_path / "first" / "job" / "checkpoint_latest.pth",
+    )
+    assert (
+        _train_losses(tmp_path / "resumed" / "job")
+        == _train_losses(tmp_path / "straight" / "job")[1:]
+    )
+    final = [
+        torch.load(out / "job" / "checkpoint_latest.pth", weights_only=True)["model"]
+        for out in (tmp_path / "straight", tmp_path / "resumed")
+    ]
+    for name, weights in final[0].items():
+        assert torch.allclose(weights, final[1][name], atol=1e-6), name
+    assert _metrics(resumed) == pytest.approx(_metrics(straight), rel=1e-5)

@@ -338,6 +338,19 @@ def test_a_teacher_checkpoint_that_does_not_match_its_config_names_the_keys(tmp_
         _student(teachers={"xclip": spec})
 
 
+def test_a_teacher_trained_with_overrides_is_rebuilt_with_them(tmp_path):
+    spec, reference = _teacher_files(tmp_path, temporal_layers=2)
+    OmegaConf.save(
+        OmegaConf.create({"model": tiny_model_cfg("seqTransf", arch="xclip_retrieval")}),
+        spec["cfg_path"],
+    )
+    with pytest.raises(KeyError, match="unexpected.*resblocks.1"):
+        _student(teachers={"xclip": spec})
+    student = _student(teachers={"xclip": {**spec, "model_overrides": {"temporal_layers": 2}}})
+    for key, value in reference.state_dict().items():
+        assert torch.equal(student.teachers["xclip"].state_dict()[key], value), key
+
+
 def test_a_teacher_with_another_frame_count_is_refused(tmp_path):
     spec, _ = _teacher_files(tmp_path, max_frames=12)
     with pytest.raises(ValueError, match="max_frames=12 but the student has 8"):
@@ -356,6 +369,8 @@ def test_an_unknown_teacher_lists_the_registered_ones(tmp_path):
         _student(teachers={"x": {**spec, "cfg_path": str(tmp_path / "nope.yaml")}})
     with pytest.raises(KeyError, match=r"model.teachers.x.checkpoint"):
         _student(teachers={"x": {"cfg_path": spec["cfg_path"]}})
+    with pytest.raises(KeyError, match=r"model.teachers.x: unknown key\(s\) \['options'\]"):
+        _student(teachers={"x": {**spec, "options": ["model.max_frames=8"]}})
     with pytest.raises(FileNotFoundError, match=r"model.teachers.x .*checkpoint not found"):
         _student(teachers={"x": {**spec, "checkpoint": str(tmp_path / "gone.pth")}})
 

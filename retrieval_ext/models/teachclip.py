@@ -145,14 +145,16 @@ def registered_teachers() -> list[str]:
 
 def build_teacher(label: str, spec, student_frames: int) -> nn.Module:
     """One frozen teacher from ``spec`` (``cfg_path``: its LAVIS config, whose ``model``
-    section builds it; ``checkpoint``: its local weights; ``arch``: optional, must agree
-    with the config's)."""
+    section builds it; ``checkpoint``: its local weights; ``model_overrides``: optional
+    keys merged over that model section, as ``--options model.<key>=...`` did when the
+    teacher was trained; ``arch``: optional, must agree with the config's)."""
     where = f"model.teachers.{label}"
     if not isinstance(spec, (dict, DictConfig)):
         raise TypeError(f"{where}: expected a mapping with cfg_path and checkpoint")
-    unknown = sorted(set(spec) - {"arch", "cfg_path", "checkpoint"})
+    known = ("arch", "cfg_path", "checkpoint", "model_overrides")
+    unknown = sorted(set(spec) - set(known))
     if unknown:
-        raise KeyError(f"{where}: unknown key(s) {unknown}; expected arch, cfg_path, checkpoint")
+        raise KeyError(f"{where}: unknown key(s) {unknown}; expected some of {known}")
     if not spec.get("cfg_path"):
         raise KeyError(f"{where}.cfg_path: the teacher's LAVIS config is required")
     cfg_path = Path(spec["cfg_path"]).expanduser()
@@ -161,6 +163,8 @@ def build_teacher(label: str, spec, student_frames: int) -> nn.Module:
     model_cfg = OmegaConf.load(cfg_path).get("model")
     if model_cfg is None or "arch" not in model_cfg:
         raise KeyError(f"{cfg_path}: no model.arch (the teacher's LAVIS model section)")
+    # the model keys the teacher was trained with beyond its file (its --options model.*)
+    model_cfg = OmegaConf.merge(model_cfg, spec.get("model_overrides") or {})
     arch = spec.get("arch") or model_cfg.arch
     teachers = registered_teachers()
     if arch not in teachers:
