@@ -35,10 +35,44 @@ TEACHCLIP_TEACHERS = Plugin(
     paper="arXiv 2308.01217 (TeachCLIP); X-CLIP (Ma et al. 2022) and X-Pool (Gorti et al. 2022)",
     registry_names={"lavis.model": ["xclip_retrieval", "xpool_retrieval"]},
     configs=[
-        f"configs/lavis/teachclip/{teacher}_{dataset}.yaml"
-        for teacher in ("xclip", "xpool")
-        for dataset in ("embedded", "msrvtt-9k", "msvd", "didemo")
+        *(
+            f"configs/lavis/teachclip/xclip_{dataset}.yaml"
+            for dataset in (
+                "embedded",
+                "msrvtt-9k",
+                "msrvtt-7k",
+                "msvd",
+                "didemo",
+                "activitynet",
+                "vatex",
+            )
+        ),
+        *(
+            f"configs/lavis/teachclip/xpool_{dataset}.yaml"
+            for dataset in ("embedded", "msrvtt-9k", "msrvtt-7k", "msvd", "didemo", "vatex")
+        ),
+        "configs/lavis/teachclip/xclip-temporal_embedded.yaml",
+        "configs/lavis/teachclip/xpool-tuned_embedded.yaml",
     ],
+)
+
+TEACHCLIP = Plugin(
+    name="TeachCLIP",
+    paper="arXiv 2308.01217 (TeachCLIP: holistic features are almost sufficient for T2VR)",
+    registry_names={"lavis.model": ["teachclip_retrieval"]},
+    configs=[
+        f"configs/lavis/teachclip/teachclip_{dataset}.yaml"
+        for dataset in (
+            "embedded",
+            "msrvtt-9k",
+            "msrvtt-7k",
+            "msvd",
+            "didemo",
+            "activitynet",
+            "vatex",
+        )
+    ],
+    demo_stage="retrieval_ext.demo:teachclip_stage",
 )
 
 IMAGE_TEXT = Plugin(
@@ -60,6 +94,6 @@ EXTENSION = Extension(
     name="retrieval_ext",
     host="salesforce-lavis",
     host_module="lavis",
-    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS, IMAGE_TEXT),
+    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS, TEACHCLIP, IMAGE_TEXT),
     baseline_stage="retrieval_ext.demo:clip4clip_baseline_stage",
 )

@@ -23,11 +23,12 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "[1/5] environment checks" in result.stdout
-    assert "[2/5] STH (mmaction2)" in result.stdout
-    assert "[3/5] recbole baseline" in result.stdout
-    assert "[4/5] UPSR (recbole)" in result.stdout
-    assert "[5/5] salesforce-lavis baseline" in result.stdout
+    assert "[1/6] environment checks" in result.stdout
+    assert "[2/6] STH (mmaction2)" in result.stdout
+    assert "[3/6] recbole baseline" in result.stdout
+    assert "[4/6] UPSR (recbole)" in result.stdout
+    assert "[5/6] salesforce-lavis baseline" in result.stdout
+    assert "[6/6] TeachCLIP (salesforce-lavis)" in result.stdout
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -71,6 +72,30 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert configs["CLIP4Clip seqTransf"]["model"]["model_type"] == "seqTransf"
     assert configs["CLIP4Clip meanP"]["run"]["seed"] == 42
     assert "## LAVIS baseline: CLIP4Clip text-video retrieval" in report
+
+    teachclip = next(s for s in results["stages"] if s["name"] == "lavis.teachclip")
+    rows = {r["model"]: r for r in teachclip["rows"]}
+    assert list(rows) == [
+        "X-CLIP teacher",
+        "X-Pool teacher",
+        "CLIP4Clip seqTransf",
+        "TeachCLIP student",
+    ]
+    cost = "ms per query at N=10,000"
+    # the student stores and scores what CLIP4Clip does; the teachers store per-frame rows
+    assert (
+        rows["TeachCLIP student"]["bytes per video"]
+        == rows["CLIP4Clip seqTransf"]["bytes per video"]
+    )
+    assert (
+        rows["X-CLIP teacher"]["bytes per video"] > 8 * rows["TeachCLIP student"]["bytes per video"]
+    )
+    assert rows["X-CLIP teacher"][cost] > 10 * rows["TeachCLIP student"][cost]
+    student = teachclip["config"]["configs"]["TeachCLIP student"]["model"]
+    assert set(student["teachers"]) == {"xclip", "xpool"}
+    with Image.open(out / teachclip["figures"][0]) as image:
+        assert image.format == "PNG"
+    assert "## TeachCLIP (LAVIS)" in report
 
 
 def test_report_serialises_host_config_values_and_lists_failures(tmp_path):
