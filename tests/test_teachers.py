@@ -348,7 +348,10 @@ print(f"rank {{rank}}: DDP gradients equal one process's", flush=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,model_type", [("clip4clip_retrieval", "seqTransf"), *TWO_TEACHERS])
+@pytest.mark.parametrize(
+    "arch,model_type",
+    [("clip4clip_retrieval", "seqTransf"), ("teachclip_retrieval", "seqTransf"), *TWO_TEACHERS],
+)
 def test_ddp_gradients_equal_one_process_on_the_whole_batch(arch, model_type, tmp_path):
     """2 gloo processes x 2 clips under DDP give every parameter the gradient one process
     computes on the 4 clips (one gather per step; with one gather per tensor, autograd ran
