@@ -5,7 +5,7 @@ optimiser, over several seeds; mean and spread of the test metrics.
 
     python tools/teachclip_ablation.py --out runs/teachclip-ablation \
         [--seeds 42 43 44] [--train 160 --val 24 --test 96] [--epochs 20] [--rows ...]
-        [--teacher-seed 42] [--options run.batch_size_train=16 ...]
+        [--teacher-seed 42] [--options run.batch_size_train=16 ...] [--merge <other --out> ...]
 
 Protocol:
 - The dataset is written once (seed 0). The two teachers (``xclip-temporal_embedded.yaml``,
@@ -115,6 +115,13 @@ def main(argv=None):
     parser.add_argument("--teacher-epochs", type=int, help="default: each teacher config's")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--options", nargs="*", default=[], help="overrides for every run")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="other --out folders of this tool (same data and teachers, other seeds): their "
+        "runs join this one's",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     splits = {"train": args.train, "val": args.val, "test": args.test}
@@ -133,6 +140,15 @@ def main(argv=None):
     ]
     results_path = out / "results.json"
     runs = json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
+    for folder in args.merge:  # seeds run in parallel processes, each in its own folder
+        other = json.loads((Path(folder) / "results.json").read_text())
+        if other["dataset"]["splits"] != dataset["splits"]:
+            raise ValueError(f"{folder}: another dataset ({other['dataset']['splits']})")
+        theirs = {n: t["checkpoint"] for n, t in other["teachers"].items()}
+        if theirs != {n: t["checkpoint"] for n, t in teachers.items()}:
+            raise ValueError(f"{folder}: other teachers ({theirs})")
+        done = {(r["model"], r["seed"]) for r in runs}
+        runs += [r for r in other["runs"] if (r["model"], r["seed"]) not in done]
     for seed in args.seeds:
         for name in args.rows:
             if any(r["model"] == name and r["seed"] == seed for r in runs):
