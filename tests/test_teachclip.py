@@ -351,9 +351,12 @@ def test_a_teacher_trained_with_overrides_is_rebuilt_with_them(tmp_path):
         assert torch.equal(student.teachers["xclip"].state_dict()[key], value), key
 
 
-def test_a_teacher_with_another_frame_count_is_refused(tmp_path):
+def test_a_teacher_with_another_frame_count_or_text_length_is_refused(tmp_path):
     spec, _ = _teacher_files(tmp_path, max_frames=12)
     with pytest.raises(ValueError, match="max_frames=12 but the student has 8"):
+        _student(teachers={"xclip": spec})
+    spec, _ = _teacher_files(tmp_path, max_txt_len=20)
+    with pytest.raises(ValueError, match="max_txt_len=20 but the student has 16"):
         _student(teachers={"xclip": spec})
 
 

@@ -143,7 +143,7 @@ def registered_teachers() -> list[str]:
     return sorted(n for n in names if hasattr(registry.get_model_class(n), "teach"))
 
 
-def build_teacher(label: str, spec, student_frames: int) -> nn.Module:
+def build_teacher(label: str, spec, student_frames: int, student_words: int) -> nn.Module:
     """One frozen teacher from ``spec`` (``cfg_path``: its LAVIS config, whose ``model``
     section builds it; ``checkpoint``: its local weights; ``model_overrides``: optional
     keys merged over that model section, as ``--options model.<key>=...`` did when the
@@ -178,12 +178,13 @@ def build_teacher(label: str, spec, student_frames: int) -> nn.Module:
     model_type = model_cfg.get("model_type") or next(iter(model_cls.PRETRAINED_MODEL_CONFIG_DICT))
     defaults = OmegaConf.load(model_cls.default_config_path(model_type)).model
     model_cfg = OmegaConf.merge(defaults, model_cfg)
-    frames = model_cfg.get("max_frames")
-    if frames != student_frames:
-        raise ValueError(
-            f"{where}: teacher {cfg_path} has max_frames={frames} but the student has "
-            f"{student_frames}; a teacher scores the student's own frames, so they must agree"
-        )
+    for key, student in (("max_frames", student_frames), ("max_txt_len", student_words)):
+        if model_cfg.get(key) != student:  # it reads the student's own frames and tokens
+            raise ValueError(
+                f"{where}: teacher {cfg_path} has {key}={model_cfg.get(key)} but the student "
+                f"has {student}; a teacher scores the student's own frames and tokens, so "
+                "they must agree"
+            )
     checkpoint = spec.get("checkpoint")
     if not checkpoint:
         raise KeyError(f"{where}.checkpoint: a teacher needs its trained weights (a local file)")
@@ -355,13 +356,13 @@ class TeachCLIPRetrieval(CLIP4ClipRetrieval):
     @classmethod
     def from_config(cls, cfg=None):
         cfg = cfg if cfg is not None else OmegaConf.create()
-        max_frames = cfg.get("max_frames", 12)
+        max_frames, max_words = cfg.get("max_frames", 12), cfg.get("max_txt_len", 32)
         specs = cfg.get("teachers") or {}
         teachers = {}
         for label, spec in specs.items():
             if spec is None:  # dropped by an override (model.teachers.<label>=null)
                 continue
-            teachers[label] = build_teacher(label, spec, max_frames)
+            teachers[label] = build_teacher(label, spec, max_frames, max_words)
             logging.info("TeachCLIP teacher %s: %s, frozen", label, type(teachers[label]).__name__)
         weights = cfg.get("loss_weights")
         return cls._build(
