@@ -79,6 +79,22 @@ def test_afa_pools_normalised_frames_by_a_softmax_of_frame_logits(model_type):
     assert torch.allclose(video, expected, atol=1e-6)
 
 
+def test_afa_starts_near_mean_pooling():
+    """The official init: at the start AFA's weights are nearly uniform over real frames."""
+    model = _student().eval()
+    samples = _batch(masks=[[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]])
+    with torch.no_grad():
+        weights = model(samples).frame_weights  # at fine_temperature 1
+        features = model.temporal_frame_features(
+            model.encode_frames(samples["video"]), samples["video_mask"]
+        )
+        afa = torch.softmax(model.afa(features) / 0.1, dim=1) * samples["video_mask"]
+    uniform = samples["video_mask"] / samples["video_mask"].sum(1, keepdim=True)
+    assert torch.allclose(weights, uniform, atol=0.02)
+    afa = afa / afa.sum(1, keepdim=True)
+    assert torch.allclose(afa, uniform, atol=0.15)
+
+
 @pytest.mark.parametrize("model_type", ["meanP", "seqTransf"])
 def test_a_padded_clip_scores_as_its_unpadded_self(model_type):
     model = _student(model_type).eval()
