@@ -29,7 +29,6 @@ that produced it) and ``<out>/table.md`` at the end; prints progress and the tab
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from retrieval_ext.datasets.synthetic import write_video_text_dataset  # noqa: E402
 from retrieval_ext.demo import data_options  # noqa: E402
 from retrieval_ext.launch import run  # noqa: E402
+from retrieval_ext.seeded_runs import seed_table, seeded_run  # noqa: E402
 
 from plugins.paths import CONFIG_DIR  # noqa: E402
 
@@ -60,13 +60,6 @@ ROWS = {
     "TeachCLIP, 2 teachers (X-CLIP + X-Pool)": (TEACHCLIP, []),
 }
 COLUMNS = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_sum_r", "v2t_r1", "v2t_sum_r")
-
-
-def summarise(values: list[float]) -> str:
-    """``mean ± sample std`` (the std needs two runs)."""
-    if len(values) < 2:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def train_teachers(out: Path, base: list[str], seed: int, epochs, extra: list[str]) -> dict:
@@ -164,49 +157,19 @@ def main(argv=None):
                 *row_options,  # after the teachers' paths: null drops a teacher
                 *args.options,
             ]
-            result = run(str(config), options)
-            metrics = result["test"]["test"]
-            runs.append(
-                {
-                    "model": name,
-                    "seed": seed,
-                    "seconds": round(result["seconds"], 1),
-                    "metrics": metrics,
-                    "config": result["config"],
-                }
-            )
-            print(
-                f"{name} seed {seed}: t2v R@1 {metrics['t2v_r1']:.1f}, v2t R@1 "
-                f"{metrics['v2t_r1']:.1f} ({result['seconds']:.0f} s)",
-                flush=True,
-            )
+            runs.append(seeded_run(name, seed, config, options))
             results_path.write_text(
                 json.dumps(
                     {"dataset": dataset, "args": vars(args), "teachers": teachers, "runs": runs},
                     indent=1,
                 )
             )
-    header = ["model", *COLUMNS, "train + test s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, teacher in teachers.items():
-        cells = [f"{teacher['metrics'][c]:.1f}" for c in COLUMNS]
-        label = f"teacher {name} (seed {teacher['seed']})"
-        lines.append("| " + " | ".join([label, *cells, f"{teacher['seconds']:.0f}"]) + " |")
-    for name in args.rows:
-        mine = [r for r in runs if r["model"] == name and r["seed"] in args.seeds]
-        if not mine:
-            continue
-        cells = [summarise([r["metrics"][c] for r in mine]) for c in COLUMNS]
-        seconds = summarise([r["seconds"] for r in mine])
-        lines.append("| " + " | ".join([name, *cells, seconds]) + " |")
-    note = (
-        f"\n\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); test: "
-        f"{dataset['splits']['test']} clips, {dataset['captions']['test']} captions; "
-        "recall in percent, mean ± sample standard deviation over seeds.\n"
-    )
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + note)
-    print(table + note)
+    teacher_rows = [
+        {**t, "model": f"teacher {name} (seed {t['seed']})"} for name, t in teachers.items()
+    ]
+    table = seed_table(runs, args.rows, args.seeds, COLUMNS, dataset, single=teacher_rows)
+    (out / "table.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and ``<out>/table.md``; prints progress and the table. One thread per run
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from retrieval_ext.datasets.synthetic import write_video_text_dataset  # noqa: E402
 from retrieval_ext.demo import data_options  # noqa: E402
-from retrieval_ext.launch import run  # noqa: E402
+from retrieval_ext.seeded_runs import seed_table, seeded_run  # noqa: E402
 
 from plugins.paths import CONFIG_DIR  # noqa: E402
 
@@ -35,13 +34,6 @@ MODELS = {
     "X-Pool teacher": CONFIG_DIR / "lavis/teachclip/xpool_embedded.yaml",
 }
 COLUMNS = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_sum_r", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_sum_r")
-
-
-def summarise(values: list[float]) -> str:
-    """``mean ± sample std`` (the std needs two runs)."""
-    if len(values) < 2:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def main(argv=None):
@@ -70,40 +62,13 @@ def main(argv=None):
                 f"run.seed={seed}",
                 *args.options,
             ]
-            result = run(str(MODELS[name]), options)
-            metrics = result["test"]["test"]
-            runs.append(
-                {
-                    "model": name,
-                    "seed": seed,
-                    "seconds": round(result["seconds"], 1),
-                    "metrics": metrics,
-                    "config": result["config"],
-                }
-            )
-            print(
-                f"{name} seed {seed}: t2v R@1 {metrics['t2v_r1']:.1f}, v2t R@1 "
-                f"{metrics['v2t_r1']:.1f} ({result['seconds']:.0f} s)",
-                flush=True,
-            )
+            runs.append(seeded_run(name, seed, MODELS[name], options))
             (out / "results.json").write_text(
                 json.dumps({"dataset": dataset, "args": vars(args), "runs": runs}, indent=1)
             )
-    header = ["model", *COLUMNS, "train + test s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in args.models:
-        mine = [r for r in runs if r["model"] == name]
-        cells = [summarise([r["metrics"][c] for r in mine]) for c in COLUMNS]
-        seconds = summarise([r["seconds"] for r in mine])
-        lines.append("| " + " | ".join([name, *cells, seconds]) + " |")
-    table = "\n".join(lines)
-    note = (
-        f"\n\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); test: "
-        f"{dataset['splits']['test']} clips, {dataset['captions']['test']} captions; "
-        "recall in percent, mean ± sample standard deviation over seeds.\n"
-    )
-    (out / "table.md").write_text(table + note)
-    print(table + note)
+    table = seed_table(runs, args.models, args.seeds, COLUMNS, dataset)
+    (out / "table.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":
