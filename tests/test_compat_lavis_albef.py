@@ -168,7 +168,8 @@ def test_albef_without_distillation_trains_with_the_plain_itc_targets():
     from plugins.compat.lavis_albef import albef_offline_from_config
     albef_offline_from_config()  # to build offline; LAVIS's forward left as it is
     torch.manual_seed(0)
-    model = AlbefRetrieval.from_config(OmegaConf.merge(cfg, {{'use_distill': False}}))
+    model = AlbefRetrieval.from_config(
+        OmegaConf.merge(cfg, {{'use_distill': False, 'queue_size': 4}}))
     batch = {{'image': torch.randn(4, 3, 48, 48), 'image_id': torch.tensor([0, 0, 1, 2]),
              'text_input': ['a dark red fire truck', 'a fire truck', 'a light bulb', 'a cup'],
              'epoch': 1, 'iters': 0, 'num_iters_per_epoch': 1}}
@@ -261,3 +262,35 @@ def test_text_init_loads_minilm_into_the_text_and_fusion_layers(tmp_path):
     save_file({"unrelated.weight": torch.zeros(2)}, tmp_path / "unrelated.safetensors")
     with pytest.raises(ValueError, match="no BERT layer"):
         load_text_init(encoder, tmp_path / "unrelated.safetensors")
+
+
+def test_albef_without_a_queue_scores_the_batch_alone():
+    code = (
+        TINY.replace("{", "{{").replace("}", "}}")
+        + """
+    import torch
+    {imports}
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+    from plugins.compat.lavis_albef import albef_offline_from_config
+    albef_offline_from_config()  # to build offline; LAVIS's queue left as it is
+    torch.manual_seed(0)
+    model = AlbefRetrieval.from_config(OmegaConf.merge(cfg, {{'queue_size': 0}}))
+    batch = {{'image': torch.randn(4, 3, 48, 48), 'image_id': torch.tensor([0, 0, 1, 2]),
+             'text_input': ['a dark red fire truck', 'a fire truck', 'a light bulb', 'a cup'],
+             'epoch': 1, 'iters': 0, 'num_iters_per_epoch': 1}}
+    for step in range(2):  # the second batch would meet a queue, if there were one
+        try:
+            out = model(batch)
+        except Exception as error:
+            print('crash', type(error).__name__, error)
+            break
+        print('sims', tuple(out.sims.sim_i2t.shape), tuple(out.sims.sim_t2i.shape))
+        out.loss.backward()
+    """
+    )
+    before = run_python(code.format(imports="import lavis"), env=OFFLINE)
+    assert before.returncode == 0, before.stderr
+    assert "crash RuntimeError The expanded size of the tensor (0)" in before.stdout
+    after = run_python(code.format(imports="import retrieval_ext"), env=OFFLINE)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.splitlines() == ["sims (4, 4) (4, 4)"] * 2  # the batch's keys only

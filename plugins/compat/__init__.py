@@ -16,6 +16,7 @@ from plugins.compat.lavis import (
 from plugins.compat.lavis_albef import (
     albef_eval_uses_max_txt_len,
     albef_offline_from_config,
+    albef_runs_without_a_queue,
     albef_runs_without_distillation,
     lavis_checkpoints_local_weights_only,
 )
@@ -51,6 +52,7 @@ HOST_FIXES = {
         lavis_checkpoints_local_weights_only,
         albef_eval_uses_max_txt_len,
         albef_runs_without_distillation,
+        albef_runs_without_a_queue,
     ),
 }
 
@@ -68,6 +70,7 @@ __all__ = [
     "HOST_FIXES",
     "albef_eval_uses_max_txt_len",
     "albef_offline_from_config",
+    "albef_runs_without_a_queue",
     "albef_runs_without_distillation",
     "allow_mmengine_checkpoints",
     "allow_recbole_checkpoints",

@@ -426,3 +426,33 @@ def albef_runs_without_distillation() -> bool:
     forward._plugzoo_no_distill = True
     AlbefRetrieval.forward = forward
     return True
+
+
+def albef_runs_without_a_queue() -> bool:
+    """``queue_size: 0``: ITC against the batch's own momentum keys only, no queue.
+
+    Upstream: LAVIS 1.0.2 ``SharedQueueMixin._dequeue_and_enqueue`` writes the batch's keys
+    into the queue (and moves its pointer ``% self.queue_size``): for a queue of 0 the first
+    batch fails ("The expanded size of the tensor (0) must match..."), so every ALBEF has a
+    queue of at least one global batch. From random weights a queue of
+    keys from earlier steps stops the ITC learning (measured, see README); with 0 the
+    concatenated queue tensors are empty and the loss is LAVIS's over the batch alone.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+
+    original = AlbefRetrieval._dequeue_and_enqueue
+    if getattr(original, "_plugzoo_no_queue", False):
+        return False
+
+    @functools.wraps(original)
+    def dequeue_and_enqueue(self, image_feat, text_feat, idxs=None):
+        if self.queue_size == 0:
+            return None
+        return original(self, image_feat, text_feat, idxs)
+
+    dequeue_and_enqueue._plugzoo_no_queue = True
+    AlbefRetrieval._dequeue_and_enqueue = dequeue_and_enqueue
+    return True
