@@ -15,17 +15,18 @@ NAMES = ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean")
 
 def _run_folder(root, seed, base, finished=True):
     """A run folder as runner_portable writes it: the config as an indented JSON block,
-    then one JSON line per logged split (train, val each epoch, test at the end)."""
+    then one JSON line per logged split (train and val each epoch; at the end
+    ``{"test_<split>": metrics}`` for the best epoch)."""
     folder = root / f"seed{seed}"
     folder.mkdir()
     config = {"run": {"seed": seed, "max_epoch": 2}, "model": {"arch": "albef_retrieval"}}
     lines = [json.dumps(config, indent=4)]
     lines.append(json.dumps({"train_lr": "0.001", "train_loss": "4.1"}))
-    lines.append(json.dumps({f"val_{k}": 99.0 for k in NAMES}))  # val: not in the table
+    lines.append(json.dumps({"val_r_mean": 99.0, "val_agg_metrics": 99.0}))  # not in the table
     if finished:
-        test = {f"test_{k}": base + i for i, k in enumerate(NAMES)}
-        test.update({f"test_itc_{k}": base / 2 + i for i, k in enumerate(NAMES)})
-        lines.append(json.dumps(test))
+        test = {k: base + i for i, k in enumerate(NAMES)}
+        test.update({f"itc_{k}": base / 2 + i for i, k in enumerate(NAMES)})
+        lines.append(json.dumps({"test_test": test}))
     (folder / "log.txt").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -61,7 +62,7 @@ def test_unfinished_run_and_missing_metric_are_named(tmp_path):
     finally:
         sys.path.remove(str(REPO_ROOT / "tools"))
     unfinished = _run_folder(tmp_path, 42, 10, finished=False)
-    with pytest.raises(ValueError, match=f"{unfinished / 'log.txt'}: no test_"):
+    with pytest.raises(ValueError, match=f"{unfinished / 'log.txt'}: no test_test metrics"):
         image_text_table.read_run(unfinished)
     with pytest.raises(FileNotFoundError, match="no log.txt"):
         image_text_table.read_run(tmp_path / "nowhere")

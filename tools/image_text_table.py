@@ -7,7 +7,8 @@ mean recall, mean ± spread (sample std) of each run's TEST metrics.
         --out runs/lavis/albef_embedded
 
 Each run folder is one written by ``tools/lavis_train.py`` (its ``log.txt``: the full config
-as its first JSON block, then one JSON line per split; the last ``test_*`` line is read). A
+as its first JSON block, then one JSON line per logged split; the test metrics of the best
+epoch are the last ``{"test_<split>": {...}}`` line, ``--split`` names the split). A
 row is ``label=prefix``: the image_text_retrieval task names a score set's metrics
 ``<prefix>txt_r1`` ... (``itc_`` for the CLS-only set, no prefix for the set selected on).
 Writes ``<out>/table.md`` and ``<out>/results.json`` (each run's test metrics and config).
@@ -26,19 +27,19 @@ HEADER = (
 )
 
 
-def read_run(folder: Path) -> dict:
-    """The config and the last test metrics of one run folder."""
+def read_run(folder: Path, split: str = "test") -> dict:
+    """The config and the last test metrics of ``split`` in one run folder."""
     log = folder / "log.txt"
     if not log.is_file():
         raise FileNotFoundError(f"{folder}: no log.txt (a run folder of tools/lavis_train.py)")
     text = log.read_text()
     config, end = json.JSONDecoder().raw_decode(text.lstrip())
-    test = None
+    test, key = None, f"test_{split}"
     for line in text.lstrip()[end:].splitlines():
-        if line.strip().startswith('{"test_'):
-            test = {k.removeprefix("test_"): v for k, v in json.loads(line).items()}
+        if line.strip().startswith("{"):
+            test = json.loads(line).get(key, test)
     if test is None:
-        raise ValueError(f"{log}: no test_* metrics line (did the run finish its test split?)")
+        raise ValueError(f"{log}: no {key} metrics line (did the run finish its test split?)")
     return {"folder": str(folder), "config": config, "test": test}
 
 
@@ -69,6 +70,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (one per seed)")
     parser.add_argument("--rows", nargs="+", required=True, help="label=metric-prefix")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--split", default="test", help="the test split's name (run.test_splits)")
     args = parser.parse_args(argv)
     rows = []
     for row in args.rows:
@@ -76,7 +78,7 @@ def main(argv=None):
         if not sep or not label:
             raise SystemExit(f"--rows {row!r}: expected label=prefix")
         rows.append((label, prefix))
-    runs = [read_run(folder) for folder in args.runs]
+    runs = [read_run(folder, args.split) for folder in args.runs]
     markdown = table(runs, rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown)
