@@ -152,10 +152,10 @@ def test_evaluation_tokenises_at_max_txt_len():
     )
     before = run_python(code.format(imports="import lavis"), env=OFFLINE)
     assert before.returncode == 0, before.stderr
-    assert "max_length 35 max_txt_len 48" in before.stdout
+    assert "max_length 35 max_txt_len 36" in before.stdout
     after = run_python(code.format(imports="import retrieval_ext"), env=OFFLINE)
     assert after.returncode == 0, after.stderr
-    assert "max_length 48 max_txt_len 48" in after.stdout
+    assert "max_length 36 max_txt_len 36" in after.stdout
 
 
 def test_albef_without_distillation_trains_with_the_plain_itc_targets():
