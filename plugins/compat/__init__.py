@@ -16,6 +16,8 @@ from plugins.compat.lavis import (
 from plugins.compat.lavis_albef import (
     albef_eval_uses_max_txt_len,
     albef_offline_from_config,
+    albef_runs_without_a_queue,
+    albef_runs_without_distillation,
     lavis_checkpoints_local_weights_only,
 )
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
@@ -49,6 +51,8 @@ HOST_FIXES = {
         albef_offline_from_config,
         lavis_checkpoints_local_weights_only,
         albef_eval_uses_max_txt_len,
+        albef_runs_without_distillation,
+        albef_runs_without_a_queue,
     ),
 }
 
@@ -66,6 +70,8 @@ __all__ = [
     "HOST_FIXES",
     "albef_eval_uses_max_txt_len",
     "albef_offline_from_config",
+    "albef_runs_without_a_queue",
+    "albef_runs_without_distillation",
     "allow_mmengine_checkpoints",
     "allow_recbole_checkpoints",
     "apply_host_fixes",

@@ -126,6 +126,82 @@ def _image_encoder(cfg):
     return encoder
 
 
+def _text_init_file(source) -> Path:
+    """The weights file named by ``model.text_init``: ``package:<module>`` (a pinned
+    package's model folder), a folder, or a file; ``.safetensors`` or a torch file."""
+    source = str(source)
+    if "://" in source:
+        raise ValueError(f"model.text_init: {source!r} is a URL; give a local folder or file")
+    if source.startswith("package:"):
+        path = Path(importlib.import_module(source.removeprefix("package:")).get_model_path())
+    else:
+        path = Path(source).expanduser()
+    if path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(
+            f"model.text_init: no model.safetensors or pytorch_model.bin in {path}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"model.text_init: no weights file at {path}")
+    return path
+
+
+def load_text_init(text_encoder, source) -> dict:
+    """Initialise ALBEF's BERT (text layers and fusion layers) from a Hugging Face BERT
+    checkpoint, as ALBEF initialises from bert-base-uncased: every tensor is matched by name
+    (``encoder.layer.<i>`` to layer ``i``, so with ``fusion_layer: 3`` of 6 layers the
+    text encoder gets the source's layers 0-2 and the fusion encoder its layers 3-5, the
+    same split as ALBEF's 6 + 6 of BERT-base's 12). Cross-attention and layers beyond the
+    source stay random. A tensor whose shape differs is an error naming the config keys to
+    change (e.g. all-MiniLM-L6-v2: hidden_size 384, num_attention_heads 12,
+    intermediate_size 1536, max_position_embeddings 512).
+
+    Returns:
+        ``{"loaded": [...], "random": [...], "unused": [...]}`` parameter names.
+    """
+    path = _text_init_file(source)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        weights = load_file(str(path))
+    else:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    weights = {k.removeprefix("bert."): v for k, v in weights.items()}
+    target = text_encoder.state_dict()
+    mismatched = [
+        f"{k}: {tuple(v.shape)} in {path.name}, {tuple(target[k].shape)} in the model"
+        for k, v in weights.items()
+        if k in target and v.shape != target[k].shape
+    ]
+    if mismatched:
+        raise ValueError(
+            f"model.text_init {source}: shapes differ from the text encoder built from "
+            "med_config_path + med_config_overrides (set hidden_size, num_attention_heads, "
+            "intermediate_size, max_position_embeddings to the checkpoint's): "
+            + "; ".join(mismatched[:4])
+        )
+    loaded = {k: v for k, v in weights.items() if k in target}
+    if not any(k.startswith("encoder.layer.") for k in loaded):
+        raise ValueError(f"model.text_init {source}: no BERT layer in {path} matches the model")
+    text_encoder.load_state_dict(loaded, strict=False)
+    report = {
+        "loaded": sorted(loaded),
+        "random": sorted(set(target) - set(loaded)),
+        "unused": sorted(set(weights) - set(target)),
+    }
+    logging.info(
+        "albef_retrieval: text encoder from %s: %d tensors loaded, %d random (%s), %d unused",
+        path,
+        len(report["loaded"]),
+        len(report["random"]),
+        "cross-attention" if all("crossattention" in k for k in report["random"]) else "see log",
+        len(report["unused"]),
+    )
+    return report
+
+
 def albef_offline_from_config() -> bool:
     """Build LAVIS's ``albef_retrieval`` from a local config, without the network.
 
@@ -133,10 +209,12 @@ def albef_offline_from_config() -> bool:
     (no upstream issue tracks offline use). Replaces ``from_config`` with one that reads
     every key LAVIS reads plus: ``tokenizer`` (a local BERT vocabulary, see
     :func:`resolve_tokenizer_path`; required), ``vit_type: custom`` with its sizes,
-    ``med_config_overrides``; ``pretrained: ""`` builds random weights (logged), a local
-    ``pretrained`` or (with ``load_finetuned``) ``finetuned`` file is loaded by LAVIS's own
-    loaders. ``init_tokenizer`` reads the tokenizer of the model being built and, outside
-    such a build, raises naming ``model.tokenizer`` instead of contacting the hub.
+    ``med_config_overrides``, ``text_init`` (a local BERT checkpoint for the text and
+    fusion layers, see :func:`load_text_init`); ``pretrained: ""`` builds random weights
+    (logged), a local ``pretrained`` or (with ``load_finetuned``) ``finetuned`` file is
+    loaded by LAVIS's own loaders. ``init_tokenizer`` reads the tokenizer of the model
+    being built and, outside such a build, raises naming ``model.tokenizer`` instead of
+    contacting the hub.
 
     Returns:
         True if applied by this call.
@@ -157,6 +235,8 @@ def albef_offline_from_config() -> bool:
     def from_config(cls, cfg=None):
         image_encoder = _image_encoder(cfg)
         text_encoder = XBertEncoder(config=_text_config(cfg), add_pooling_layer=False)
+        if cfg.get("text_init", ""):  # before the momentum copy is made
+            load_text_init(text_encoder, cfg.text_init)
         token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)
         try:
             model = cls(
@@ -310,4 +390,69 @@ def albef_eval_uses_max_txt_len() -> bool:
 
     compute_sim_matrix._plugzoo_max_txt_len = True
     AlbefRetrieval.compute_sim_matrix = compute_sim_matrix
+    return True
+
+
+def albef_runs_without_distillation() -> bool:
+    """``use_distill: false`` trains, with the plain ITC targets.
+
+    Upstream: LAVIS 1.0.2 ``AlbefRetrieval.forward`` computes ``sim_i2t_m`` and the soft
+    targets only under ``use_distill`` but returns them in ``AlbefSimilarity``
+    unconditionally: ``UnboundLocalError: sim_i2t_m`` on the first batch. The fix runs
+    LAVIS's distillation branch with ``alpha = 0``, whose targets
+    ``0 * softmax(sim_m) + 1 * sim_targets`` are exactly the no-distillation targets (same
+    loss), so the output is complete.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+
+    original = AlbefRetrieval.forward
+    if getattr(original, "_plugzoo_no_distill", False):
+        return False
+
+    @functools.wraps(original)
+    def forward(self, samples):
+        if self.use_distill:
+            return original(self, samples)
+        alpha = self.alpha
+        self.use_distill, self.alpha = True, 0.0
+        try:
+            return original(self, samples)
+        finally:
+            self.use_distill, self.alpha = False, alpha
+
+    forward._plugzoo_no_distill = True
+    AlbefRetrieval.forward = forward
+    return True
+
+
+def albef_runs_without_a_queue() -> bool:
+    """``queue_size: 0``: ITC against the batch's own momentum keys only, no queue.
+
+    Upstream: LAVIS 1.0.2 ``SharedQueueMixin._dequeue_and_enqueue`` writes the batch's keys
+    into the queue (and moves its pointer ``% self.queue_size``): for a queue of 0 the first
+    batch fails ("The expanded size of the tensor (0) must match..."), so every ALBEF has a
+    queue of at least one global batch. From random weights a queue of
+    keys from earlier steps stops the ITC learning (measured, see README); with 0 the
+    concatenated queue tensors are empty and the loss is LAVIS's over the batch alone.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
+
+    original = AlbefRetrieval._dequeue_and_enqueue
+    if getattr(original, "_plugzoo_no_queue", False):
+        return False
+
+    @functools.wraps(original)
+    def dequeue_and_enqueue(self, image_feat, text_feat, idxs=None):
+        if self.queue_size == 0:
+            return None
+        return original(self, image_feat, text_feat, idxs)
+
+    dequeue_and_enqueue._plugzoo_no_queue = True
+    AlbefRetrieval._dequeue_and_enqueue = dequeue_and_enqueue
     return True
