@@ -222,6 +222,7 @@ def bagwise_similarity(
     text_mask: torch.Tensor,
     image_tokens: torch.Tensor,
     image_mask: torch.Tensor | None = None,
+    directions: str = "both",
 ):
     """BagFormer's bag-wise MaxSim between every text and every image (no temperature).
 
@@ -234,6 +235,7 @@ def bagwise_similarity(
         text_mask: ``(T, B)`` True for the bags that count.
         image_tokens: ``(I, V, d)`` normalised image token embeddings.
         image_mask: ``(I, V)`` True for the tokens that count (default all).
+        directions: ``both``, or ``t2i`` alone (a text query; ``s_i2t`` is then None).
 
     Returns:
         ``(s_t2i, s_i2t)`` of shapes ``(T, I)`` and ``(I, T)``.
@@ -249,6 +251,8 @@ def bagwise_similarity(
     best_token = sim.masked_fill(~image_mask[None, :, None, :], lowest).amax(-1)  # (T, I, B)
     best_token = torch.where(image_mask.any(-1)[None, :, None], best_token, 0.0)
     s_t2i = (best_token * text_mask[:, None, :]).sum(-1)
+    if directions == "t2i":
+        return s_t2i, None
     # image -> text: each image token's best bag
     best_bag = sim.masked_fill(~text_mask[:, None, :, None], lowest).amax(2)  # (T, I, V)
     best_bag = torch.where(text_mask.any(-1)[:, None, None], best_bag, 0.0)
@@ -257,7 +261,12 @@ def bagwise_similarity(
 
 
 def chunked_bagwise_similarity(
-    text_bags, text_mask, image_tokens, image_mask=None, max_elements: int = 32_000_000
+    text_bags,
+    text_mask,
+    image_tokens,
+    image_mask=None,
+    max_elements: int = 32_000_000,
+    directions: str = "both",
 ):
     """:func:`bagwise_similarity` over text chunks, so that the ``(T, I, B, V)`` product of
     a chunk holds at most about ``max_elements`` values."""
@@ -270,7 +279,8 @@ def chunked_bagwise_similarity(
             text_mask[start : start + step],
             image_tokens,
             image_mask,
+            directions,
         )
         t2i.append(a)
         i2t.append(b)
-    return torch.cat(t2i), torch.cat(i2t, dim=1)
+    return torch.cat(t2i), (None if directions == "t2i" else torch.cat(i2t, dim=1))
