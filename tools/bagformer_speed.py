@@ -200,7 +200,9 @@ def main(argv=None) -> int:
         "--cfg-path",
         default=str(REPO / "retrieval_ext/configs/models/bagformer_retrieval_base.yaml"),
     )
-    parser.add_argument("--gallery", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument(
+        "--gallery", type=int, nargs="*", default=[100, 1000, 10000], help="none: bagging cost only"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--query-batch", type=int, default=32)
     parser.add_argument("--pair-batch", type=int, default=32)

@@ -169,18 +169,17 @@ class EntityBagger:
     def bag_index(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Bag number of each token of a padded batch ``(B, L)``: 0 for the leading [CLS],
         1..n for the caption's bags in order, -1 for padding."""
-        index = torch.full(input_ids.shape, -1, dtype=torch.long)
+        rows = []
         lengths = attention_mask.sum(1).tolist()
-        rows = input_ids.tolist()
-        for row, (ids, length) in enumerate(zip(rows, lengths, strict=True)):
-            index[row, 0] = 0
-            spans = dict(self.spans(tuple(ids[1:length])))
-            bag, position = 1, 1
+        for ids, length in zip(input_ids.tolist(), lengths, strict=True):
+            ends = dict(self.spans(tuple(ids[1:length])))  # positions count from after [CLS]
+            index, bag, position = [0], 1, 1
             while position < length:
-                end = spans.get(position - 1, position) + 1  # spans count from after [CLS]
-                index[row, position:end] = bag
+                end = ends.get(position - 1, position) + 1
+                index += [bag] * (end - position)
                 bag, position = bag + 1, end
-        return index.to(input_ids.device)
+            rows.append(index + [-1] * (len(ids) - len(index)))
+        return torch.tensor(rows, dtype=torch.long, device=input_ids.device)
 
     def entity_bags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Number of entity (multi-token or dictionary) bags per caption ``(B,)``."""
