@@ -83,17 +83,14 @@ class EntityBagger:
 
     Args:
         entities: token-id sequences of the dictionary's phrases.
-        cls_token_id: the id that starts every caption (its own bag 0).
         cache_size: captions whose matches are memoised.
     """
 
     def __init__(
         self,
         entities: Sequence[Sequence[int]],
-        cls_token_id: int | None = None,
         cache_size: int = CACHE_SIZE,
     ):
-        self.cls_token_id = cls_token_id
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_SEQUENCE)
         self.num_entities = 0
         for ids in entities:
@@ -135,9 +132,7 @@ class EntityBagger:
             logging.warning(
                 "entity dictionary %s has no usable phrase: every bag is one token", path
             )
-        bagger = cls(
-            entities, cls_token_id=getattr(tokenizer, "cls_token_id", None), cache_size=cache_size
-        )
+        bagger = cls(entities, cache_size=cache_size)
         bagger.report = report
         return bagger
 
