@@ -81,10 +81,20 @@ IMAGE_TEXT = Plugin(
     configs=["configs/lavis/albef/embedded.yaml"],
 )
 
+BAGFORMER = Plugin(
+    name="BagFormer",
+    paper="arXiv 2212.14322 (BagFormer: bag-wise interaction for dual-encoder retrieval)",
+    registry_names={"lavis.model": ["bagformer_retrieval"]},
+    configs=[
+        f"configs/lavis/bagformer/{dataset}.yaml"
+        for dataset in ("embedded", "coco_karpathy", "flickr30k", "muge")
+    ],
+)
+
 EXTENSION = Extension(
     name="retrieval_ext",
     host="salesforce-lavis",
     host_module="lavis",
-    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS, TEACHCLIP, IMAGE_TEXT),
+    plugins=(CLIP4CLIP, TEACHCLIP_TEACHERS, TEACHCLIP, IMAGE_TEXT, BAGFORMER),
     baseline_stage="retrieval_ext.demo:clip4clip_baseline_stage",
 )

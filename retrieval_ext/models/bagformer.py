@@ -1,0 +1,476 @@
+"""BagFormer (arXiv 2212.14322): a dual encoder with bag-wise late interaction, on
+LAVIS's ALBEF parts.
+
+- Image encoder: LAVIS's ViT (``VisionTransformerEncoder``); every output token (with
+  [CLS]) is an image token of the bag-wise similarity.
+- Text encoder: the first ``fusion_layer`` layers of LAVIS's ``XBertEncoder`` (mode
+  ``text``); its remaining layers, with cross-attention to the image tokens, are the fusion
+  encoder, used for image-text matching (ITM) and re-ranking only.
+- Bagging layer (:mod:`retrieval_ext.models.bagging`): dictionary entities found in the
+  caption's token ids are bags, every other token is a bag of its own; a bag's embedding is
+  the SUM of its tokens' contextual embeddings (``bag_fusion: late``) or of their input
+  embeddings, which then go through the text encoder as one position each
+  (``bag_fusion: early``).
+- ``vision_proj`` / ``text_proj`` to ``embed_dim``, L2-normalised.
+
+Losses (weights ``ita_weight``, ``itm_weight``, ``twc_weight``): ITA, in-batch contrastive
+of the [CLS] features with a learnable temperature (init ``temp``, clamped to
+[``temp_min``, ``temp_max``]); ITM, the fusion encoder's matching cross-entropy on every
+positive pair and one sampled negative image per caption and caption per image (uniform
+among the batch's other images, or by ITA similarity with ``itm_hard_negatives``); TWC,
+symmetric in-batch cross-entropy over the bag-wise similarity matrices. Pairs of one image
+(the same ``image_id``) are all positives. Negatives are drawn within each process's batch.
+
+``interaction`` switches the late interaction (an ablation trained the same way):
+``bagwise`` (BagFormer), ``tokenwise`` (every token a bag: "w/o bagging layer"),
+``cls_token`` (no late interaction, no TWC: "w/o late interaction").
+
+Evaluation (:meth:`compute_sim_matrix`) returns three score sets, ``{name: (i2t, t2i)}``:
+``recall`` (bag-wise similarity over all pairs from precomputed image token embeddings;
+the [CLS] cosine for ``cls_token``), ``rank`` (ITM score of the fusion encoder on the top
+``k_test`` candidates of ``recall``) and ``merge`` (``rank`` + ``recall``); also ``cls``
+(the [CLS] cosine of the same model).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from retrieval_ext.models.bagging import (
+    EntityBagger,
+    chunked_bagwise_similarity,
+    pool_bags,
+    token_bag_index,
+)
+
+import lavis.common.dist_utils as dist_utils
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lavis.common.registry import registry
+from lavis.models.albef_models import AlbefBase
+from lavis.models.med import XBertEncoder
+from torch import nn
+from transformers.utils import ModelOutput
+
+from plugins.compat.lavis_albef import _image_encoder, _load_tokenizer, _text_config
+
+DEFAULTS = (
+    Path(__file__).resolve().parents[1] / "configs" / "models" / "bagformer_retrieval_base.yaml"
+)
+INTERACTIONS = ("bagwise", "tokenwise", "cls_token")
+BAG_FUSIONS = ("late", "early")
+BELOW_TOP_K = -1e4  # score of the candidates the rank stage does not re-score
+
+
+@dataclass
+class BagFormerOutput(ModelOutput):
+    """Loss and its parts (each already weighted); the in-batch bag-wise matrices."""
+
+    loss: torch.Tensor | None = None
+    loss_ita: torch.Tensor | None = None
+    loss_itm: torch.Tensor | None = None
+    loss_twc: torch.Tensor | None = None
+    sim_t2i_bagwise: torch.Tensor | None = None
+    sim_i2t_bagwise: torch.Tensor | None = None
+
+
+def _soft_targets(image_ids: torch.Tensor) -> torch.Tensor:
+    """In-batch targets: every pair of the same image is a positive, weights summing to 1."""
+    positives = torch.eq(image_ids.view(-1, 1), image_ids.view(1, -1)).float()
+    return positives / positives.sum(1, keepdim=True)
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(F.log_softmax(logits, dim=1) * targets).sum(1).mean()
+
+
+@registry.register_model("bagformer_retrieval")
+class BagFormerRetrieval(AlbefBase):
+    """BagFormer on LAVIS's ALBEF parts (see the module docstring).
+
+    Args:
+        image_encoder: LAVIS ``VisionTransformerEncoder`` (``vision_width`` set).
+        text_encoder: LAVIS ``XBertEncoder`` whose config's ``fusion_layer`` splits text and
+            fusion layers.
+        tokenizer: BERT tokenizer of the text encoder's vocabulary.
+        bagger: the entity bagger (required for ``interaction: bagwise``).
+        interaction: ``bagwise`` | ``tokenwise`` | ``cls_token``.
+        bag_fusion: ``late`` | ``early``.
+        embed_dim: shared projection width.
+        temp, temp_min, temp_max: ITA temperature, its initial value and clamp.
+        ita_weight, itm_weight, twc_weight: loss weights.
+        itm_hard_negatives: sample ITM negatives by ITA similarity (else uniformly).
+        max_txt_len: tokens per caption (with [CLS] and [SEP]).
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT = {  # absolute: LAVIS joins it to its root unchanged
+        "offline": str(DEFAULTS),
+    }
+
+    def __init__(
+        self,
+        image_encoder,
+        text_encoder,
+        tokenizer,
+        bagger: EntityBagger | None = None,
+        interaction: str = "bagwise",
+        bag_fusion: str = "late",
+        embed_dim: int = 256,
+        temp: float = 0.07,
+        temp_min: float = 0.05,
+        temp_max: float = 0.5,
+        ita_weight: float = 1.0,
+        itm_weight: float = 1.0,
+        twc_weight: float = 1.0,
+        itm_hard_negatives: bool = False,
+        max_txt_len: int = 30,
+    ):
+        super().__init__()
+        if interaction not in INTERACTIONS:
+            raise ValueError(
+                f"model.interaction: {interaction!r} is not one of {', '.join(INTERACTIONS)}"
+            )
+        if bag_fusion not in BAG_FUSIONS:
+            raise ValueError(
+                f"model.bag_fusion: {bag_fusion!r} is not one of {', '.join(BAG_FUSIONS)}"
+            )
+        if interaction == "bagwise" and bagger is None:
+            raise ValueError(
+                "interaction 'bagwise' needs an entity dictionary (model.entity_dictionary)"
+            )
+        if not 0 < temp_min <= temp <= temp_max:
+            raise ValueError(
+                f"model.temp={temp} must lie in [temp_min={temp_min}, temp_max={temp_max}]"
+            )
+
+        # define layers
+        self.tokenizer = tokenizer
+        self.bagger = bagger
+        self.visual_encoder = image_encoder
+        self.text_encoder = text_encoder
+        text_width = text_encoder.config.hidden_size
+        self.vision_proj = nn.Linear(image_encoder.vision_width, embed_dim)
+        self.text_proj = nn.Linear(text_width, embed_dim)
+        self.itm_head = nn.Linear(text_width, 2)
+        self.temp = nn.Parameter(temp * torch.ones([]))
+
+        # hyper-parameters
+        self.interaction, self.bag_fusion = interaction, bag_fusion
+        self.temp_min, self.temp_max = temp_min, temp_max
+        self.ita_weight, self.itm_weight, self.twc_weight = ita_weight, itm_weight, twc_weight
+        self.itm_hard_negatives = itm_hard_negatives
+        self.max_txt_len = max_txt_len
+        self.last_bag_stats: dict = {}
+
+    # ---- text side -------------------------------------------------------------------
+    def tokenize(self, captions):
+        return self.tokenizer(
+            captions,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_txt_len,
+            return_tensors="pt",
+        ).to(self.device)
+
+    def bag_index(self, text) -> torch.Tensor:
+        """``(B, L)`` bag number per token (0 [CLS], -1 padding) for this interaction."""
+        if self.interaction == "bagwise":
+            return self.bagger.bag_index(text.input_ids.cpu(), text.attention_mask.cpu()).to(
+                self.device
+            )
+        return token_bag_index(text.attention_mask)
+
+    def encode_text(self, text):
+        """Run the text encoder with the configured bagging.
+
+        Returns:
+            ``(sequence, sequence_mask, bags, bag_mask)``: what the fusion encoder attends
+            to (tokens for late fusion, bags for early) ``(B, L', D)`` with its attention
+            mask, and the bag embeddings ``(B, N, D)`` (bag 0 is [CLS]) with a mask that is
+            True for the bags of the bag-wise similarity ([CLS] and padding False).
+        """
+        if self.interaction == "cls_token":
+            hidden = self.text_encoder.forward_text(text).last_hidden_state
+            return (
+                hidden,
+                text.attention_mask,
+                hidden[:, :1],
+                torch.zeros_like(hidden[:, :1, 0]).bool(),
+            )
+        index = self.bag_index(text)
+        if self.bag_fusion == "late":
+            hidden = self.text_encoder.forward_text(text).last_hidden_state  # (B, L, D)
+            bags, present = pool_bags(hidden, index)  # (B, N, D)
+            sequence, sequence_mask = hidden, text.attention_mask
+        else:
+            inputs = self.text_encoder.embeddings(input_ids=text.input_ids)  # (B, L, D)
+            bag_inputs, present = pool_bags(inputs, index)  # (B, N, D): one position per bag
+            bags = self.text_encoder(
+                encoder_embeds=bag_inputs,
+                attention_mask=present.long(),
+                return_dict=True,
+                mode="text",
+            ).last_hidden_state
+            sequence, sequence_mask = bags, present.long()
+        bag_mask = present.clone()
+        bag_mask[:, 0] = False  # [CLS]
+        return sequence, sequence_mask, bags, bag_mask
+
+    # ---- training --------------------------------------------------------------------
+    def forward(self, samples):
+        """LAVIS's batch dict (``image``, ``text_input``, ``image_id``) to the weighted
+        ITA + ITM + TWC loss (:class:`BagFormerOutput`)."""
+        image, image_ids = samples["image"], samples["image_id"].view(-1)
+        with torch.no_grad():
+            self.temp.clamp_(self.temp_min, self.temp_max)
+
+        image_embeds = self.visual_encoder.forward_features(image)  # (B, V, Dv)
+        image_feat = F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
+        text = self.tokenize(samples["text_input"])
+        sequence, sequence_mask, bags, bag_mask = self.encode_text(text)
+        text_feat = F.normalize(self.text_proj(sequence[:, 0, :]), dim=-1)
+        targets = _soft_targets(image_ids)
+
+        # ITA: [CLS] contrastive
+        sim_i2t = image_feat @ text_feat.t() / self.temp
+        loss_ita = (
+            _soft_cross_entropy(sim_i2t, targets) + _soft_cross_entropy(sim_i2t.t(), targets)
+        ) / 2
+
+        # TWC: bag-wise contrastive
+        s_t2i = s_i2t = None
+        loss_twc = torch.zeros((), device=image.device)
+        if self.interaction != "cls_token":
+            bag_feats = F.normalize(self.text_proj(bags), dim=-1)
+            image_tokens = F.normalize(self.vision_proj(image_embeds), dim=-1)
+            s_t2i, s_i2t = chunked_bagwise_similarity(bag_feats, bag_mask, image_tokens)
+            loss_twc = (
+                _soft_cross_entropy(s_t2i, targets) + _soft_cross_entropy(s_i2t, targets)
+            ) / 2
+
+        loss_itm = self._itm_loss(
+            image_embeds, sequence, sequence_mask, image_ids, sim_i2t.detach()
+        )
+        loss_ita, loss_itm, loss_twc = (
+            self.ita_weight * loss_ita,
+            self.itm_weight * loss_itm,
+            self.twc_weight * loss_twc,
+        )
+        return BagFormerOutput(
+            loss=loss_ita + loss_itm + loss_twc,
+            loss_ita=loss_ita,
+            loss_itm=loss_itm,
+            loss_twc=loss_twc,
+            sim_t2i_bagwise=s_t2i,
+            sim_i2t_bagwise=s_i2t,
+        )
+
+    def fusion_itm_logits(self, sequence, sequence_mask, image_embeds) -> torch.Tensor:
+        """ITM logits ``(B, 2)`` of the fusion encoder for aligned rows of text and image."""
+        image_atts = torch.ones(
+            image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device
+        )
+        fused = self.text_encoder(
+            encoder_embeds=sequence,
+            attention_mask=sequence_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+            return_dict=True,
+            mode="fusion",
+        ).last_hidden_state
+        return self.itm_head(fused[:, 0, :])
+
+    def _itm_loss(self, image_embeds, sequence, sequence_mask, image_ids, sim_i2t):
+        """Positives, one negative image per caption and one negative caption per image
+        (rows whose batch holds no other image get no negative)."""
+        batch = image_embeds.size(0)
+        other = ~torch.eq(image_ids.view(-1, 1), image_ids.view(1, -1))
+        if self.itm_hard_negatives:  # ALBEF's: by contrastive similarity
+            weights_i2t = F.softmax(sim_i2t.float(), dim=1) * other
+            weights_t2i = F.softmax(sim_i2t.t().float(), dim=1) * other
+        else:
+            weights_i2t = weights_t2i = other.float()
+        has_negative = other.any(1)
+        rows = torch.nonzero(has_negative).view(-1)
+        texts, images = (
+            [torch.arange(batch, device=image_embeds.device)],
+            [torch.arange(batch, device=image_embeds.device)],
+        )
+        if len(rows):
+            neg_images = torch.multinomial(weights_t2i[rows], 1).view(-1)  # for caption rows
+            neg_texts = torch.multinomial(weights_i2t[rows], 1).view(-1)  # for image rows
+            texts += [rows, neg_texts]
+            images += [neg_images, rows]
+        texts, images = torch.cat(texts), torch.cat(images)
+        logits = self.fusion_itm_logits(sequence[texts], sequence_mask[texts], image_embeds[images])
+        labels = torch.zeros(len(texts), dtype=torch.long, device=logits.device)
+        labels[:batch] = 1
+        return F.cross_entropy(logits, labels)
+
+    # ---- evaluation ------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_gallery(self, data_loader, text_batch_size: int = 256):
+        """Every caption's fusion input, bag features and [CLS] feature, every image's
+        token embeddings (raw for the fusion encoder, projected for the similarity)."""
+        texts = data_loader.dataset.text
+        sequences, sequence_masks, bag_feats, bag_masks, text_cls = [], [], [], [], []
+        no_entity = 0
+        for start in range(0, len(texts), text_batch_size):
+            text = self.tokenize(texts[start : start + text_batch_size])
+            sequence, sequence_mask, bags, bag_mask = self.encode_text(text)
+            sequences.append(sequence)
+            sequence_masks.append(sequence_mask)
+            bag_feats.append(F.normalize(self.text_proj(bags), dim=-1))
+            bag_masks.append(bag_mask)
+            text_cls.append(F.normalize(self.text_proj(sequence[:, 0, :]), dim=-1))
+            if self.interaction == "bagwise":
+                no_entity += int(
+                    (
+                        self.bagger.entity_bags(text.input_ids.cpu(), text.attention_mask.cpu())
+                        == 0
+                    ).sum()
+                )
+        width = max(b.size(1) for b in bag_feats)  # batches differ in their largest bag count
+        bag_feats = torch.cat([F.pad(b, (0, 0, 0, width - b.size(1))) for b in bag_feats])
+        bag_masks = torch.cat([F.pad(m, (0, width - m.size(1))) for m in bag_masks])
+        width = max(s.size(1) for s in sequences)
+        sequences = torch.cat([F.pad(s, (0, 0, 0, width - s.size(1))) for s in sequences])
+        sequence_masks = torch.cat([F.pad(m, (0, width - m.size(1))) for m in sequence_masks])
+
+        image_embeds, image_tokens, image_cls = [], [], []
+        for samples in data_loader:
+            embeds = self.visual_encoder.forward_features(samples["image"].to(self.device))
+            image_embeds.append(embeds)
+            image_tokens.append(F.normalize(self.vision_proj(embeds), dim=-1))
+            image_cls.append(F.normalize(self.vision_proj(embeds[:, 0, :]), dim=-1))
+        self.last_bag_stats = {"captions": len(texts), "captions_without_entity_bag": no_entity}
+        if self.interaction == "bagwise":
+            logging.info(
+                "bagformer: %d of %d captions have no entity bag (scored on single-token bags)",
+                no_entity,
+                len(texts),
+            )
+        return {
+            "sequence": sequences,
+            "sequence_mask": sequence_masks,
+            "bag_feats": bag_feats,
+            "bag_mask": bag_masks,
+            "text_cls": torch.cat(text_cls),
+            "image_embeds": torch.cat(image_embeds),
+            "image_tokens": torch.cat(image_tokens),
+            "image_cls": torch.cat(image_cls),
+        }
+
+    def recall_scores(self, gallery) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(i2t, t2i)`` of the dual-encoder recall stage."""
+        if self.interaction == "cls_token":
+            sims = gallery["image_cls"] @ gallery["text_cls"].t()
+            return sims, sims.t()
+        s_t2i, s_i2t = chunked_bagwise_similarity(
+            gallery["bag_feats"], gallery["bag_mask"], gallery["image_tokens"]
+        )
+        return s_i2t, s_t2i
+
+    @torch.no_grad()
+    def compute_sim_matrix(self, data_loader, task_cfg):
+        """``{"recall", "rank", "merge", "cls"}: (i2t, t2i)`` numpy matrices. The rank stage
+        re-scores the top ``task_cfg.k_test`` recall candidates of each row with ITM (the
+        rows are split between processes and summed); other entries get ``BELOW_TOP_K``."""
+        gallery = self.encode_gallery(data_loader)
+        recall_i2t, recall_t2i = self.recall_scores(gallery)
+        cls = gallery["image_cls"] @ gallery["text_cls"].t()
+        k_test = int(task_cfg.k_test)
+        num_tasks, rank = dist_utils.get_world_size(), dist_utils.get_rank()
+
+        def rerank(recall, rows_are_images: bool):
+            scores = torch.zeros_like(recall)
+            step = recall.size(0) // num_tasks + 1
+            for row in range(rank * step, min(recall.size(0), (rank + 1) * step)):
+                top = recall[row].topk(k=min(k_test, recall.size(1))).indices
+                if rows_are_images:
+                    texts, images = top, torch.full_like(top, row)
+                else:
+                    texts, images = torch.full_like(top, row), top
+                logits = self.fusion_itm_logits(
+                    gallery["sequence"][texts],
+                    gallery["sequence_mask"][texts],
+                    gallery["image_embeds"][images],
+                )
+                scores[row] = BELOW_TOP_K
+                scores[row, top] = logits[:, 1]
+            if dist_utils.is_dist_avail_and_initialized():
+                dist.all_reduce(scores, op=dist.ReduceOp.SUM)
+            return scores
+
+        rank_i2t, rank_t2i = rerank(recall_i2t, True), rerank(recall_t2i, False)
+        top_i2t, top_t2i = rank_i2t > BELOW_TOP_K, rank_t2i > BELOW_TOP_K
+        merge_i2t = torch.where(top_i2t, rank_i2t + recall_i2t, BELOW_TOP_K)
+        merge_t2i = torch.where(top_t2i, rank_t2i + recall_t2i, BELOW_TOP_K)
+
+        def pair(i2t, t2i):
+            return i2t.cpu().numpy(), t2i.cpu().numpy()
+
+        return {
+            "recall": pair(recall_i2t, recall_t2i),
+            "rank": pair(rank_i2t, rank_t2i),
+            "merge": pair(merge_i2t, merge_t2i),
+            "cls": pair(cls, cls.t()),
+        }
+
+    # ---- construction ----------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg=None):
+        """Every hyper-parameter from ``cfg`` with defaults; the parts are LAVIS's, built
+        offline as for ``albef_retrieval`` (``tokenizer``, ``vit_type``, ``med_config_path``,
+        ``med_config_overrides``; see plugins/compat/lavis_albef.py). Checkpoints:
+        ``pretrained`` (an ALBEF or BagFormer checkpoint, LAVIS's ALBEF loader) or, with
+        ``load_finetuned``, ``finetuned``; local files, ``weights_only=True``."""
+        interaction = str(cfg.get("interaction", "bagwise"))
+        if interaction not in INTERACTIONS:  # before building anything
+            raise ValueError(
+                f"model.interaction: {interaction!r} is not one of {', '.join(INTERACTIONS)}"
+            )
+        tokenizer = _load_tokenizer(cfg.get("tokenizer", None))
+        bagger = None
+        if interaction == "bagwise":
+            dictionary = cfg.get("entity_dictionary", None)
+            if not dictionary:
+                raise ValueError(
+                    "model.entity_dictionary is required for interaction 'bagwise' (a UTF-8 "
+                    "file, one phrase per line; tools/bagformer_dictionary.py derives one)"
+                )
+            bagger = EntityBagger.from_file(dictionary, tokenizer)
+        model = cls(
+            image_encoder=_image_encoder(cfg),
+            text_encoder=XBertEncoder(config=_text_config(cfg), add_pooling_layer=False),
+            tokenizer=tokenizer,
+            bagger=bagger,
+            interaction=interaction,
+            bag_fusion=str(cfg.get("bag_fusion", "late")),
+            embed_dim=int(cfg.get("embed_dim", 256)),
+            temp=float(cfg.get("temp", 0.07)),
+            temp_min=float(cfg.get("temp_min", 0.05)),
+            temp_max=float(cfg.get("temp_max", 0.5)),
+            ita_weight=float(cfg.get("ita_weight", 1.0)),
+            itm_weight=float(cfg.get("itm_weight", 1.0)),
+            twc_weight=float(cfg.get("twc_weight", 1.0)),
+            itm_hard_negatives=bool(cfg.get("itm_hard_negatives", False)),
+            max_txt_len=int(cfg.get("max_txt_len", 30)),
+        )
+        if cfg.get("load_finetuned", False):
+            model.load_checkpoint(url_or_filename=_required(cfg, "finetuned"))
+        elif cfg.get("pretrained", ""):
+            model.load_from_pretrained(url_or_filename=_required(cfg, "pretrained"))
+        else:
+            logging.info("bagformer_retrieval: pretrained is empty, random initialisation")
+        return model
+
+
+def _required(cfg, key: str) -> str:
+    value = cfg.get(key, None)
+    if not value:
+        raise ValueError(f"model.{key} is empty; give a local checkpoint file")
+    return str(value)

@@ -1,0 +1,280 @@
+"""BagFormer's bagging layer: an entity dictionary matched over a caption's token ids.
+
+The dictionary (one phrase per line) is tokenised once with the model's tokenizer and its
+token-id sequences are loaded into an Aho-Corasick automaton (pyahocorasick, integer
+sequence keys). A caption is matched greedily left to right, longest match first: at each
+position the longest entity starting there becomes one bag and matching resumes after it;
+a token no entity covers is a bag of its own. Results are cached per token-id sequence, so
+a caption seen again (every epoch, every evaluation) is not matched again.
+
+``bag_index`` turns a padded batch of token ids into a bag number per token: 0 for
+[CLS] (its own bag, masked out of the bag-wise similarity), 1..n for the caption's bags in
+order, -1 for padding. :func:`pool_bags` sums token embeddings per bag.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ahocorasick
+import torch
+import torch.nn.functional as F
+
+CACHE_SIZE = 1 << 16  # distinct captions whose matches are kept
+
+
+@dataclass
+class DictionaryReport:
+    """What loading a dictionary file kept and what it left out (all 1-based lines)."""
+
+    path: str
+    entities: int = 0
+    empty_lines: list[int] = field(default_factory=list)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)  # same token ids as before
+    untokenizable: list[tuple[int, str]] = field(default_factory=list)  # no token at all
+    single_token: list[tuple[int, str]] = field(default_factory=list)  # kept; a bag of one
+
+    def problems(self) -> list[str]:
+        """One readable line per kind of problem (empty when the file is clean)."""
+        out = []
+        if self.empty_lines:
+            out.append(f"{len(self.empty_lines)} empty line(s): {self.empty_lines[:10]}")
+        if self.duplicates:
+            out.append(
+                f"{len(self.duplicates)} duplicate(s) (line, phrase): {self.duplicates[:10]}"
+            )
+        if self.untokenizable:
+            out.append(
+                f"{len(self.untokenizable)} phrase(s) the tokenizer splits into nothing "
+                f"(line, phrase): {self.untokenizable[:10]}"
+            )
+        return out
+
+
+def read_dictionary_lines(path) -> list[tuple[int, str]]:
+    """``(line number, stripped phrase)`` of a UTF-8 dictionary file, empty lines kept (as
+    ``""``) so they can be reported; a byte sequence that is not UTF-8 is an error naming
+    the file and line."""
+    source = str(path)
+    if "://" in source:
+        raise ValueError(f"entity dictionary {source!r} is a URL; give a local file")
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"entity dictionary not found: {path} (one phrase per line)")
+    lines = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"entity dictionary {path}: line {number} is not UTF-8 ({error.reason} at "
+                f"byte {error.start} of the line); save the file as UTF-8"
+            ) from None
+        lines.append((number, text.lstrip("\ufeff").strip()))
+    return lines
+
+
+class EntityBagger:
+    """Greedy longest-match-first entity bags over token ids.
+
+    Args:
+        entities: token-id sequences of the dictionary's phrases.
+        cache_size: captions whose matches are memoised.
+    """
+
+    def __init__(
+        self,
+        entities: Sequence[Sequence[int]],
+        cache_size: int = CACHE_SIZE,
+    ):
+        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_SEQUENCE)
+        self.num_entities = 0
+        for ids in entities:
+            key = tuple(int(i) for i in ids)
+            if key and key not in self.automaton:
+                self.automaton.add_word(key, len(key))
+                self.num_entities += 1
+        if self.num_entities:
+            self.automaton.make_automaton()
+        self.report: DictionaryReport | None = None
+        self.spans = functools.lru_cache(maxsize=cache_size)(self._spans)
+
+    @classmethod
+    def from_file(cls, path, tokenizer, cache_size: int = CACHE_SIZE) -> EntityBagger:
+        """Tokenise a dictionary file once with ``tokenizer`` (no special tokens) and build
+        the automaton. Empty lines, duplicates (same token ids) and phrases that tokenise to
+        nothing are left out, logged and listed in ``bagger.report``; they are not fatal."""
+        report = DictionaryReport(path=str(path))
+        seen: set[tuple[int, ...]] = set()
+        entities = []
+        for number, phrase in read_dictionary_lines(path):
+            if not phrase:
+                report.empty_lines.append(number)
+                continue
+            ids = tuple(tokenizer(phrase, add_special_tokens=False)["input_ids"])
+            if not ids:
+                report.untokenizable.append((number, phrase))
+            elif ids in seen:
+                report.duplicates.append((number, phrase))
+            else:
+                seen.add(ids)
+                entities.append(ids)
+                if len(ids) == 1:
+                    report.single_token.append((number, phrase))
+        report.entities = len(entities)
+        for problem in report.problems():
+            logging.warning("entity dictionary %s: %s (left out)", path, problem)
+        if not entities:
+            logging.warning(
+                "entity dictionary %s has no usable phrase: every bag is one token", path
+            )
+        bagger = cls(entities, cache_size=cache_size)
+        bagger.report = report
+        return bagger
+
+    def _spans(self, ids: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """``(start, end)`` (end exclusive) of the entity bags of one token sequence."""
+        if not self.num_entities:
+            return ()
+        longest = {}  # start -> longest end of an entity starting there
+        for last, length in self.automaton.iter(ids):
+            start = last - length + 1
+            longest[start] = max(longest.get(start, 0), last + 1)
+        spans, position = [], 0
+        for start in sorted(longest):
+            if start >= position:  # greedy: the leftmost match wins, then its longest
+                spans.append((start, longest[start]))
+                position = longest[start]
+        return tuple(spans)
+
+    def bags(self, ids: Sequence[int]) -> list[list[int]]:
+        """The token positions of each bag of one sequence, in order (readable form)."""
+        spans = {start: end for start, end in self.spans(tuple(int(i) for i in ids))}
+        out, position = [], 0
+        while position < len(ids):
+            end = spans.get(position, position + 1)
+            out.append(list(range(position, end)))
+            position = end
+        return out
+
+    def bag_index(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Bag number of each token of a padded batch ``(B, L)``: 0 for the leading [CLS],
+        1..n for the caption's bags in order, -1 for padding."""
+        rows = []
+        lengths = attention_mask.sum(1).tolist()
+        for ids, length in zip(input_ids.tolist(), lengths, strict=True):
+            ends = dict(self.spans(tuple(ids[1:length])))  # positions count from after [CLS]
+            index, bag, position = [0], 1, 1
+            while position < length:
+                end = ends.get(position - 1, position) + 1
+                index += [bag] * (end - position)
+                bag, position = bag + 1, end
+            rows.append(index + [-1] * (len(ids) - len(index)))
+        return torch.tensor(rows, dtype=torch.long, device=input_ids.device)
+
+    def entity_bags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Number of entity (multi-token or dictionary) bags per caption ``(B,)``."""
+        lengths = attention_mask.sum(1).tolist()
+        return torch.tensor(
+            [
+                len(self.spans(tuple(ids[1:n])))
+                for ids, n in zip(input_ids.tolist(), lengths, strict=True)
+            ]
+        )
+
+
+def token_bag_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Every token its own bag (the ``tokenwise`` ablation): 0 for [CLS], -1 for padding."""
+    positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
+    return torch.where(attention_mask.bool(), positions.expand_as(attention_mask), -1)
+
+
+def pool_bags(token_embeds: torch.Tensor, bag_index: torch.Tensor):
+    """Sum token embeddings per bag.
+
+    Args:
+        token_embeds: ``(B, L, D)``.
+        bag_index: ``(B, L)`` from :meth:`EntityBagger.bag_index` / :func:`token_bag_index`.
+
+    Returns:
+        ``(bags, present)``: ``(B, N, D)`` bag embeddings (bag 0 is [CLS]) and ``(B, N)``
+        booleans, True where the row has that bag; ``N`` is the batch's largest bag count.
+    """
+    num_bags = int(bag_index.max()) + 1
+    onehot = F.one_hot(bag_index.clamp(min=0), num_bags) * (bag_index >= 0).unsqueeze(-1)
+    onehot = onehot.to(token_embeds.dtype)  # (B, L, N)
+    bags = onehot.transpose(1, 2) @ token_embeds  # (B, N, D)
+    return bags, onehot.sum(1) > 0
+
+
+def bagwise_similarity(
+    text_bags: torch.Tensor,
+    text_mask: torch.Tensor,
+    image_tokens: torch.Tensor,
+    image_mask: torch.Tensor | None = None,
+    directions: str = "both",
+):
+    """BagFormer's bag-wise MaxSim between every text and every image (no temperature).
+
+    ``s_t2i[t, i]`` = sum over text t's bags of the max over image i's tokens of the dot
+    product; ``s_i2t[i, t]`` = sum over image i's tokens of the max over text t's bags.
+    Masked bags and tokens never win a max and add nothing to a sum.
+
+    Args:
+        text_bags: ``(T, B, d)`` normalised bag embeddings.
+        text_mask: ``(T, B)`` True for the bags that count.
+        image_tokens: ``(I, V, d)`` normalised image token embeddings.
+        image_mask: ``(I, V)`` True for the tokens that count (default all).
+        directions: ``both``, or ``t2i`` alone (a text query; ``s_i2t`` is then None).
+
+    Returns:
+        ``(s_t2i, s_i2t)`` of shapes ``(T, I)`` and ``(I, T)``.
+    """
+    if image_mask is None:
+        image_mask = torch.ones(
+            image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device
+        )
+    text_mask, image_mask = text_mask.bool(), image_mask.bool()
+    sim = torch.einsum("tbd,ivd->tibv", text_bags, image_tokens)  # (T, I, B, V)
+    lowest = torch.finfo(sim.dtype).min
+    # text -> image: each bag's best image token
+    best_token = sim.masked_fill(~image_mask[None, :, None, :], lowest).amax(-1)  # (T, I, B)
+    best_token = torch.where(image_mask.any(-1)[None, :, None], best_token, 0.0)
+    s_t2i = (best_token * text_mask[:, None, :]).sum(-1)
+    if directions == "t2i":
+        return s_t2i, None
+    # image -> text: each image token's best bag
+    best_bag = sim.masked_fill(~text_mask[:, None, :, None], lowest).amax(2)  # (T, I, V)
+    best_bag = torch.where(text_mask.any(-1)[:, None, None], best_bag, 0.0)
+    s_i2t = (best_bag * image_mask[None]).sum(-1).t()
+    return s_t2i, s_i2t
+
+
+def chunked_bagwise_similarity(
+    text_bags,
+    text_mask,
+    image_tokens,
+    image_mask=None,
+    max_elements: int = 32_000_000,
+    directions: str = "both",
+):
+    """:func:`bagwise_similarity` over text chunks, so that the ``(T, I, B, V)`` product of
+    a chunk holds at most about ``max_elements`` values."""
+    per_text = max(1, image_tokens.shape[0] * image_tokens.shape[1] * text_bags.shape[1])
+    step = max(1, max_elements // per_text)
+    t2i, i2t = [], []
+    for start in range(0, text_bags.shape[0], step):
+        a, b = bagwise_similarity(
+            text_bags[start : start + step],
+            text_mask[start : start + step],
+            image_tokens,
+            image_mask,
+            directions,
+        )
+        t2i.append(a)
+        i2t.append(b)
+    return torch.cat(t2i), (None if directions == "t2i" else torch.cat(i2t, dim=1))
