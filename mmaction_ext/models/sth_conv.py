@@ -330,31 +330,24 @@ class STHConv(nn.Module):
         return "masked" if self.spatial is not None and conv_groups > 1 and narrow else "grouped"
 
     def _slot_index(self) -> torch.Tensor:
-        """``[G, G]``: entry ``(g, i)`` is the block of input group ``i`` in output group
-        ``g``'s row of ``[spatial blocks, temporal centre blocks]`` (see
-        :meth:`_masked_weight`)."""
+        """``[G, G]``: entry ``(g, i)`` is the slot of input group ``i`` in output group
+        ``g``'s row of the spatial weight extended by one zero block (slot ``G - tG``)
+        for the groups it sees temporally."""
         G = self.num_groups
-        slots = torch.empty((G, G), dtype=torch.long)
+        slots = torch.full((G, G), G - self.temporal_groups, dtype=torch.long)
         for g in range(G):
-            groups = self.spatial_input_groups(g) + self.temporal_input_groups(g)
-            for slot, i in enumerate(groups):
-                slots[g, i] = slot
+            for m, i in enumerate(self.spatial_input_groups(g)):
+                slots[g, i] = m
         return slots
 
-    def _masked_weight(self) -> torch.Tensor:
-        """The spatial taps and the temporal centre taps (at the kernel's centre pixel) as
-        one dense ``[C_out, C_in, k, k]`` weight, zero elsewhere in the temporal group
-        pairs; built by indexing, so gradients flow to both convs' weights."""
+    def _masked_spatial_weight(self) -> torch.Tensor:
+        """The spatial taps as a dense ``[C_out, C_in, k, k]`` weight, zero in the
+        temporal group pairs; built by indexing, so gradients flow to ``spatial.weight``."""
         G, k = self.num_groups, self.kernel_size
-        out_group, in_group = self.out_channels // G, self.in_channels // G
-        spatial = self.spatial.weight.view(G, out_group, -1, in_group, k, k)
-        blocks = [spatial]
-        if self.temporal is not None:
-            centre = self.temporal.weight[:, :, self.temporal_kernel // 2, 0]
-            centre = centre.reshape(G, out_group, -1, in_group, 1, 1)
-            blocks.append(F.pad(centre, (k // 2,) * 4))
-        blocks = torch.cat(blocks, dim=2)
-        rows = torch.arange(G, device=blocks.device).unsqueeze(1)
+        weight = self.spatial.weight
+        blocks = weight.view(G, self.out_channels // G, -1, self.in_channels // G, k, k)
+        blocks = torch.cat([blocks, blocks.new_zeros(1).expand_as(blocks[:, :, :1])], dim=2)
+        rows = torch.arange(G, device=weight.device).unsqueeze(1)
         # [G, G(input groups), C_out/G, C_in/G, k, k] -> [C_out, C_in, k, k]
         dense = blocks[rows, :, self._masked_slots].permute(0, 2, 1, 3, 4, 5)
         return dense.reshape(self.out_channels, self.in_channels, k, k)
@@ -477,18 +470,15 @@ class STHConv(nn.Module):
             x.is_contiguous()  # [.., 1, 1] tensors are both; treat them as the caller's NCHW
         )
         x = x.contiguous(memory_format=torch.channels_last)
-        # the FLOP counters trace the block: they see the grouped convs, which hold
-        # exactly the block's multiply-adds (the masked arrangement adds zero taps)
-        masked = self.arrangement == "masked" and not torch.jit.is_tracing()
-        yt = None
-        if self.temporal is not None:
-            yt = self._temporal_taps(x, off_centre=masked)
+        yt = self._temporal_taps(x) if self.temporal is not None else None
         if self.spatial is None:
             return yt if channels_last else yt.contiguous()
         # without autograd, the spatial conv adds its result into the temporal output in
         # place (a oneDNN post-op): no separate pass over the output, no new tensor
         fuse = yt is not None and _can_fuse_add(x, self.spatial.weight, yt)
-        if masked:
+        # the FLOP counters trace the block: they see the grouped convs, which hold
+        # exactly the block's multiply-adds (the masked arrangement adds zero taps)
+        if self.arrangement == "masked" and not torch.jit.is_tracing():
             out = self._spatial_taps(x, yt, fuse, masked=True)
         else:
             # whole clips per chunk, so that the gathered inputs stay cache-sized
@@ -519,30 +509,12 @@ class STHConv(nn.Module):
         gathered = groups.index_select(1, index)
         return gathered.view(nt, h, w, -1).permute(0, 3, 1, 2)
 
-    def _temporal_taps(self, x: torch.Tensor, off_centre: bool = False) -> torch.Tensor:
-        """The temporal path's output for whole clips of channels-last ``x``, channels-last;
-        with ``off_centre`` only the taps of the other frames (the masked arrangement
-        applies the centre taps in its 2D conv)."""
+    def _temporal_taps(self, x: torch.Tensor) -> torch.Tensor:
+        """The temporal path's output for whole clips of channels-last ``x``, channels-last."""
         xt = self._gather(x, self._temporal_index)
         xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
         xt = xt.contiguous(memory_format=torch.channels_last)
-        rows = _frames_as_rows(xt, self.num_segments)
-        conv = self.temporal
-        if not off_centre:
-            yt = conv(rows)
-        elif self.temporal_kernel == 3:  # the taps at t - 1 and t + 1: two, dilated by 2
-            yt = F.conv2d(rows, conv.weight[:, :, ::2], conv.bias, 1, (1, 0), (2, 1), conv.groups)
-        else:
-            centre = self.temporal_kernel // 2
-            weight = torch.cat(
-                [
-                    conv.weight[:, :, :centre],
-                    torch.zeros_like(conv.weight[:, :, :1]),
-                    conv.weight[:, :, centre + 1 :],
-                ],
-                dim=2,
-            )
-            yt = F.conv2d(rows, weight, conv.bias, 1, conv.padding, 1, conv.groups)
+        yt = self.temporal(_frames_as_rows(xt, self.num_segments))
         return _rows_as_frames(yt, *xt.shape[-2:])
 
     def _spatial_taps(
@@ -551,7 +523,7 @@ class STHConv(nn.Module):
         """Spatial taps of whole clips of channels-last ``x`` plus the temporal output
         ``yt`` of the same clips (if any), channels-last; with ``fuse`` written into ``yt``."""
         if masked:
-            inputs, weight, groups = x, self._masked_weight(), 1
+            inputs, weight, groups = x, self._masked_spatial_weight(), 1
         else:
             inputs = self._gather(x, self._spatial_index)
             weight, groups = self.spatial.weight, self.spatial.groups
