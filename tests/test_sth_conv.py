@@ -442,6 +442,11 @@ def test_inference_fuses_the_add_and_gives_the_autograd_result(
         assert out.is_contiguous(memory_format=layout)
     chunks = 1 if arrangement == "masked" or chunk_bytes > 1 else 3
     assert len(calls) == (0 if tG == 4 else 2 * chunks)  # temporal only: nothing to fuse
+    # new weights (in place, as an optimiser step or load_state_dict) are used at once
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.mul_(-1)
+        torch.testing.assert_close(conv(x), -expected, rtol=1e-5, atol=1e-5)
 
 
 def test_auto_arrangement_masks_narrow_rotating_groups_only():

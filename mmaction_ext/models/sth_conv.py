@@ -264,6 +264,7 @@ class STHConv(nn.Module):
             )
             self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
         self.arrangement = self._choose_arrangement(arrangement, conv_groups)
+        self._masked_cache = None  # (weight version, masked weight), see _masked_spatial_weight
         if self.arrangement == "masked":
             # where each output group's spatial input groups sit in the dense weight
             self.register_buffer("_masked_slots", self._slot_index(), persistent=False)
@@ -342,7 +343,19 @@ class STHConv(nn.Module):
 
     def _masked_spatial_weight(self) -> torch.Tensor:
         """The spatial taps as a dense ``[C_out, C_in, k, k]`` weight, zero in the
-        temporal group pairs; built by indexing, so gradients flow to ``spatial.weight``."""
+        temporal group pairs; built by indexing, so gradients flow to ``spatial.weight``.
+        Without autograd it is kept until ``spatial.weight`` changes (its version counter
+        moves with every in-place update: optimiser steps, ``load_state_dict``)."""
+        weight = self.spatial.weight
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return self._build_masked_spatial_weight()
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if self._masked_cache is None or self._masked_cache[0] != key:
+            with torch.no_grad():
+                self._masked_cache = (key, self._build_masked_spatial_weight())
+        return self._masked_cache[1]
+
+    def _build_masked_spatial_weight(self) -> torch.Tensor:
         G, k = self.num_groups, self.kernel_size
         weight = self.spatial.weight
         blocks = weight.view(G, self.out_channels // G, -1, self.in_channels // G, k, k)
