@@ -54,12 +54,13 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
 @pytest.mark.parametrize(
     ("c_in", "c_out", "k", "stride", "padding", "dilation", "G", "tG", "interleave", "kt", "T"),
     CASES,
 )
 def test_forward_and_backward_equal_the_masked_dense_conv3d(
-    c_in, c_out, k, stride, padding, dilation, G, tG, interleave, kt, T
+    c_in, c_out, k, stride, padding, dilation, G, tG, interleave, kt, T, arrangement
 ):
     torch.manual_seed(0)
     conv = STHConv(
@@ -76,6 +77,7 @@ def test_forward_and_backward_equal_the_masked_dense_conv3d(
         interleave=interleave,
         temporal_kernel=kt,
         temporal_init="random",
+        arrangement=arrangement,
     ).double()
     dense = conv.dense_equivalent_weight().detach()
     mask = reference_mask(c_out, c_in, G, tG, interleave, kt, k).double()
@@ -358,8 +360,11 @@ def test_chunked_clips_give_the_same_result():
     """Clips processed a chunk at a time (max_chunk_bytes) equal one pass over the batch,
     forward and backward."""
     torch.manual_seed(0)
-    whole = STHConv(16, 16, num_segments=4, temporal_init="random").double()
-    chunked = STHConv(16, 16, num_segments=4, temporal_init="random", max_chunk_bytes=1).double()
+    whole = STHConv(16, 16, num_segments=4, temporal_init="random", arrangement="grouped")
+    chunked = STHConv(
+        16, 16, num_segments=4, temporal_init="random", max_chunk_bytes=1, arrangement="grouped"
+    )
+    whole, chunked = whole.double(), chunked.double()
     chunked.load_state_dict(whole.state_dict())
     x = torch.randn(12, 16, 7, 7, dtype=torch.double, requires_grad=True)
     out_whole, out_chunked = whole(x), chunked(x)
@@ -398,3 +403,79 @@ def test_both_sth_convs_build_through_conv_cfg_and_keep_the_input_layout(layout)
         assert out.is_contiguous() == reference.is_contiguous()
     with pytest.raises(ValueError, match="depthwise convs only"):
         build_conv_layer(dict(type="STHDepthwiseConv"), 8, 8, 3, groups=1)
+
+
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
+@pytest.mark.parametrize("chunk_bytes", [1, 16 * 2**20])
+@pytest.mark.parametrize(("stride", "tG", "bias"), [(1, 1, False), (2, 2, True), (1, 4, True)])
+def test_inference_fuses_the_add_and_gives_the_autograd_result(
+    arrangement, chunk_bytes, stride, tG, bias, monkeypatch
+):
+    """Without autograd (float32, CPU) the spatial conv is added into the temporal output
+    by one oneDNN call per chunk; the result equals the autograd path's, in both layouts."""
+    from mmaction_ext.models import sth_conv
+
+    torch.manual_seed(0)
+    conv = STHConv(
+        16,
+        16,
+        stride=stride,
+        bias=bias,
+        num_segments=4,
+        temporal_groups=tG,
+        temporal_init="random",
+        arrangement=arrangement,
+        max_chunk_bytes=chunk_bytes,
+    )
+    x = torch.randn(12, 16, 9, 9)
+    expected = conv(x)  # autograd path: parameters require grad
+    assert expected.requires_grad
+    calls = []
+    fused = sth_conv._CONV_ADD
+    monkeypatch.setattr(
+        sth_conv, "_CONV_ADD", lambda *args: calls.append(args[0].shape) or fused(*args)
+    )
+    for layout in (torch.contiguous_format, torch.channels_last):
+        with torch.no_grad():
+            out = conv(x.contiguous(memory_format=layout))
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+        assert out.is_contiguous(memory_format=layout)
+    chunks = 1 if arrangement == "masked" or chunk_bytes > 1 else 3
+    assert len(calls) == (0 if tG == 4 else 2 * chunks)  # temporal only: nothing to fuse
+    # new weights (in place, as an optimiser step or load_state_dict) are used at once
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.mul_(-1)
+        torch.testing.assert_close(conv(x), -expected, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_arrangement_masks_narrow_rotating_groups_only():
+    """'auto' picks the dense masked conv where each output group is narrower than 32
+    channels and the spatial groups rotate (ResNet-50's first stage at G = 4)."""
+    assert STHConv(64, 64).arrangement == "masked"
+    assert STHConv(128, 128).arrangement == "grouped"
+    assert STHConv(128, 128, num_groups=8).arrangement == "masked"
+    assert STHConv(64, 64, interleave=False).arrangement == "grouped"
+    assert STHConv(64, 64, temporal_groups=4).arrangement == "grouped"
+    assert STHConv(64, 64, arrangement="grouped").arrangement == "grouped"
+    with pytest.raises(ValueError, match="arrangement must be"):
+        STHConv(64, 64, arrangement="dense")
+
+
+def test_masked_arrangement_keeps_parameters_and_counted_flops():
+    """Both arrangements hold the same parameters (checkpoints load across them) and the
+    FLOP counter sees the block's own multiply-adds, not the masked conv's zeros."""
+    from mmengine.analysis import FlopAnalyzer
+
+    grouped = STHConv(64, 64, num_segments=4, arrangement="grouped")
+    masked = STHConv(64, 64, num_segments=4, arrangement="masked")
+    masked.load_state_dict(grouped.state_dict())
+    assert {n: p.shape for n, p in grouped.named_parameters()} == {
+        n: p.shape for n, p in masked.named_parameters()
+    }
+    x = torch.randn(4, 64, 14, 14)
+    counts = [
+        FlopAnalyzer(conv, (x,)).unsupported_ops_warnings(False).total()
+        for conv in (grouped, masked)
+    ]
+    assert counts[0] == counts[1] == 4 * 64 * 14 * 14 * 64 * (9 * 3 / 4 + 3 / 4)

@@ -73,7 +73,15 @@ def test_efficiency_tool_prints_layer_network_and_boundary_tables(tmp_path):
         "256ch 14x14",
         "512ch 7x7",
     ]
+    assert [r["STH arrangement"] for r in result["layers"]] == [
+        "masked",
+        "grouped",
+        "grouped",
+        "grouped",
+    ]
+    assert all(r["STH masked CL cpu ms"] > 0 for r in result["layers"])
     sth = next(r for r in result["networks"] if r["model"] == "STH-R50 r=1/4")
     assert sth["vs TSM b1 t1"] > 0 and sth["train step ms t1"] > 0
+    assert sth["cpu vs TSM b1 t1"] > 0 and sth["cpu train vs TSM t1"] > 0
     assert result["boundary"][0]["boundary share"] >= 0
     assert "end" in result["settings"]["load_average"]

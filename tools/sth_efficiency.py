@@ -2,12 +2,17 @@
 
 Everything below is measured in the same run, at each thread count of ``--threads``
 (default 1 and 2), with interleaved repeats (median), so that load drift hits every
-row alike; timings on a shared machine are only meaningful as these ratios.
+row alike; timings on a shared machine are only meaningful as these ratios. At one
+thread the tool also records the thread's CPU time per call (``cpu`` columns): time the
+thread spent computing, without the time it waited for a core, so a busy machine
+inflates it far less than the wall time (caches and memory bandwidth are still shared).
 
 1. Layer table: STHConv (G=4, r=1/4, 8 frames) against the dense 3x3 conv it replaces
    at every ResNet-50 stage shape (64ch 56x56 ... 512ch 7x7), batch 1 and 8 clips. The
    dense conv runs in NCHW (as in MMAction2's ResNet/ResNetTSM) and in channels-last;
-   STHConv runs as inside ResNetSTH (channels-last in and out) and on NCHW input/output.
+   STHConv runs as inside ResNetSTH (channels-last in and out) and on NCHW input/output,
+   with the arrangement ``'auto'`` picks, and in both arrangements (``'grouped'``,
+   ``'masked'``) channels-last.
 2. Network table: ResNetSTH-50 at r = 1/8, 1/4, 1/2 (G = 8 and 4), ResNetTSM-50 (also
    run whole in channels-last, for reference) and TSN's ResNet-50, each with a
    174-class head (Something-Something): parameters, FLOPs (mmengine's complexity
@@ -105,16 +110,22 @@ def train_step(model, frames) -> None:
 STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # ResNet-50's 3x3 convs: channels, size
 
 
-def median_ms(calls: dict, repeats: int) -> dict:
-    """Median milliseconds of each zero-argument call, repeats interleaved across calls."""
+def median_ms(calls: dict, repeats: int, cpu: dict | None = None) -> dict:
+    """Median wall milliseconds of each zero-argument call, repeats interleaved across
+    calls; with ``cpu`` (a dict), also the median CPU milliseconds of the calling thread
+    (meaningful at one thread, where torch computes in this thread) written into it."""
     times = {name: [] for name in calls}
+    cpu_times = {name: [] for name in calls}
     for call in calls.values():  # warm-up
         call()
     for _ in range(repeats):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             call()
+            cpu_times[name].append(time.thread_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
+    if cpu is not None:
+        cpu.update({name: 1e3 * statistics.median(v) for name, v in cpu_times.items()})
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
@@ -131,8 +142,13 @@ def layer_rows(threads: int, batches, repeats: int) -> list[dict]:
             torch.manual_seed(0)
             dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
             sth = STHConv(channels, channels, num_segments=NUM_SEGMENTS)
+            arrangements = {
+                name: STHConv(channels, channels, num_segments=NUM_SEGMENTS, arrangement=name)
+                for name in ("grouped", "masked")
+            }
             x = torch.randn(batch * NUM_SEGMENTS, channels, size, size)
             x_cl = x.contiguous(memory_format=torch.channels_last)
+            cpu = {} if threads == 1 else None
             with torch.no_grad():
                 ms = median_ms(
                     {
@@ -140,21 +156,27 @@ def layer_rows(threads: int, batches, repeats: int) -> list[dict]:
                         "dense CL": partial(dense, x_cl),
                         "STH CL": partial(sth, x_cl),
                         "STH NCHW": partial(sth, x),
+                        **{f"STH {k} CL": partial(m, x_cl) for k, m in arrangements.items()},
                     },
                     repeats,
+                    cpu,
                 )
-            rows.append(
-                {
-                    "threads": threads,
-                    "batch": batch,
-                    "shape": f"{channels}ch {size}x{size}",
-                    **{f"{k} ms": v for k, v in ms.items()},
-                    "STH CL / dense NCHW": ms["STH CL"] / ms["dense NCHW"],
-                    "STH CL / dense CL": ms["STH CL"] / ms["dense CL"],
-                    "STH NCHW / dense NCHW": ms["STH NCHW"] / ms["dense NCHW"],
-                }
-            )
-            print(f"  layer {rows[-1]['shape']} b{batch}: {ms}", flush=True)
+            row = {
+                "threads": threads,
+                "batch": batch,
+                "shape": f"{channels}ch {size}x{size}",
+                "STH arrangement": sth.arrangement,
+                **{f"{k} ms": v for k, v in ms.items()},
+                "STH CL / dense NCHW": ms["STH CL"] / ms["dense NCHW"],
+                "STH CL / dense CL": ms["STH CL"] / ms["dense CL"],
+                "STH NCHW / dense NCHW": ms["STH NCHW"] / ms["dense NCHW"],
+            }
+            if cpu:
+                row.update({f"{k} cpu ms": v for k, v in cpu.items()})
+                row["cpu: STH CL / dense NCHW"] = cpu["STH CL"] / cpu["dense NCHW"]
+                row["cpu: STH CL / dense CL"] = cpu["STH CL"] / cpu["dense CL"]
+            rows.append(row)
+            print(f"  layer {row['shape']} b{batch} ({sth.arrangement}): {ms}", flush=True)
     return rows
 
 
@@ -269,22 +291,30 @@ def main(argv=None) -> int:
         with torch.no_grad():
             for batch in args.batches:
                 frames = torch.randn(batch * NUM_SEGMENTS, 3, args.size, args.size)
+                cpu = {} if threads == 1 else None
                 ms = median_ms(
                     {name: partial(model, frames) for name, model in models.items()},
                     args.repeats,
+                    cpu,
                 )
                 for name in models:
                     rows[name][f"clips/s b{batch} t{threads}"] = batch / ms[name] * 1e3
+                    if cpu:
+                        rows[name][f"cpu clips/s b{batch} t{threads}"] = batch / cpu[name] * 1e3
                 print(f"  {threads} threads, batch {batch}: {ms}", flush=True)
         frames = torch.randn(NUM_SEGMENTS, 3, args.size, args.size)
 
+        cpu = {} if threads == 1 else None
         ms = median_ms(
             {name: partial(train_step, model, frames) for name, model in models.items()},
             args.train_repeats,
+            cpu,
         )
         for name, model in models.items():
             model.eval()
             rows[name][f"train step ms t{threads}"] = ms[name]
+            if cpu:
+                rows[name][f"cpu train step ms t{threads}"] = cpu[name]
         print(f"  {threads} threads, train step b1: {ms}", flush=True)
     loads["end"] = os.getloadavg()
 
@@ -302,11 +332,13 @@ def main(argv=None) -> int:
     tsm = rows["TSM-R50"]
     for row in rows.values():
         for threads in args.threads:
-            for batch in args.batches:
-                key = f"clips/s b{batch} t{threads}"
-                row[f"vs TSM b{batch} t{threads}"] = row[key] / tsm[key]
-            key = f"train step ms t{threads}"
-            row[f"train vs TSM t{threads}"] = tsm[key] / row[key]  # > 1: faster than TSM
+            for clock in ("", "cpu ") if threads == 1 else ("",):
+                for batch in args.batches:
+                    key = f"{clock}clips/s b{batch} t{threads}"
+                    row[f"{clock}vs TSM b{batch} t{threads}"] = row[key] / tsm[key]
+                key = f"{clock}train step ms t{threads}"
+                # > 1: faster than TSM
+                row[f"{clock}train vs TSM t{threads}"] = tsm[key] / row[key]
     table = list(rows.values())
     tables = {"layers": layers, "networks": table, "boundary": boundary}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -155,9 +155,21 @@ class STHConv(nn.Module):
             per-frame spatial conv), and the replaced 2D kernel's sum on the centre tap in
             :meth:`load_2d_weight`; ``'random'``: every tap random. See
             :meth:`init_weights`. Defaults to ``'static'``.
-        max_chunk_bytes (int): Clips are processed in chunks whose gathered spatial input
-            stays under this size (cache-sized temporaries instead of page-faulting
-            ones; a speed setting, the result is the same). Defaults to 16 MiB.
+        max_chunk_bytes (int): With the ``'grouped'`` arrangement, clips are processed in
+            chunks whose gathered spatial input stays under this size (cache-sized
+            temporaries instead of page-faulting ones; a speed setting, the result is the
+            same). Defaults to 16 MiB.
+        arrangement (str): How the spatial taps run (a speed setting; the result, the
+            parameters and the counted FLOPs are the same). ``'grouped'``: one grouped
+            ``Conv2d`` over the gathered input groups of each output group.
+            ``'masked'``: one dense ``k x k`` ``Conv2d`` over the input as it is, its
+            weight assembled at each call from the spatial taps with zeros in the
+            temporal (output, input) group pairs: ``1 / (1 - r)`` times the spatial
+            multiply-adds, but no gather and the dense conv's oneDNN kernel, which is
+            faster where the grouped conv's groups are narrow. ``'auto'`` (default):
+            ``'masked'`` when the spatial input groups rotate and each output group has
+            fewer than 32 channels (ResNet-50's 64-channel stage at G = 4), else
+            ``'grouped'``. See :meth:`_choose_arrangement`.
     """
 
     def __init__(
@@ -177,6 +189,7 @@ class STHConv(nn.Module):
         temporal_kernel: int = 3,
         temporal_init: str = "static",
         max_chunk_bytes: int = 16 * 2**20,
+        arrangement: str = "auto",
     ) -> None:
         super().__init__()
         kernel_size = _pair_to_int(kernel_size, "kernel_size")
@@ -196,6 +209,10 @@ class STHConv(nn.Module):
         )
         if num_segments < 1:
             raise ValueError(f"STHConv: num_segments must be >= 1, got {num_segments}")
+        if arrangement not in ("auto", "grouped", "masked"):
+            raise ValueError(
+                f"STHConv: arrangement must be 'auto', 'grouped' or 'masked', got {arrangement!r}"
+            )
 
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -246,6 +263,11 @@ class STHConv(nn.Module):
                 bias=bias and self.spatial is None,
             )
             self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
+        self.arrangement = self._choose_arrangement(arrangement, conv_groups)
+        self._masked_cache = None  # (weight version, masked weight), see _masked_spatial_weight
+        if self.arrangement == "masked":
+            # where each output group's spatial input groups sit in the dense weight
+            self.register_buffer("_masked_slots", self._slot_index(), persistent=False)
         self.init_weights()
 
     # --- layout ------------------------------------------------------------------------
@@ -297,6 +319,52 @@ class STHConv(nn.Module):
                 cols = slice(i * in_group, (i + 1) * in_group)
                 yield rows, cols, weight[rows, m * in_group : (m + 1) * in_group]
 
+    def _choose_arrangement(self, arrangement: str, conv_groups: int) -> str:
+        """``'auto'`` -> ``'masked'`` or ``'grouped'``, by rule (measured in
+        ``tools/sth_efficiency.py``: oneDNN's grouped conv with 16 output channels per
+        group ran at about two thirds of the dense conv's multiply-add rate, so a dense
+        conv with a quarter of its taps zero finished sooner; from 32 per group on the
+        grouped conv won). Without rotation the spatial taps are already one dense conv."""
+        if arrangement != "auto":
+            return arrangement if self.spatial is not None else "grouped"
+        narrow = self.out_channels // self.num_groups < 32
+        return "masked" if self.spatial is not None and conv_groups > 1 and narrow else "grouped"
+
+    def _slot_index(self) -> torch.Tensor:
+        """``[G, G]``: entry ``(g, i)`` is the slot of input group ``i`` in output group
+        ``g``'s row of the spatial weight extended by one zero block (slot ``G - tG``)
+        for the groups it sees temporally."""
+        G = self.num_groups
+        slots = torch.full((G, G), G - self.temporal_groups, dtype=torch.long)
+        for g in range(G):
+            for m, i in enumerate(self.spatial_input_groups(g)):
+                slots[g, i] = m
+        return slots
+
+    def _masked_spatial_weight(self) -> torch.Tensor:
+        """The spatial taps as a dense ``[C_out, C_in, k, k]`` weight, zero in the
+        temporal group pairs; built by indexing, so gradients flow to ``spatial.weight``.
+        Without autograd it is kept until ``spatial.weight`` changes (its version counter
+        moves with every in-place update: optimiser steps, ``load_state_dict``)."""
+        weight = self.spatial.weight
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return self._build_masked_spatial_weight()
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if self._masked_cache is None or self._masked_cache[0] != key:
+            with torch.no_grad():
+                self._masked_cache = (key, self._build_masked_spatial_weight())
+        return self._masked_cache[1]
+
+    def _build_masked_spatial_weight(self) -> torch.Tensor:
+        G, k = self.num_groups, self.kernel_size
+        weight = self.spatial.weight
+        blocks = weight.view(G, self.out_channels // G, -1, self.in_channels // G, k, k)
+        blocks = torch.cat([blocks, blocks.new_zeros(1).expand_as(blocks[:, :, :1])], dim=2)
+        rows = torch.arange(G, device=weight.device).unsqueeze(1)
+        # [G, G(input groups), C_out/G, C_in/G, k, k] -> [C_out, C_in, k, k]
+        dense = blocks[rows, :, self._masked_slots].permute(0, 2, 1, 3, 4, 5)
+        return dense.reshape(self.out_channels, self.in_channels, k, k)
+
     @property
     def temporal_ratio(self) -> float:
         """r = temporal_groups / num_groups."""
@@ -308,7 +376,7 @@ class STHConv(nn.Module):
             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
             f"num_segments={self.num_segments}, num_groups={self.num_groups}, "
             f"temporal_groups={self.temporal_groups}, interleave={self.interleave}, "
-            f"temporal_kernel={self.temporal_kernel}"
+            f"temporal_kernel={self.temporal_kernel}, arrangement={self.arrangement!r}"
         )
 
     # --- initialisation ----------------------------------------------------------------
@@ -415,13 +483,27 @@ class STHConv(nn.Module):
             x.is_contiguous()  # [.., 1, 1] tensors are both; treat them as the caller's NCHW
         )
         x = x.contiguous(memory_format=torch.channels_last)
-        # whole clips per chunk, so that the gathered inputs stay cache-sized
-        per_clip = self.num_segments * c * h * w * x.element_size()
-        gathered = self.spatial.in_channels / c if self.spatial is not None else 1
-        clips = max(1, int(self.max_chunk_bytes // (per_clip * gathered)))
-        step = clips * self.num_segments
-        chunks = [self._forward_chunk(x[i : i + step]) for i in range(0, nt, step)]
-        out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        yt = self._temporal_taps(x) if self.temporal is not None else None
+        if self.spatial is None:
+            return yt if channels_last else yt.contiguous()
+        # without autograd, the spatial conv adds its result into the temporal output in
+        # place (a oneDNN post-op): no separate pass over the output, no new tensor
+        fuse = yt is not None and _can_fuse_add(x, self.spatial.weight, yt)
+        # the FLOP counters trace the block: they see the grouped convs, which hold
+        # exactly the block's multiply-adds (the masked arrangement adds zero taps)
+        if self.arrangement == "masked" and not torch.jit.is_tracing():
+            out = self._spatial_taps(x, yt, fuse, masked=True)
+        else:
+            # whole clips per chunk, so that the gathered inputs stay cache-sized
+            per_clip = self.num_segments * c * h * w * x.element_size()
+            clips = self.max_chunk_bytes * c // (per_clip * self.spatial.in_channels)
+            step = max(1, int(clips)) * self.num_segments
+            chunks = [
+                self._spatial_taps(x[i : i + step], None if yt is None else yt[i : i + step], fuse)
+                for i in range(0, nt, step)
+            ]
+            # fused: each chunk was added into its slice of yt
+            out = yt if fuse else chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         return out if channels_last else out.contiguous()
 
     def _gather(self, x: torch.Tensor, index: torch.Tensor | slice | None) -> torch.Tensor:
@@ -440,19 +522,71 @@ class STHConv(nn.Module):
         gathered = groups.index_select(1, index)
         return gathered.view(nt, h, w, -1).permute(0, 3, 1, 2)
 
-    def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Whole clips of channels-last ``x`` -> channels-last output."""
-        out = None
-        if self.spatial is not None:
-            out = self.spatial(self._gather(x, self._spatial_index))
-        if self.temporal is not None:
-            xt = self._gather(x, self._temporal_index)
-            xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
-            xt = xt.contiguous(memory_format=torch.channels_last)
-            yt = self.temporal(_frames_as_rows(xt, self.num_segments))
-            yt = _rows_as_frames(yt, *xt.shape[-2:])
-            out = yt if out is None else out.add_(yt)
-        return out
+    def _temporal_taps(self, x: torch.Tensor) -> torch.Tensor:
+        """The temporal path's output for whole clips of channels-last ``x``, channels-last."""
+        xt = self._gather(x, self._temporal_index)
+        xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
+        xt = xt.contiguous(memory_format=torch.channels_last)
+        yt = self.temporal(_frames_as_rows(xt, self.num_segments))
+        return _rows_as_frames(yt, *xt.shape[-2:])
+
+    def _spatial_taps(
+        self, x: torch.Tensor, yt: torch.Tensor | None, fuse: bool, masked: bool = False
+    ) -> torch.Tensor:
+        """Spatial taps of whole clips of channels-last ``x`` plus the temporal output
+        ``yt`` of the same clips (if any), channels-last; with ``fuse`` written into ``yt``."""
+        if masked:
+            inputs, weight, groups = x, self._masked_spatial_weight(), 1
+        else:
+            inputs = self._gather(x, self._spatial_index)
+            weight, groups = self.spatial.weight, self.spatial.groups
+        conv_args = (self.spatial.bias, self.stride, self.padding, self.dilation, groups)
+        if fuse:
+            return _conv_add_(yt, inputs, weight, *conv_args)
+        out = F.conv2d(inputs, weight, *conv_args)
+        return out if yt is None else out.add_(yt)
+
+
+def _can_fuse_add(inputs: torch.Tensor, weight: torch.Tensor, other: torch.Tensor) -> bool:
+    """Whether ``conv(inputs, weight) + other`` can be one oneDNN convolution with a
+    binary add post-op written into ``other``: inference only (the fused op has no
+    backward), float32 on CPU, channels-last tensors, oneDNN present."""
+    return (
+        _CONV_ADD is not None
+        and not (torch.is_grad_enabled() and (inputs.requires_grad or weight.requires_grad))
+        and not torch.jit.is_tracing()
+        and inputs.device.type == "cpu"
+        and inputs.dtype == weight.dtype == other.dtype == torch.float32
+        and other.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _conv_add_(other, inputs, weight, bias, stride, padding, dilation, groups):
+    """``other += conv2d(inputs, weight, bias)`` in one oneDNN call; returns ``other``."""
+    pair = lambda value: [value, value]  # noqa: E731
+    return _CONV_ADD(
+        other,
+        inputs,
+        weight,
+        bias,
+        pair(padding),
+        pair(stride),
+        pair(dilation),
+        groups,
+        "add",
+        None,
+        None,
+        [],
+        None,
+    )
+
+
+# TorchInductor's fused oneDNN conv + add (in place); absent in builds without oneDNN
+_CONV_ADD = (
+    torch.ops.mkldnn._convolution_pointwise_.binary
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
+    else None
+)
 
 
 @MODELS.register_module()
