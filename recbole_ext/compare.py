@@ -152,7 +152,8 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
             trainer.fit(train, valid, verbose=False)
         train_seconds = time.time() - start
         start = time.time()
-        result = trainer.evaluate(test, load_best_model=config["epochs"] > 0)
+        with _logging_test_ranks(network, run_dir / "test_ranks.jsonl"):
+            result = trainer.evaluate(test, load_best_model=config["epochs"] > 0)
         test_seconds = time.time() - start
     epochs = len(curve["train_loss"])
     compute.update(
@@ -165,6 +166,34 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
         **curve,
     )
     return {k: float(v) for k, v in result.items()}, compute
+
+
+@contextlib.contextmanager
+def _logging_test_ranks(network, path: Path):
+    """Append each test user's rank of the held-out item to ``path`` as it is scored.
+
+    A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
+    that is stopped early still report metrics on the users it finished (and the
+    baselines on the same users). Rank = 1 + items scored strictly higher.
+    """
+    full_sort_predict = network.full_sort_predict
+
+    def logged(interaction):
+        scores = full_sort_predict(interaction)
+        target = interaction[network.POS_ITEM_ID].to(scores.device)
+        ranks = (scores > scores.gather(1, target[:, None])).sum(dim=1) + 1
+        users = interaction[network.USER_ID].tolist()
+        with path.open("a") as out:
+            for user, rank in zip(users, ranks.tolist(), strict=True):
+                out.write(json.dumps({"user": user, "rank": rank}) + "\n")
+        return scores
+
+    path.unlink(missing_ok=True)
+    network.full_sort_predict = logged
+    try:
+        yield
+    finally:
+        del network.full_sort_predict  # the class's method again
 
 
 def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
