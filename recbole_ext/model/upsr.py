@@ -138,9 +138,13 @@ class UPSR(SequentialRecommender):
                 f"dataset has {self.n_items} item ids but {len(self.item_texts)} item texts"
             )
         self.history = stage_texts.history
+        self.text_names = (
+            stage_texts.item_texts.construction.name,
+            stage_texts.history.construction.name,
+        )
         self.logger.info(
-            f"UPSR {self.stage}: item texts {stage_texts.item_texts.construction.name!r}, "
-            f"histories {stage_texts.history.construction.name!r}, backbone {self.signature}"
+            f"UPSR {self.stage}: item texts {self.text_names[0]!r}, "
+            f"histories {self.text_names[1]!r}, backbone {self.signature}"
         )
         ids, lengths = self._tokenize_items(self.item_texts)
         self.register_buffer("item_token_ids", ids, persistent=False)
@@ -365,6 +369,25 @@ class UPSR(SequentialRecommender):
                 for start in range(0, len(self.items_by_length), self.score_batch_rows):
                     items = self.items_by_length[start : start + self.score_batch_rows]  # [C]
                     scores[user, items] = self._item_scores(hidden, mask, items, user)
+        return scores
+
+    def plain_full_sort_predict(self, interaction):
+        """``full_sort_predict`` the plain way, the reference for the fast path: items in
+        id order, one plain seq2seq forward per history and chunk (keys/values of the
+        history projected for every row), fp32."""
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        hidden, mask = self.forward(item_seq, item_seq_len)
+        scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=hidden.device)
+        all_items = torch.arange(1, self.n_items, device=hidden.device)
+        bert_decoder, self.bert_decoder = self.bert_decoder, False
+        try:
+            for user in range(hidden.size(0)):
+                for start in range(0, len(all_items), self.score_batch_rows):
+                    items = all_items[start : start + self.score_batch_rows]
+                    scores[user, items] = self._item_scores(hidden, mask, items, user)
+        finally:
+            self.bert_decoder = bert_decoder
         return scores
 
     @torch.no_grad()
