@@ -245,8 +245,18 @@ def test_local_t5_checkpoint_is_a_backbone(data_root, tmp_path):
     assert model.signature["architecture"] == "T5ForConditionalGeneration"
     assert torch.isfinite(model.calculate_loss(first_batch(train)))
     model.eval()
+    interaction = first_batch(test)
+    assert model.t5_decoder
+    projected = []  # batch sizes the cross-attention key projection runs on
+    model.plm.decoder.block[0].layer[1].EncDecAttention.k.register_forward_hook(
+        lambda module, args, out: projected.append(args[0].shape[0])
+    )
     with torch.no_grad():
-        assert torch.isfinite(model.full_sort_predict(first_batch(test))[:, 1:]).all()
+        fast = model.full_sort_predict(interaction)  # cross-attention cache shared by view
+        assert set(projected) == {1}  # once per history, not once per (history, item) row
+        plain = model.plain_full_sort_predict(interaction)
+    assert torch.isfinite(fast[:, 1:]).all()
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
 def test_dataset_whose_items_lack_text_is_refused(tmp_path):

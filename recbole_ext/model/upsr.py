@@ -166,6 +166,9 @@ class UPSR(SequentialRecommender):
         self.register_buffer("vocab_position", position, persistent=False)
         # BERT-style decoders take precomputed cross-attention keys/values (see _cross_cache)
         self.bert_decoder = hasattr(self.plm, "decoder") and hasattr(self.plm.decoder, "bert")
+        # T5-family decoders take them through an EncoderDecoderCache (see _t5_cross_cache)
+        self.t5_decoder = type(self.plm).__name__ == "T5ForConditionalGeneration"
+        self.plain_scoring = False  # plain_full_sort_predict: no shared cache
 
         # parameters initialization: the PLM's own (pre-trained) weights, or a UPSR checkpoint
         if config["upsr_init_checkpoint"]:
@@ -287,6 +290,24 @@ class UPSR(SequentialRecommender):
             cache.append((empty, empty, key, value))
         return tuple(cache)
 
+    def _t5_cross_cache(self, hidden, rows):
+        """T5's cross-attention keys/values of one history ``hidden [1, S, H]``, computed
+        once and expanded to ``rows`` as views (T5 reads them from an
+        ``EncoderDecoderCache`` marked as filled)."""
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        for index, block in enumerate(self.plm.decoder.block):
+            attention = block.layer[1].EncDecAttention
+            heads, size = attention.n_heads, attention.key_value_proj_dim
+            key = attention.k(hidden).view(1, -1, heads, size).transpose(1, 2)  # [1, h, S, d]
+            value = attention.v(hidden).view(1, -1, heads, size).transpose(1, 2)
+            cache.cross_attention_cache.update(
+                key.expand(rows, -1, -1, -1), value.expand(rows, -1, -1, -1), index
+            )
+            cache.is_updated[index] = True
+        return cache
+
     def _token_log_probs(self, hidden, mask, items, user=None):
         """Log-probability of every target token of ``items`` given encoded histories.
 
@@ -320,11 +341,16 @@ class UPSR(SequentialRecommender):
             logits = nn.functional.linear(head.transform(states), weight, bias)  # [R, L, V']
         else:
             row_hidden = hidden if user is None else hidden[user : user + 1].expand(rows, -1, -1)
+            cache = None
+            if user is not None and self.t5_decoder and not self.plain_scoring:
+                cache = self._t5_cross_cache(hidden[user : user + 1], rows)
             logits = self.plm(
                 encoder_outputs=_encoder_output(row_hidden),
                 attention_mask=row_mask,
                 decoder_input_ids=decoder_input,
                 decoder_attention_mask=valid.long(),
+                past_key_values=cache,
+                use_cache=cache is not None,
             ).logits[..., self.output_vocab]  # [R, L, V']
         targets = self.vocab_position[target].clamp(min=0)  # padding positions are masked
         log_probs = logits.float().log_softmax(dim=-1)  # fp32: autocast would give bf16
@@ -381,13 +407,14 @@ class UPSR(SequentialRecommender):
         scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=hidden.device)
         all_items = torch.arange(1, self.n_items, device=hidden.device)
         bert_decoder, self.bert_decoder = self.bert_decoder, False
+        self.plain_scoring = True
         try:
             for user in range(hidden.size(0)):
                 for start in range(0, len(all_items), self.score_batch_rows):
                     items = all_items[start : start + self.score_batch_rows]
                     scores[user, items] = self._item_scores(hidden, mask, items, user)
         finally:
-            self.bert_decoder = bert_decoder
+            self.bert_decoder, self.plain_scoring = bert_decoder, False
         return scores
 
     @torch.no_grad()
