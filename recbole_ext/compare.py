@@ -53,7 +53,9 @@ BASELINES = {
 class CompareSettings:
     """What to run (every field is recorded with the results).
 
-    ``users`` / ``last`` unset: every user and interaction. ``baseline_epochs`` is the
+    ``users`` / ``last`` unset: every user and interaction. ``test_saved``: test the newest
+    checkpoint each run folder holds instead of training (runs stopped by a deadline).
+    ``baseline_epochs`` is the
     most epochs SASRec/BERT4Rec train; RecBole's early stopping (``stopping_step``) ends
     them at convergence. ``seeds``: one row per seed; ``upsr_seeds`` (default: ``seeds``)
     for UPSR alone.
@@ -72,6 +74,7 @@ class CompareSettings:
     encoder_layers: int | None = 2
     decoder_layers: int = 1
     upsr_config: str | None = None
+    test_saved: bool = False
     zero_shot: bool = True
     target_domain: str = "drama"
 
@@ -84,8 +87,17 @@ def _jsonable(value):
         return str(value)
 
 
-def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: dict, files=()):
-    """Train (unless epochs is 0) and test one model.
+def _run(
+    model: str,
+    dataset: str,
+    data_path: Path,
+    run_dir: Path,
+    overrides: dict,
+    files=(),
+    saved: str | None = None,
+):
+    """Train (unless epochs is 0) and test one model; with ``saved``, only test that
+    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch).
 
     Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
     epochs and training rows run, the per-epoch training loss and validation score, the
@@ -148,12 +160,16 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
 
         trainer._train_epoch, trainer._valid_epoch = train_epoch, valid_epoch
         start = time.time()
-        if config["epochs"] > 0:
+        if config["epochs"] > 0 and not saved:
             trainer.fit(train, valid, verbose=False)
+        elif saved and progress.exists():  # the curve the stopped run recorded
+            curve = json.loads(progress.read_text())
         train_seconds = time.time() - start
         start = time.time()
         with _logging_test_ranks(network, run_dir / "test_ranks.jsonl"):
-            result = trainer.evaluate(test, load_best_model=config["epochs"] > 0)
+            result = trainer.evaluate(
+                test, load_best_model=bool(saved) or config["epochs"] > 0, model_file=saved
+            )
         test_seconds = time.time() - start
     epochs = len(curve["train_loss"])
     compute.update(
@@ -162,7 +178,7 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
         train_seconds=round(train_seconds, 1),
         test_seconds=round(test_seconds, 1),
         load_end=os.getloadavg()[0],
-        checkpoint=trainer.saved_model_file,
+        checkpoint=saved or trainer.saved_model_file,
         **curve,
     )
     return {k: float(v) for k, v in result.items()}, compute
@@ -262,8 +278,17 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
                 )
             log(f"upsr-compare: {model} seed {seed} on {dataset}")
             name = model if len(seeds) == 1 else f"{model}-seed{seed}"
-            result, compute = _run(model, dataset, data, run_dir / name, overrides)
+            saved = None
+            if settings.test_saved:  # test what a stopped run saved instead of training
+                found = sorted((run_dir / name / "saved").glob("*.pth"))
+                if not found:
+                    raise FileNotFoundError(f"--test-saved: no checkpoint in {run_dir / name}")
+                saved = str(found[-1])
+            result, compute = _run(model, dataset, data, run_dir / name, overrides, saved=saved)
             row = {"model": model, "seed": seed, **result}
+            if saved:
+                row["stopped_before_fit_returned"] = True
+                compute.pop("train_seconds")  # the stopped run's time is in its log
             row.update(_compute_columns(model, overrides, compute))
             out["supervised"].append(row)
             save()

@@ -145,3 +145,8 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     ranks = [json.loads(line)["rank"] for line in (out / "SASRec" / "test_ranks.jsonl").open()]
     assert len(ranks) == 20
     assert sum(r <= 10 for r in ranks) / 20 == pytest.approx(row["recall@10"], abs=1e-4)
+    # a run stopped by a deadline: its saved checkpoint is tested, with its recorded curve
+    assert upsr_compare.main([*argv, "--test-saved", "--out", str(out)]) == 0
+    (again,) = json.loads((out / "results.json").read_text())["supervised"]
+    assert again["stopped_before_fit_returned"] and again["epochs"] == 1
+    assert again["ndcg@10"] == pytest.approx(row["ndcg@10"])

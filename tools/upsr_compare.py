@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=defaults.seeds)
     parser.add_argument("--upsr-seeds", nargs="+", type=int, default=None)
     for f in fields(CompareSettings):
-        if f.name in ("models", "zero_shot", "seeds", "upsr_seeds"):
+        if f.name in ("models", "zero_shot", "seeds", "upsr_seeds", "test_saved"):
             continue
         if f.name in ("users", "last", "encoder_layers"):
             kind = _int_or_all
@@ -50,6 +50,11 @@ def main(argv=None) -> int:
             f"--{f.name.replace('_', '-')}", type=kind, default=getattr(defaults, f.name)
         )
     parser.add_argument("--no-zero-shot", action="store_true")
+    parser.add_argument(
+        "--test-saved",
+        action="store_true",
+        help="test the checkpoint each run folder of --out holds (a run stopped early)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     settings = CompareSettings(
