@@ -145,6 +145,16 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     ranks = [json.loads(line)["rank"] for line in (out / "SASRec" / "test_ranks.jsonl").open()]
     assert len(ranks) == 20
     assert sum(r <= 10 for r in ranks) / 20 == pytest.approx(row["recall@10"], abs=1e-4)
+    # metrics from the logged ranks, on the users every file shares (a part-way test)
+    rank_tool = importlib.util.spec_from_file_location(
+        "upsr_rank_metrics", REPO_ROOT / "tools" / "upsr_rank_metrics.py"
+    )
+    rank_metrics = importlib.util.module_from_spec(rank_tool)
+    rank_tool.loader.exec_module(rank_metrics)
+    ranks = rank_metrics.read_ranks(out / "SASRec" / "test_ranks.jsonl")
+    from_ranks = rank_metrics.metrics(list(ranks.values()))
+    for key in ("recall@10", "ndcg@10", "mrr@20"):
+        assert from_ranks[key] == pytest.approx(row[key], abs=1e-4)
     # a run stopped by a deadline: its saved checkpoint is tested, with its recorded curve
     assert upsr_compare.main([*argv, "--test-saved", "--out", str(out)]) == 0
     (again,) = json.loads((out / "results.json").read_text())["supervised"]
