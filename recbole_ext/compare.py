@@ -9,15 +9,21 @@ written from RecBole's bundled ML-100K:
   and tested on the third, whose items no pre-training data contains, without any
   training on it; beside Pop trained on that third domain.
 
-A CPU cannot train a PLM on all of ML-100K in minutes (see README "UPSR model"), so by
-default both settings use a seeded slice of users with their latest interactions
-(``users``, ``last``); the result JSON and the report say so.
+With ``users`` and ``last`` unset, supervised runs use every ML-100K user and interaction
+(no slice); set them for a seeded slice of users with their latest interactions (CPU
+smoke runs, ``plugzoo demo``). ``max_item_list_length`` (RecBole's ``MAX_ITEM_LIST_LENGTH``)
+is the same for every model and independent of the slice. UPSR reads extra keys from
+``upsr_config`` (a RecBole yaml, e.g. ``configs/recbole/upsr_ml100k_cpu.yaml``).
+Results, with the config of every run, are written after each row so a long run keeps
+what it finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import sys
 import time
 import unittest.mock
@@ -25,8 +31,12 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.mix import mix_datasets
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_genre_domains, write_user_slice
+
+import torch
+import yaml
 
 from plugins.paths import CONFIG_DIR
 
@@ -41,25 +51,60 @@ BASELINES = {
 
 @dataclass
 class CompareSettings:
-    """What to run (every field is recorded with the results)."""
+    """What to run (every field is recorded with the results).
+
+    ``users`` / ``last`` unset: every user and interaction. ``test_saved``: test the newest
+    checkpoint each run folder holds instead of training (runs stopped by a deadline).
+    ``baseline_epochs`` is the
+    most epochs SASRec/BERT4Rec train; RecBole's early stopping (``stopping_step``) ends
+    them at convergence. ``seeds``: one row per seed; ``upsr_seeds`` (default: ``seeds``)
+    for UPSR alone.
+    """
 
     models: list[str] = field(default_factory=lambda: ["SASRec", "BERT4Rec", "UPSR"])
-    users: int = 150
-    last: int = 10
+    users: int | None = 150
+    last: int | None = 10
+    max_item_list_length: int = 20
     epochs: int = 3
     baseline_epochs: int = 30
-    seed: int = 2020
+    stopping_step: int = 10
+    seeds: list[int] = field(default_factory=lambda: [2020])
+    upsr_seeds: list[int] | None = None
     backbone: str = "minilm"
     encoder_layers: int | None = 2
     decoder_layers: int = 1
+    upsr_config: str | None = None
+    test_saved: bool = False
     zero_shot: bool = True
     target_domain: str = "drama"
 
 
-def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: dict):
-    """Train (unless epochs is 0) and test one model; returns (test metrics, seconds, file)."""
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def _run(
+    model: str,
+    dataset: str,
+    data_path: Path,
+    run_dir: Path,
+    overrides: dict,
+    files=(),
+    saved: str | None = None,
+):
+    """Train (unless epochs is 0) and test one model; with ``saved``, only test that
+    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch).
+
+    Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
+    epochs and training rows run, the per-epoch training loss and validation score, the
+    threads and the load average, and the checkpoint file.
+    """
     from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import create_dataset
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
     settings = {
@@ -67,7 +112,7 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
         "checkpoint_dir": str(run_dir / "saved"),
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
         "metrics": ["Recall", "NDCG", "MRR"],
-        "topk": [10],
+        "topk": [10, 20],
         "valid_metric": "NDCG@10",
         "show_progress": False,
         "load_col": {
@@ -78,10 +123,14 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
     }
     if model != "Pop":
         settings.update(loss_type="CE", train_neg_sample_args=None)
-    files = [str(UPSR_TEXT)] if model == "UPSR" else []
+    files = ([str(UPSR_TEXT)] if model == "UPSR" else []) + [str(f) for f in files]
     with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
         config = Config(model=model, dataset=dataset, config_file_list=files, config_dict=settings)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(
+        json.dumps({k: _jsonable(v) for k, v in config.final_config_dict.items()}, indent=1)
+    )
+    compute = {"threads": torch.get_num_threads(), "load_start": os.getloadavg()[0]}
     with contextlib.chdir(run_dir):  # RecBole writes log/ into the working directory
         init_seed(config["seed"], config["reproducibility"])
         init_logger(config)
@@ -93,25 +142,104 @@ def _run(model: str, dataset: str, data_path: Path, run_dir: Path, overrides: di
         init_seed(config["seed"], config["reproducibility"])
         network = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, network)
+        curve = {"train_loss": [], "valid_score": []}
+        progress = run_dir / "progress.json"
+        _train_epoch, _valid_epoch = trainer._train_epoch, trainer._valid_epoch
+
+        def train_epoch(*args, **kwargs):  # records the loss curve as RecBole trains
+            loss = _train_epoch(*args, **kwargs)
+            curve["train_loss"].append(round(float(loss) / max(len(train), 1), 5))
+            progress.write_text(json.dumps(curve))
+            return loss
+
+        def valid_epoch(*args, **kwargs):
+            score, result = _valid_epoch(*args, **kwargs)
+            curve["valid_score"].append(round(float(score), 5))
+            progress.write_text(json.dumps(curve))
+            return score, result
+
+        trainer._train_epoch, trainer._valid_epoch = train_epoch, valid_epoch
         start = time.time()
-        if config["epochs"] > 0:
+        if config["epochs"] > 0 and not saved:
             trainer.fit(train, valid, verbose=False)
-            result = trainer.evaluate(test, load_best_model=True)
-        else:
-            result = trainer.evaluate(test, load_best_model=False)
-        seconds = time.time() - start
-    return {k: float(v) for k, v in result.items()}, seconds, trainer.saved_model_file
+        elif saved and progress.exists():  # the curve the stopped run recorded
+            curve = json.loads(progress.read_text())
+        train_seconds = time.time() - start
+        start = time.time()
+        with _logging_test_ranks(network, run_dir / "test_ranks.jsonl"):
+            result = trainer.evaluate(
+                test, load_best_model=bool(saved) or config["epochs"] > 0, model_file=saved
+            )
+        test_seconds = time.time() - start
+    epochs = len(curve["train_loss"])
+    compute.update(
+        epochs=epochs,
+        training_rows=epochs * train.sample_size,
+        train_seconds=round(train_seconds, 1),
+        test_seconds=round(test_seconds, 1),
+        load_end=os.getloadavg()[0],
+        checkpoint=saved or trainer.saved_model_file,
+        **curve,
+    )
+    return {k: float(v) for k, v in result.items()}, compute
+
+
+@contextlib.contextmanager
+def _logging_test_ranks(network, path: Path):
+    """Append each test user's rank of the held-out item to ``path`` as it is scored.
+
+    A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
+    that is stopped early still report metrics on the users it finished (and the
+    baselines on the same users). Rank = 1 + items scored strictly higher.
+    """
+    full_sort_predict = network.full_sort_predict
+
+    def logged(interaction):
+        scores = full_sort_predict(interaction)
+        target = interaction[network.POS_ITEM_ID].to(scores.device)
+        ranks = (scores > scores.gather(1, target[:, None])).sum(dim=1) + 1
+        users = interaction[network.USER_ID].tolist()
+        with path.open("a") as out:
+            for user, rank in zip(users, ranks.tolist(), strict=True):
+                out.write(json.dumps({"user": user, "rank": rank}) + "\n")
+        return scores
+
+    path.unlink(missing_ok=True)
+    network.full_sort_predict = logged
+    try:
+        yield
+    finally:
+        del network.full_sort_predict  # the class's method again
+
+
+def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
+    """The compute budget of a row, next to its metrics."""
+    if model == "UPSR":
+        layers = f"{overrides['plm_encoder_layers'] or 6}+{overrides['plm_decoder_layers']}"
+        budget = overrides.get("history_token_budget", "512")
+    else:
+        layers, budget = overrides.get("n_layers", "-"), "-"
+    return {
+        "layers": layers,
+        "token_budget": budget,
+        **{k: v for k, v in compute.items() if k not in ("train_loss", "valid_score")},
+    }
 
 
 def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
-    """Run the comparison; returns ``{"settings", "supervised", "zero_shot"}`` rows."""
+    """Run the comparison; returns ``{"settings", "data", "supervised", "zero_shot"}``.
+
+    ``run_dir/results.json`` is rewritten after every row; each run's folder holds its
+    RecBole config (``config.json``) and loss / validation curve (``progress.json``).
+    """
     run_dir = Path(run_dir).resolve()  # each run changes into its own folder
     data = run_dir / "data"
-    slice_info = write_user_slice(
-        bundled_ml100k(), data, "ml100k-slice", settings.users, settings.last, settings.seed
+    dataset = "ml100k-full" if settings.users is None and settings.last is None else "ml100k-slice"
+    data_info = write_user_slice(
+        bundled_ml100k(), data, dataset, settings.users, settings.last, settings.seeds[0]
     )
-    log(f"upsr-compare: {slice_info}")
-    common = {"seed": settings.seed, "MAX_ITEM_LIST_LENGTH": settings.last}
+    log(f"upsr-compare: {data_info}")
+    common = {"MAX_ITEM_LIST_LENGTH": settings.max_item_list_length}
     upsr = {
         "plm_backbone": settings.backbone,
         "plm_encoder_layers": settings.encoder_layers,
@@ -124,43 +252,57 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         "eval_batch_size": 16,
         "learning_rate": 1e-4,
     }
-    supervised = []
-    for model in settings.models:
-        overrides = {**common, **(upsr if model == "UPSR" else BASELINES[model])}
-        if model in ("SASRec", "BERT4Rec"):
-            overrides.update(
-                epochs=settings.baseline_epochs, train_batch_size=256, learning_rate=1e-3
-            )
-        log(f"upsr-compare: {model} on {slice_info['dataset']}")
-        result, seconds, _ = _run(model, "ml100k-slice", data, run_dir / model, overrides)
-        supervised.append(
-            {
-                "model": model,
-                "dataset": "ml100k-slice",
-                **result,
-                "train_seconds": round(seconds, 1),
-            }
-        )
-        log(f"  {supervised[-1]}")
+    if settings.upsr_config:  # the file's keys win over the defaults above
+        upsr.update(yaml.safe_load(Path(settings.upsr_config).read_text()) or {})
     out = {
         "settings": asdict(settings),
-        "slice": slice_info,
-        "supervised": supervised,
+        "data": data_info,
+        "supervised": [],
         "zero_shot": [],
     }
+
+    def save():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "results.json").write_text(json.dumps(out, indent=1))
+
+    for model in settings.models:
+        seeds = settings.seeds if model != "UPSR" else settings.upsr_seeds or settings.seeds
+        for seed in seeds:
+            overrides = {**common, "seed": seed, **(upsr if model == "UPSR" else BASELINES[model])}
+            if model in ("SASRec", "BERT4Rec"):
+                overrides.update(
+                    epochs=settings.baseline_epochs,
+                    stopping_step=settings.stopping_step,
+                    train_batch_size=256,
+                    learning_rate=1e-3,
+                )
+            log(f"upsr-compare: {model} seed {seed} on {dataset}")
+            name = model if len(seeds) == 1 else f"{model}-seed{seed}"
+            saved = None
+            if settings.test_saved:  # test what a stopped run saved instead of training
+                found = sorted((run_dir / name / "saved").glob("*.pth"))
+                if not found:
+                    raise FileNotFoundError(f"--test-saved: no checkpoint in {run_dir / name}")
+                saved = str(found[-1])
+            result, compute = _run(model, dataset, data, run_dir / name, overrides, saved=saved)
+            row = {"model": model, "seed": seed, **result}
+            if saved:
+                row["stopped_before_fit_returned"] = True
+                compute.pop("train_seconds")  # the stopped run's time is in its log
+            row.update(_compute_columns(model, overrides, compute))
+            out["supervised"].append(row)
+            save()
+            log(f"  {row}")
     if not settings.zero_shot:
         return out
 
+    seed = settings.seeds[0]
+    common["seed"] = seed
     domains = write_genre_domains(data)
     sources = [d for d in domains if d not in ("unassigned", settings.target_domain)]
     for name in [*sources, settings.target_domain]:
         write_user_slice(
-            data / f"ml-100k-{name}",
-            data,
-            f"{name}-slice",
-            settings.users,
-            settings.last,
-            settings.seed,
+            data / f"ml-100k-{name}", data, f"{name}-slice", settings.users, settings.last, seed
         )
     mixed = mix_datasets(
         [data / f"{d}-slice" for d in sources], data, "source-slice", keep_ids=True
@@ -169,7 +311,7 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         f"upsr-compare: pre-training on {sources} ({mixed['total']}), "
         f"zero-shot on {settings.target_domain}"
     )
-    _, seconds, checkpoint = _run(
+    _, pretrain = _run(
         "UPSR",
         "source-slice",
         data,
@@ -177,23 +319,24 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         {**common, **upsr, "upsr_stage": "pretrain"},
     )
     target = f"{settings.target_domain}-slice"
-    zero, _, _ = _run(
+    zero, _ = _run(
         "UPSR",
         target,
         data,
         run_dir / "zero-shot",
-        {**common, **upsr, "epochs": 0, "upsr_init_checkpoint": checkpoint},
+        {**common, **upsr, "epochs": 0, "upsr_init_checkpoint": pretrain["checkpoint"]},
     )
-    pop, _, _ = _run("Pop", target, data, run_dir / "pop", {**common, **BASELINES["Pop"]})
+    pop, _ = _run("Pop", target, data, run_dir / "pop", {**common, **BASELINES["Pop"]})
     out["zero_shot"] = [
         {
             "model": "UPSR zero-shot (pre-trained on " + "+".join(sources) + ")",
             "dataset": target,
             **zero,
-            "train_seconds": round(seconds, 1),
+            "train_seconds": pretrain["train_seconds"],
         },
         {"model": "Pop (trained on the target)", "dataset": target, **pop, "train_seconds": 0.0},
     ]
+    save()
     for row in out["zero_shot"]:
         log(f"  {row}")
     return out

@@ -127,13 +127,13 @@ def upsr_stage(run_dir: Path, quick: bool = False) -> StageResult:
             f"UPSR ({settings.backbone} backbone, {settings.encoder_layers} encoder / "
             f"{settings.decoder_layers} decoder layers, {settings.epochs} epoch) and RecBole's "
             f"SASRec ({settings.baseline_epochs} epochs) trained by RecBole's Trainer on the same "
-            f"leave-one-out split of {result['slice']['users']} seeded ML-100K users with their "
-            f"{settings.last} latest interactions ({result['slice']['items']} items), full "
+            f"leave-one-out split of {result['data']['users']} seeded ML-100K users with their "
+            f"{settings.last} latest interactions ({result['data']['items']} items), full "
             "ranking. A slice this small is a smoke-scale run: one hit moves Recall@10 by "
-            f"{1 / result['slice']['users']:.3f}. `tools/upsr_compare.py` runs larger settings "
+            f"{1 / result['data']['users']:.3f}. `tools/upsr_compare.py` runs larger settings "
             "and the zero-shot transfer."
         ),
         rows=result["supervised"],
-        config=asdict(settings) | {"slice": result["slice"]},
+        config=asdict(settings) | {"slice": result["data"]},
         seconds=time.time() - start,
     )

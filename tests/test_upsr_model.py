@@ -245,8 +245,18 @@ def test_local_t5_checkpoint_is_a_backbone(data_root, tmp_path):
     assert model.signature["architecture"] == "T5ForConditionalGeneration"
     assert torch.isfinite(model.calculate_loss(first_batch(train)))
     model.eval()
+    interaction = first_batch(test)
+    assert model.t5_decoder
+    projected = []  # batch sizes the cross-attention key projection runs on
+    model.plm.decoder.block[0].layer[1].EncDecAttention.k.register_forward_hook(
+        lambda module, args, out: projected.append(args[0].shape[0])
+    )
     with torch.no_grad():
-        assert torch.isfinite(model.full_sort_predict(first_batch(test))[:, 1:]).all()
+        fast = model.full_sort_predict(interaction)  # cross-attention cache shared by view
+        assert set(projected) == {1}  # once per history, not once per (history, item) row
+        plain = model.plain_full_sort_predict(interaction)
+    assert torch.isfinite(fast[:, 1:]).all()
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
 def test_dataset_whose_items_lack_text_is_refused(tmp_path):
@@ -266,22 +276,64 @@ def test_dataset_whose_items_lack_text_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("output_vocab", ["full", "items"])
-def test_cached_cross_attention_scores_equal_the_plain_forward(data_root, tmp_path, output_vocab):
-    _, model, _, _, test = build(data_root, tmp_path, upsr_output_vocab=output_vocab)
+def test_fast_full_sort_equals_the_plain_forward(data_root, tmp_path, output_vocab):
+    # fast path: items sorted by token length in chunks of 7, cross-attention cache shared
+    _, model, _, _, test = build(
+        data_root, tmp_path, upsr_output_vocab=output_vocab, upsr_score_batch_rows=7
+    )
     model.eval()
     interaction = first_batch(test)
-    items = torch.arange(1, model.n_items)
+    assert model.bert_decoder
+    lengths = model.item_token_len[model.items_by_length]
+    assert (lengths[1:] >= lengths[:-1]).all()  # chunks hold items of similar length
     with torch.no_grad():
-        hidden, mask = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
-        row_user = torch.arange(2).repeat_interleave(len(items))
-        row_items = items.repeat(2)
-        cached = model._item_scores(hidden, mask, row_items, row_user)
-        assert model.bert_decoder
-        model.bert_decoder = False  # the plain EncoderDecoderModel call on repeated histories
-        plain = model._item_scores(hidden, mask, row_items, row_user)
-    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+        fast = model.full_sort_predict(interaction)
+        plain = model.plain_full_sort_predict(interaction)
+    assert torch.isinf(fast[:, 0]).all()
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
     if output_vocab == "items":
         assert len(model.output_vocab) < 200  # the test titles use a few dozen tokens
+
+
+def test_cross_attention_cache_is_a_view_not_a_copy_per_row(data_root, tmp_path):
+    _, model, _, _, test = build(data_root, tmp_path)
+    interaction = first_batch(test)
+    with torch.no_grad():
+        hidden, _ = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+        cache = model._cross_cache(hidden, rows=50, user=1)
+    for _, _, key, value in cache:
+        assert key.shape[0] == value.shape[0] == 50
+        assert key.stride(0) == value.stride(0) == 0  # one history's keys, expanded
+
+
+def test_bf16_full_sort_stays_close_to_fp32(data_root, tmp_path):
+    """bf16 autocast with the log-softmax in fp32. Stated tolerance: scores (mean token
+    log-probabilities) within 0.05 nats, and the same top-5 items in nearly every row."""
+    _, model, _, _, test = build(data_root, tmp_path, upsr_score_dtype="bfloat16")
+    model.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        fast = model.full_sort_predict(interaction)
+        model.score_dtype = "float32"
+        exact = model.full_sort_predict(interaction)
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast[:, 1:], exact[:, 1:], atol=0.05, rtol=0)
+    top_fast, top_exact = fast.topk(5).indices, exact.topk(5).indices
+    overlap = [
+        len(set(a.tolist()) & set(b.tolist())) / 5 for a, b in zip(top_fast, top_exact, strict=True)
+    ]
+    assert np.mean(overlap) >= 0.9
+
+
+def test_amp_training_keeps_the_log_softmax_in_fp32(data_root, tmp_path):
+    _, model, train, *_ = build(data_root, tmp_path)
+    interaction = first_batch(train)
+    with torch.no_grad():
+        exact = model.calculate_loss(interaction)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):  # RecBole's enable_amp
+            mixed = model.calculate_loss(interaction)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=0.02, rtol=0)
 
 
 def test_scoring_benchmark_tool_runs_both_models(tmp_path):
@@ -307,7 +359,11 @@ def test_scoring_benchmark_tool_runs_both_models(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["items"] for r in rows] == [60, 120]
-    assert all(r["SASRec users/s"] > 0 and r["UPSR (tiny) users/s"] > 0 for r in rows)
+    for row in rows:
+        assert row["SASRec users/s"] > 0 and row["plain users/s"] > 0
+        assert row["fast fp32 users/s"] > 0 and row["fast bf16 users/s"] > 0
+        assert row["max |fast fp32 - plain|"] < 1e-4  # the fast path is exact
+        assert " / " in row["texts"]  # the fine-tuning stage's item / history constructions
 
 
 def test_multi_domain_pretraining_then_zero_shot_on_unseen_items(data_root, tmp_path):

@@ -78,12 +78,17 @@ def write_genre_domains(
 
 
 def write_user_slice(
-    source: Path, out_dir: Path, name: str, users: int, last: int, seed: int = 2020
+    source: Path,
+    out_dir: Path,
+    name: str,
+    users: int | None,
+    last: int | None,
+    seed: int = 2020,
 ) -> dict:
-    """A smaller RecBole dataset: ``users`` seeded users, each with their ``last`` latest
-    interactions, and the items those touch. For CPU-sized runs of generative models,
-    which score every item's text for every user; the README says when a number comes
-    from a slice.
+    """A RecBole dataset of ``users`` seeded users (``None``: every user), each with at
+    most their ``last`` latest interactions (``None``: all of them), and the items those
+    touch. Users with fewer than 3 interactions are left out: leave-one-out needs a training,
+    a validation and a test item. The README says when a number comes from a slice.
     """
     source = Path(source)
     item_path = source / f"{source.name}.item"
@@ -96,26 +101,37 @@ def write_user_slice(
     by_user: dict[str, list] = {}
     for row in inters:
         by_user.setdefault(row[user], []).append(row)
-    eligible = sorted((u for u, rows in by_user.items() if len(rows) >= last), key=_natural)
+    eligible = sorted((u for u, rows in by_user.items() if len(rows) >= 3), key=_natural)
+    if users is None:
+        users = len(eligible)
     if len(eligible) < users:
         raise ValueError(
-            f"{inter_path}: only {len(eligible)} users have >= {last} interactions, "
-            f"{users} were asked for"
+            f"{inter_path}: only {len(eligible)} users have >= 3 interactions "
+            f"(leave-one-out needs 3), {users} were asked for"
         )
     import numpy as np
 
-    chosen = np.random.default_rng(seed).choice(len(eligible), users, replace=False)
+    if users == len(eligible):
+        chosen = np.arange(users)  # every user: no draw
+    else:
+        chosen = np.random.default_rng(seed).choice(len(eligible), users, replace=False)
     kept = []
     for index in sorted(chosen):
         rows = sorted(by_user[eligible[index]], key=lambda r: float(r[when]))
-        kept += rows[-last:]
+        kept += rows[-last:] if last else rows
     used = {row[item] for row in kept}
     item_id = column(item_header, "item_id", item_path)
     kept_items = [row for row in items if row[item_id] in used]
     folder = Path(out_dir) / name
     write_atomic(folder / f"{name}.inter", inter_header, kept)
     write_atomic(folder / f"{name}.item", item_header, kept_items)
-    return {"dataset": name, "users": users, "interactions": len(kept), "items": len(kept_items)}
+    return {
+        "dataset": name,
+        "users": users,
+        "last": last,
+        "interactions": len(kept),
+        "items": len(kept_items),
+    }
 
 
 def _natural(token: str):

@@ -24,6 +24,7 @@ from pathlib import Path
 from recbole_ext.model.plm import build_seq2seq
 from recbole_ext.model.trie import ItemTrie
 from recbole_ext.text.adaptation import TextAdaptation
+from recbole_ext.text.policy import STAGES
 from recbole_ext.text.tokenizer import TextTokenizer
 
 import numpy as np
@@ -36,7 +37,8 @@ from plugins.compat import register_recbole_model
 from plugins.compat.checkpoints import load_recbole_checkpoint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "properties" / "model" / "UPSR.yaml"
-STAGES = ("pretrain", "finetune")
+# full-sort scoring precision: bfloat16 runs the PLM under autocast, log-softmax stays fp32
+SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 class _ItemTextConstraint:
@@ -83,6 +85,11 @@ class UPSR(SequentialRecommender):
         if self.stage not in STAGES:
             raise ValueError(f"upsr_stage: {self.stage!r} is not one of {STAGES}")
         self.score_batch_rows = config["upsr_score_batch_rows"]
+        self.score_dtype = config["upsr_score_dtype"]
+        if self.score_dtype not in SCORE_DTYPES:
+            raise ValueError(
+                f"upsr_score_dtype: {self.score_dtype!r} is not one of {tuple(SCORE_DTYPES)}"
+            )
         self.num_beams = config["upsr_num_beams"]
         self.id_enhanced = config["upsr_id_enhanced"]
         self.id_history_items = config["upsr_id_history_items"]
@@ -131,13 +138,21 @@ class UPSR(SequentialRecommender):
                 f"dataset has {self.n_items} item ids but {len(self.item_texts)} item texts"
             )
         self.history = stage_texts.history
+        self.text_names = (
+            stage_texts.item_texts.construction.name,
+            stage_texts.history.construction.name,
+        )
         self.logger.info(
-            f"UPSR {self.stage}: item texts {stage_texts.item_texts.construction.name!r}, "
-            f"histories {stage_texts.history.construction.name!r}, backbone {self.signature}"
+            f"UPSR {self.stage}: item texts {self.text_names[0]!r}, "
+            f"histories {self.text_names[1]!r}, backbone {self.signature}"
         )
         ids, lengths = self._tokenize_items(self.item_texts)
         self.register_buffer("item_token_ids", ids, persistent=False)
         self.register_buffer("item_token_len", lengths, persistent=False)
+        # full sort scores items in chunks of similar token length: little padding per chunk
+        self.register_buffer(
+            "items_by_length", torch.argsort(lengths[1:], stable=True) + 1, persistent=False
+        )
         self.trie = ItemTrie({i: ids[i, : lengths[i]].tolist() for i in range(1, self.n_items)})
         vocab_size = self.plm.get_output_embeddings().weight.size(0)
         if self.output_vocab_mode == "items":
@@ -151,6 +166,9 @@ class UPSR(SequentialRecommender):
         self.register_buffer("vocab_position", position, persistent=False)
         # BERT-style decoders take precomputed cross-attention keys/values (see _cross_cache)
         self.bert_decoder = hasattr(self.plm, "decoder") and hasattr(self.plm.decoder, "bert")
+        # T5-family decoders take them through an EncoderDecoderCache (see _t5_cross_cache)
+        self.t5_decoder = type(self.plm).__name__ == "T5ForConditionalGeneration"
+        self.plain_scoring = False  # plain_full_sort_predict: no shared cache
 
         # parameters initialization: the PLM's own (pre-trained) weights, or a UPSR checkpoint
         if config["upsr_init_checkpoint"]:
@@ -246,35 +264,59 @@ class UPSR(SequentialRecommender):
             recent[b, k - len(items) :] = torch.as_tensor(items)
         return recent
 
-    def _cross_cache(self, hidden, row_user):
+    def _cross_cache(self, hidden, rows, user=None):
         """Cross-attention keys/values of each history, computed once per history.
 
         Scoring all items repeats every history once per item; the decoder's
         cross-attention projections of the (long) history are the same for all of them.
-        Returns the legacy per-layer cache ``(self_k, self_v, cross_k, cross_v)`` with empty
-        self-attention parts, indexed to the rows.
+        With ``user`` set, all ``rows`` rows read that one history: its keys/values are
+        expanded to the rows as a stride-0 view, not copied per row. Returns the legacy
+        per-layer cache ``(self_k, self_v, cross_k, cross_v)`` with empty self-attention
+        parts.
         """
         cache = []
-        rows = len(row_user)
+        if user is not None:
+            hidden = hidden[user : user + 1]
         for layer in self.plm.decoder.bert.encoder.layer:
             attention = layer.crossattention.self
             heads, size = attention.num_attention_heads, attention.attention_head_size
             shape = (hidden.size(0), hidden.size(1), heads, size)
-            key = attention.key(hidden).view(shape).transpose(1, 2)[row_user]  # [R, h, S, d]
-            value = attention.value(hidden).view(shape).transpose(1, 2)[row_user]
+            key = attention.key(hidden).view(shape).transpose(1, 2)  # [B or 1, h, S, d]
+            value = attention.value(hidden).view(shape).transpose(1, 2)
+            if user is not None:
+                key = key.expand(rows, -1, -1, -1)  # [R, h, S, d], a view
+                value = value.expand(rows, -1, -1, -1)
             empty = hidden.new_zeros(rows, heads, 0, size)
             cache.append((empty, empty, key, value))
         return tuple(cache)
 
-    def _token_log_probs(self, hidden, mask, items, row_user=None):
+    def _t5_cross_cache(self, hidden, rows):
+        """T5's cross-attention keys/values of one history ``hidden [1, S, H]``, computed
+        once and expanded to ``rows`` as views (T5 reads them from an
+        ``EncoderDecoderCache`` marked as filled)."""
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        for index, block in enumerate(self.plm.decoder.block):
+            attention = block.layer[1].EncDecAttention
+            heads, size = attention.n_heads, attention.key_value_proj_dim
+            key = attention.k(hidden).view(1, -1, heads, size).transpose(1, 2)  # [1, h, S, d]
+            value = attention.v(hidden).view(1, -1, heads, size).transpose(1, 2)
+            cache.cross_attention_cache.update(
+                key.expand(rows, -1, -1, -1), value.expand(rows, -1, -1, -1), index
+            )
+            cache.is_updated[index] = True
+        return cache
+
+    def _token_log_probs(self, hidden, mask, items, user=None):
         """Log-probability of every target token of ``items`` given encoded histories.
 
-        Row ``r`` scores item ``items[r]`` against history ``row_user[r]`` (default: row
-        ``r``). The softmax runs over ``output_vocab``. Returns
-        ``(log_probs [R, L], valid [R, L])``.
+        Row ``r`` scores item ``items[r]`` against history ``r``, or against history
+        ``user`` for every row when ``user`` is given. The softmax runs over
+        ``output_vocab``, in fp32 even under autocast. Returns ``(log_probs [R, L],
+        valid [R, L])``.
         """
-        if row_user is None:
-            row_user = torch.arange(len(items), device=items.device)
+        rows = len(items)
         target = self.item_token_ids[items]  # [R, L_max]
         length = self.item_token_len[items]  # [R]
         width = int(length.max())
@@ -282,16 +324,15 @@ class UPSR(SequentialRecommender):
         valid = torch.arange(width, device=target.device)[None, :] < length[:, None]  # [R, L]
         start = torch.full_like(target[:, :1], self.decoder_start_id)
         decoder_input = torch.cat([start, target[:, :-1]], dim=1)  # teacher forcing
+        row_mask = mask if user is None else mask[user : user + 1].expand(rows, -1)  # [R, S]
         if self.bert_decoder:
             states = self.plm.decoder.bert(
                 input_ids=decoder_input,
                 attention_mask=valid.long(),
                 # shape only: the keys/values come from the cache (a stride-0 view, no copy)
-                encoder_hidden_states=hidden.new_zeros(1, 1, 1).expand(
-                    len(items), *hidden.shape[1:]
-                ),
-                encoder_attention_mask=mask[row_user],
-                past_key_values=self._cross_cache(hidden, row_user),
+                encoder_hidden_states=hidden.new_zeros(1, 1, 1).expand(rows, *hidden.shape[1:]),
+                encoder_attention_mask=row_mask,
+                past_key_values=self._cross_cache(hidden, rows, user),
                 use_cache=False,
             ).last_hidden_state  # [R, L, H]
             head = self.plm.decoder.cls.predictions
@@ -299,14 +340,21 @@ class UPSR(SequentialRecommender):
             bias = head.decoder.bias[self.output_vocab]
             logits = nn.functional.linear(head.transform(states), weight, bias)  # [R, L, V']
         else:
+            row_hidden = hidden if user is None else hidden[user : user + 1].expand(rows, -1, -1)
+            cache = None
+            if user is not None and self.t5_decoder and not self.plain_scoring:
+                cache = self._t5_cross_cache(hidden[user : user + 1], rows)
             logits = self.plm(
-                encoder_outputs=_encoder_output(hidden[row_user]),
-                attention_mask=mask[row_user],
+                encoder_outputs=_encoder_output(row_hidden),
+                attention_mask=row_mask,
                 decoder_input_ids=decoder_input,
                 decoder_attention_mask=valid.long(),
+                past_key_values=cache,
+                use_cache=cache is not None,
             ).logits[..., self.output_vocab]  # [R, L, V']
         targets = self.vocab_position[target].clamp(min=0)  # padding positions are masked
-        log_probs = logits.log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        log_probs = logits.float().log_softmax(dim=-1)  # fp32: autocast would give bf16
+        log_probs = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return log_probs, valid
 
     def calculate_loss(self, interaction):
@@ -317,8 +365,8 @@ class UPSR(SequentialRecommender):
         log_probs, valid = self._token_log_probs(hidden, mask, pos_items)
         return -(log_probs * valid).sum() / valid.sum()  # token cross-entropy
 
-    def _item_scores(self, hidden, mask, items, row_user=None):
-        log_probs, valid = self._token_log_probs(hidden, mask, items, row_user)
+    def _item_scores(self, hidden, mask, items, user=None):
+        log_probs, valid = self._token_log_probs(hidden, mask, items, user)
         return (log_probs * valid).sum(dim=1) / valid.sum(dim=1)  # length-normalised
 
     def predict(self, interaction):
@@ -331,22 +379,42 @@ class UPSR(SequentialRecommender):
     def full_sort_predict(self, interaction):
         """``[B, n_items]`` length-normalised log-likelihoods of every item's text.
 
-        Each history is encoded once; item texts are tokenised once (at construction) and
-        scored in chunks of ``upsr_score_batch_rows`` (history, item) rows.
+        Each history is encoded once. Item texts are tokenised once (at construction),
+        sorted by token length and scored in chunks of ``upsr_score_batch_rows`` items per
+        history, so a chunk pads little and shares the history's cross-attention cache
+        without copying it. ``upsr_score_dtype: bfloat16`` runs the PLM under autocast.
         """
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        dtype = SCORE_DTYPES[self.score_dtype]
+        device = item_seq.device
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+            hidden, mask = self.forward(item_seq, item_seq_len)
+            scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=device)
+            for user in range(hidden.size(0)):
+                for start in range(0, len(self.items_by_length), self.score_batch_rows):
+                    items = self.items_by_length[start : start + self.score_batch_rows]  # [C]
+                    scores[user, items] = self._item_scores(hidden, mask, items, user)
+        return scores
+
+    def plain_full_sort_predict(self, interaction):
+        """``full_sort_predict`` the plain way, the reference for the fast path: items in
+        id order, one plain seq2seq forward per history and chunk (keys/values of the
+        history projected for every row), fp32."""
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
         hidden, mask = self.forward(item_seq, item_seq_len)
-        batch = hidden.size(0)
-        scores = torch.full((batch, self.n_items), float("-inf"), device=hidden.device)
-        chunk = max(1, self.score_batch_rows // batch)
+        scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=hidden.device)
         all_items = torch.arange(1, self.n_items, device=hidden.device)
-        users = torch.arange(batch, device=hidden.device)
-        for start in range(0, len(all_items), chunk):
-            items = all_items[start : start + chunk]  # [C]
-            row_user = users.repeat_interleave(len(items))  # [B * C]
-            row_items = items.repeat(batch)  # [B * C]
-            scores[:, items] = self._item_scores(hidden, mask, row_items, row_user).view(batch, -1)
+        bert_decoder, self.bert_decoder = self.bert_decoder, False
+        self.plain_scoring = True
+        try:
+            for user in range(hidden.size(0)):
+                for start in range(0, len(all_items), self.score_batch_rows):
+                    items = all_items[start : start + self.score_batch_rows]
+                    scores[user, items] = self._item_scores(hidden, mask, items, user)
+        finally:
+            self.bert_decoder, self.plain_scoring = bert_decoder, False
         return scores
 
     @torch.no_grad()

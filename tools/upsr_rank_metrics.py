@@ -1,0 +1,64 @@
+"""Recall / NDCG / MRR @k from the per-user test ranks `tools/upsr_compare.py` logs.
+
+    python tools/upsr_rank_metrics.py runs/upsr-full/UPSR/test_ranks.jsonl \
+        runs/baselines/SASRec-2020/SASRec/test_ranks.jsonl
+
+Every file is restricted to the users all files share, so a test stopped part-way (a full
+sort of a generative model on a CPU) is compared with the baselines on the same users.
+A rank is 1 + the items scored strictly higher than the held-out item (leave-one-out: one
+relevant item per user), which gives RecBole's numbers when no score ties the held-out one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def read_ranks(path: Path) -> dict[int, int]:
+    ranks = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            ranks[int(row["user"])] = int(row["rank"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{path}:{number}: expected {{'user': id, 'rank': n}}: {error}"
+            ) from error
+    return ranks
+
+
+def metrics(ranks: list[int], ks=(10, 20)) -> dict[str, float]:
+    n = len(ranks)
+    out = {}
+    for k in ks:
+        hit = [r for r in ranks if r <= k]
+        out[f"recall@{k}"] = len(hit) / n
+        out[f"ndcg@{k}"] = sum(1 / math.log2(r + 1) for r in hit) / n
+        out[f"mrr@{k}"] = sum(1 / r for r in hit) / n
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--k", type=int, nargs="+", default=[10, 20])
+    args = parser.parse_args(argv)
+    ranks = {f: read_ranks(f) for f in args.files}
+    users = set.intersection(*(set(r) for r in ranks.values()))
+    if not users:
+        raise SystemExit("no user is in every file")
+    for f, r in ranks.items():
+        row = {"file": str(f), "users": len(users), "of": len(r)}
+        row.update(
+            {k: round(v, 4) for k, v in metrics([r[u] for u in sorted(users)], args.k).items()}
+        )
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
