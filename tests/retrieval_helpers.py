@@ -33,3 +33,48 @@ def write_tiny_embedded(root: Path, train: int = 6, val: int = 3, test: int = 3)
 
     write_video_text_dataset(root, {"train": train, "val": val, "test": test}, seed=1)
     return root
+
+
+def run_lavis_tool(cmd, cwd, timeout: int = 900):
+    """Run a LAVIS tool (``tools/lavis_train.py`` ...) offline on the CPU, one thread a
+    process (two processes of two threads on two cores thrash); fails with its output."""
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def tool_metrics(result) -> dict:
+    """The test split's metrics a LAVIS tool printed as its last line."""
+    import json
+
+    return json.loads(result.stdout.strip().splitlines()[-1])["test"]["test"]
+
+
+def image_text_options(data: Path, out: Path, extra=(), **run) -> list[str]:
+    """``--options`` running an embedded image-text config on a tiny dataset at ``data``."""
+    ann = data / "annotations"
+    prefix = "datasets.embedded_image_text.build_info"
+    options = [
+        f"{prefix}.annotations.train.storage={ann / 'train.json'}",
+        f"{prefix}.annotations.val.storage={ann / 'val.json'}",
+        f"{prefix}.annotations.test.storage={ann / 'test.json'}",
+        f"{prefix}.images.storage={data / 'images'}",
+        f"run.output_dir={out}",
+        "run.job_id=job",
+        "run.warmup_steps=2",
+        "run.k_test=4",
+        "model.vit_depth=1",
+        *extra,
+    ]
+    return options + [f"run.{key}={value}" for key, value in run.items()]

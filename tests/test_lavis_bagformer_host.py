@@ -2,12 +2,11 @@
 process, re-evaluation from the best checkpoint, and 2-process torchrun gloo DDP."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 from conftest import REPO_ROOT
+from retrieval_helpers import image_text_options, run_lavis_tool, tool_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -27,49 +26,19 @@ def tiny_data(tmp_path_factory):
 
 
 def _options(data, out, **run):
-    ann = data / "annotations"
-    prefix = "datasets.embedded_image_text.build_info"
-    options = [
-        f"{prefix}.annotations.train.storage={ann / 'train.json'}",
-        f"{prefix}.annotations.val.storage={ann / 'val.json'}",
-        f"{prefix}.annotations.test.storage={ann / 'test.json'}",
-        f"{prefix}.images.storage={data / 'images'}",
-        f"model.entity_dictionary={data / 'entities.txt'}",
-        f"run.output_dir={out}",
-        "run.job_id=job",
-        "run.warmup_steps=2",
-        "run.k_test=4",
-        "model.vit_depth=1",
-    ]
-    return options + [f"run.{key}={value}" for key, value in run.items()]
-
-
-def _run(cmd, cwd):
-    env = {
-        **os.environ,
-        "PYTHONWARNINGS": "ignore",
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def _metrics(result):
-    return json.loads(result.stdout.strip().splitlines()[-1])["test"]["test"]
+    return image_text_options(
+        data, out, (f"model.entity_dictionary={data / 'entities.txt'}",), **run
+    )
 
 
 @pytest.mark.parametrize("interaction", ["bagwise", "tokenwise", "cls_token"])
 def test_bagformer_trains_and_evaluates_with_the_lavis_tools(tiny_data, tmp_path, interaction):
     extra = [f"model.interaction={interaction}"]
     options = _options(tiny_data, tmp_path / "runs", max_epoch=2, batch_size_train=8) + extra
-    trained = _run(
+    trained = run_lavis_tool(
         [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options", *options], tmp_path
     )
-    metrics = _metrics(trained)
+    metrics = tool_metrics(trained)
     for name in ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r_mean", "r_mean"):
         assert all(f"{prefix}{name}" in metrics for prefix in SETS), name
     assert metrics["agg_metrics"] == metrics["r_mean"]  # selected on merge
@@ -81,7 +50,7 @@ def test_bagformer_trains_and_evaluates_with_the_lavis_tools(tiny_data, tmp_path
     assert config["model"]["arch"] == "bagformer_retrieval"
     assert config["model"]["interaction"] == interaction and config["run"]["seed"] == 42
 
-    evaluated = _run(
+    evaluated = run_lavis_tool(
         [
             sys.executable,
             str(EVALUATE),
@@ -95,11 +64,11 @@ def test_bagformer_trains_and_evaluates_with_the_lavis_tools(tiny_data, tmp_path
         ],
         tmp_path,
     )
-    assert _metrics(evaluated) == pytest.approx(metrics)  # the best checkpoint reproduces them
+    assert tool_metrics(evaluated) == pytest.approx(metrics)  # the best checkpoint reproduces them
 
 
 def test_bagformer_two_process_gloo_ddp_trains_and_evaluates(tiny_data, tmp_path):
-    ddp = _run(
+    ddp = run_lavis_tool(
         [
             sys.executable,
             "-m",
@@ -118,13 +87,13 @@ def test_bagformer_two_process_gloo_ddp_trains_and_evaluates(tiny_data, tmp_path
     config = json.loads((tmp_path / "ddp" / "job" / "log.txt").read_text().split("\n}\n")[0] + "}")
     assert config["run"]["distributed"] is True and config["run"]["dist_backend"] == "gloo"
     assert config["run"]["world_size"] == 2
-    metrics = _metrics(ddp)
+    metrics = tool_metrics(ddp)
     for prefix in SETS:  # 6 test images: every text finds its image within 10
         assert metrics[f"{prefix}img_r10"] == 100.0, prefix
     assert metrics["agg_metrics"] == metrics["r_mean"]
     # the rank stage's rows were split between the two processes and summed: one process
     # scoring the same checkpoint alone gives the same numbers
-    single = _run(
+    single = run_lavis_tool(
         [
             sys.executable,
             str(EVALUATE),
@@ -137,4 +106,4 @@ def test_bagformer_two_process_gloo_ddp_trains_and_evaluates(tiny_data, tmp_path
         ],
         tmp_path,
     )
-    assert _metrics(single) == pytest.approx(metrics)
+    assert tool_metrics(single) == pytest.approx(metrics)

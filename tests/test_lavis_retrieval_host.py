@@ -2,14 +2,12 @@
 tools on real mp4s, resume, and 2-process torchrun gloo DDP against one process."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 import torch
 from conftest import REPO_ROOT
-from retrieval_helpers import write_tiny_embedded
+from retrieval_helpers import run_lavis_tool, tool_metrics, write_tiny_embedded
 
 pytestmark = pytest.mark.slow
 
@@ -36,23 +34,6 @@ def _options(data, out, **run):
     return options + [f"run.{key}={value}" for key, value in run.items()]
 
 
-def _run(cmd, cwd):
-    # one thread a process: two processes of two threads on two cores thrash
-    env = {
-        **os.environ,
-        "PYTHONWARNINGS": "ignore",
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def _metrics(result):
-    return json.loads(result.stdout.strip().splitlines()[-1])["test"]["test"]
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     return write_tiny_embedded(tmp_path_factory.mktemp("video_text"), train=8, val=3, test=3)
@@ -71,7 +52,7 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tiny_data, tmp_path):
 
     def train(out, **extra):
         options = _options(tiny_data, out, **run, **extra)
-        return _run(
+        return run_lavis_tool(
             [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options", *options], tmp_path
         )
 
@@ -92,16 +73,16 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tiny_data, tmp_path):
     assert final[0]["epoch"] == final[1]["epoch"] == 2
     for name, weights in final[0]["model"].items():
         assert torch.allclose(weights, final[1]["model"][name], atol=1e-6), name
-    assert _metrics(resumed) == pytest.approx(_metrics(straight), rel=1e-5)
+    assert tool_metrics(resumed) == pytest.approx(tool_metrics(straight), rel=1e-5)
 
 
 def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):
     out = tmp_path / "runs"
     options = _options(tiny_data, out, max_epoch=2, batch_size_train=8)
-    trained = _run(
+    trained = run_lavis_tool(
         [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options", *options], tmp_path
     )
-    metrics = _metrics(trained)
+    metrics = tool_metrics(trained)
     assert set(metrics) >= {"t2v_r1", "t2v_r50", "t2v_medr", "v2t_meanr", "agg_metrics"}
     assert metrics["agg_metrics"] == metrics["t2v_sum_r"]
     job = out / "job"
@@ -109,7 +90,7 @@ def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):
     log = (job / "log.txt").read_text()
     assert '"val_best_epoch"' in log and '"test_test"' in log
 
-    resumed = _run(
+    resumed = run_lavis_tool(
         [
             sys.executable,
             str(TRAIN),
@@ -130,7 +111,7 @@ def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):
     assert "Start training epoch 2" in resumed.stderr
     assert "Start training epoch 0" not in resumed.stderr
 
-    evaluated = _run(
+    evaluated = run_lavis_tool(
         [
             sys.executable,
             str(EVALUATE),
@@ -143,9 +124,9 @@ def test_train_resume_and_evaluate_with_the_tools(tiny_data, tmp_path):
         ],
         tmp_path,
     )
-    assert _metrics(evaluated) == metrics  # the best checkpoint reproduces the test metrics
+    assert tool_metrics(evaluated) == metrics  # the best checkpoint reproduces the test metrics
 
-    exported = _run(
+    exported = run_lavis_tool(
         [
             sys.executable,
             str(EXPORT),
@@ -176,7 +157,7 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
     """Unshuffled, 2 processes x 4 clips see the same batches as 1 process x 8; with the
     features all-gathered, training follows the same path up to float rounding."""
     common = {"max_epoch": 2, "train_shuffle": "false"}
-    single = _run(
+    single = run_lavis_tool(
         [
             sys.executable,
             str(TRAIN),
@@ -187,7 +168,7 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
         ],
         tmp_path,
     )
-    ddp = _run(
+    ddp = run_lavis_tool(
         [
             sys.executable,
             "-m",
@@ -208,7 +189,7 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_data, tmp_path):
     config = json.loads((tmp_path / "ddp" / "job" / "log.txt").read_text().split("\n}\n")[0] + "}")
     assert config["run"]["distributed"] is True and config["run"]["dist_backend"] == "gloo"
     assert config["run"]["world_size"] == 2
-    a, b = _metrics(single), _metrics(ddp)
+    a, b = tool_metrics(single), tool_metrics(ddp)
     # float rounding may move one query by one place: 12 test captions, 6 test videos
     for direction, queries in (("t2v", 12), ("v2t", 6)):
         for k in (1, 5, 10):
@@ -233,7 +214,7 @@ def test_two_process_resume_tests_the_new_best_on_every_process(tiny_data, tmp_p
     the earlier run's best path unless the main process shares its own."""
     train = [sys.executable, str(TRAIN), "--cfg-path", str(CONFIG), "--options"]
     first = _options(tiny_data, tmp_path / "first", max_epoch=1, batch_size_train=8)
-    _run(train + first, tmp_path)
+    run_lavis_tool(train + first, tmp_path)
     checkpoint = torch.load(tmp_path / "first" / "job" / "checkpoint_latest.pth", weights_only=True)
     # the earlier best is gone and any score beats it: epoch 2 saves a new best
     checkpoint.update(best_agg_metric=float("-inf"), best_checkpoint=str(tmp_path / "gone.pth"))
@@ -246,10 +227,10 @@ def test_two_process_resume_tests_the_new_best_on_every_process(tiny_data, tmp_p
         batch_size_train=4,
         resume_ckpt_path=tmp_path / "resume.pth",
     )
-    resumed = _run(launcher + ["--nproc_per_node", "2"] + train[1:] + options, tmp_path)
+    resumed = run_lavis_tool(launcher + ["--nproc_per_node", "2"] + train[1:] + options, tmp_path)
     new_best = tmp_path / "resumed" / "job" / "checkpoint_best.pth"
     assert f"Loading checkpoint from {new_best}" in resumed.stderr
-    assert set(_metrics(resumed)) >= {"t2v_r1", "v2t_r1"}
+    assert set(tool_metrics(resumed)) >= {"t2v_r1", "v2t_r1"}
 
 
 def test_a_training_split_smaller_than_one_batch_is_named(tiny_data, tmp_path, monkeypatch):
@@ -279,7 +260,7 @@ def test_teachers_train_under_two_process_gloo_as_in_one(teacher, tiny_data, tmp
                  "--nproc_per_node", "2"], 4),
     ):  # fmt: skip
         options = _options(tiny_data, tmp_path / name, batch_size_train=batch, **common)
-        runs[name] = _run(
+        runs[name] = run_lavis_tool(
             [*launcher, str(TRAIN), "--cfg-path", str(config), "--options", *options, *extra],
             tmp_path,
         )
@@ -288,7 +269,7 @@ def test_teachers_train_under_two_process_gloo_as_in_one(teacher, tiny_data, tmp
         [float(x) for x in _train_losses(tmp_path / name / "job")] for name in ("single", "ddp")
     ]
     assert len(losses[0]) == 1 and losses[0] == pytest.approx(losses[1], abs=2e-3)
-    a, b = _metrics(runs["single"]), _metrics(runs["ddp"])
+    a, b = tool_metrics(runs["single"]), tool_metrics(runs["ddp"])
     for direction, queries in (("t2v", 12), ("v2t", 6)):
         for k in (1, 5, 10):
             key = f"{direction}_r{k}"
@@ -308,7 +289,9 @@ def tiny_teachers(tiny_data, tmp_path_factory):
         config = REPO_ROOT / "configs" / "lavis" / "teachclip" / f"{name}_embedded.yaml"
         run = _options(tiny_data, root, max_epoch=1, batch_size_train=8)
         run = [o.replace("run.job_id=job", f"run.job_id={name}") for o in run]
-        _run([sys.executable, str(TRAIN), "--cfg-path", str(config), "--options", *run], root)
+        run_lavis_tool(
+            [sys.executable, str(TRAIN), "--cfg-path", str(config), "--options", *run], root
+        )
         label = name.split("-")[0]
         options += [
             f"model.teachers.{label}.cfg_path={config}",
@@ -334,7 +317,7 @@ def test_teachclip_trains_under_two_process_gloo_as_in_one_and_teachers_stay_fro
                  "--nproc_per_node", "2"], 4),
     ):  # fmt: skip
         options = _options(tiny_data, tmp_path / name, batch_size_train=batch, **common)
-        runs[name] = _run(
+        runs[name] = run_lavis_tool(
             [*launcher, str(TRAIN), "--cfg-path", str(TEACHCLIP), "--options", *options,
              *tiny_teachers],
             tmp_path,
@@ -376,7 +359,7 @@ def test_teachclip_resumed_repeats_the_uninterrupted_run(tiny_data, tiny_teacher
 
     def train(out, **extra):
         options = _options(tiny_data, out, **run, **extra) + list(tiny_teachers)
-        return _run(
+        return run_lavis_tool(
             [sys.executable, str(TRAIN), "--cfg-path", str(TEACHCLIP), "--options", *options],
             tmp_path,
         )
@@ -398,4 +381,4 @@ def test_teachclip_resumed_repeats_the_uninterrupted_run(tiny_data, tiny_teacher
     ]
     for name, weights in final[0].items():
         assert torch.allclose(weights, final[1][name], atol=1e-6), name
-    assert _metrics(resumed) == pytest.approx(_metrics(straight), rel=1e-5)
+    assert tool_metrics(resumed) == pytest.approx(tool_metrics(straight), rel=1e-5)
