@@ -256,19 +256,24 @@ def test_teachers_are_built_from_their_files_and_stay_frozen(tmp_path):
     assert saved and not any(k.startswith("teachers.") for k in saved)
 
 
-def test_teaching_pulls_the_student_towards_its_teacher(tmp_path):
-    """A few steps of coarse + fine teaching alone lower both teaching losses."""
-    student = _taught_student(tmp_path, loss_weights={"contrastive": 0.0})
-    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=3e-3)
+@pytest.mark.parametrize("term", ["coarse", "fine"])
+def test_teaching_pulls_the_student_towards_its_teacher(tmp_path, term):
+    """A few steps of one teaching loss alone lower it: the student's logits move towards
+    the teacher's (coarse), its AFA weights towards the teacher's frame relevance (fine)."""
+    weights = {"contrastive": 0.0, "coarse": 0.0, "fine": 0.0, term: 1.0}
+    # a peaked relevance: AFA starts near uniform weights, which a near-uniform one would
+    # already match (the fine loss is then at its floor, the relevance's entropy)
+    spec, _ = _teacher_files(tmp_path, relevance_temperature=0.01)
+    student = _student(teachers={"xclip": spec}, loss_weights=weights)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-2)
     samples = _batch(masks=[[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]])
-    first = student(samples)
+    first = getattr(student(samples), f"loss_{term}").item()
     for _ in range(30):
-        out = student(samples)
-        out.loss.backward()
+        student(samples).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    assert out.loss_coarse < 0.5 * first.loss_coarse
-    assert out.loss_fine < first.loss_fine
+    last = getattr(student(samples), f"loss_{term}").item()
+    assert last < (0.5 if term == "coarse" else 0.9) * first, (first, last)
 
 
 def test_two_teachers_average_their_losses(tmp_path):
