@@ -89,6 +89,7 @@ BAGFORMER = Plugin(
         f"configs/lavis/bagformer/{dataset}.yaml"
         for dataset in ("embedded", "coco_karpathy", "flickr30k", "muge")
     ],
+    demo_stage="retrieval_ext.demo:bagformer_stage",
 )
 
 EXTENSION = Extension(

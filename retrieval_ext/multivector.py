@@ -1,60 +1,193 @@
-"""Bag-wise (MaxSim) retrieval past brute force: a FAISS index over every image token
-gives candidate images, and exact bag-wise MaxSim ranks only those (ColBERT's two-stage
-search, applied to BagFormer's text-to-image direction).
+"""Bag-wise (MaxSim) text-to-image search past brute force, PLAID-style.
 
-Each of a query's bags searches the ``token_k`` nearest image tokens; the images owning
-them are the candidates; their s_t2i (sum over bags of the max over the image's tokens)
-is computed exactly from the stored token embeddings. With a ``flat`` (exact) token index
-and enough ``token_k`` the result equals brute-force MaxSim; ``ivf`` / ``hnsw`` trade
-recall for speed (:func:`retrieval_ext.index.build_index`).
+Every image token is assigned to one of ``centroids`` k-means centroids (FAISS); each
+centroid keeps the list of images owning a token assigned to it. A query (its bags)
+searches in three stages:
+
+1. **Probe**: each bag's ``nprobe`` nearest centroids (by cosine with the bag).
+2. **Centroid interaction**: an image's approximate score is the sum over bags of the
+   best centroid score among the bag's probed centroids that the image holds (0 when it
+   holds none), i.e. MaxSim with every token replaced by its centroid, pruned to the
+   probed centroids. It runs over the probed lists only, never over the whole gallery.
+3. **Exact re-rank**: the ``rerank`` best images by approximate score are scored by exact
+   bag-wise MaxSim (s_t2i, float32) from the stored token embeddings; the top ``k`` win.
+
+With ``nprobe`` = every centroid and ``rerank`` = every image the result is exactly brute
+force MaxSim (tested). Tokens can be stored as float16 (``store_dtype``) to halve memory;
+the exact stage then computes in float32 from the float16 values.
+
+Images are added in chunks (``add``), so a gallery larger than memory in float32 can be
+indexed as it is produced; ``train`` fits the centroids on a sample first.
 """
 
 from __future__ import annotations
 
-from retrieval_ext.index import build_index
+import math
+
 from retrieval_ext.models.bagging import bagwise_similarity
 
 import numpy as np
 import torch
 
+STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def default_centroids(num_tokens: int) -> int:
+    """A power of two near ``4 * sqrt(num_tokens)``, in [16, 4096]."""
+    return int(2 ** min(12, max(4, round(math.log2(4 * math.sqrt(max(num_tokens, 1)))))))
+
 
 class MultiVectorIndex:
-    """Image token embeddings ``(N, V, d)`` (normalised), searchable by bags.
+    """Image token embeddings (L2-normalised, ``tokens_per_image`` of ``dim`` each),
+    searchable by the bags of a text query.
 
     Args:
-        image_tokens: ``(N, V, d)`` float tensor or array.
-        kind: FAISS index kind over the N*V tokens (``flat``, ``ivf``, ``hnsw``).
-        index_options: passed to :func:`retrieval_ext.index.build_index`.
+        dim: Token width.
+        tokens_per_image: Tokens of every image (V).
+        centroids: k-means centroids; ``None``: :func:`default_centroids` of the sample
+            given to :meth:`train`.
+        store_dtype: ``float32`` or ``float16`` storage for the exact stage.
+        seed: k-means seed.
     """
 
-    def __init__(self, image_tokens, kind: str = "flat", **index_options):
-        tokens = torch.as_tensor(np.asarray(image_tokens, dtype=np.float32))
-        if tokens.ndim != 3:
-            raise ValueError(f"image tokens must be (N, V, d), got shape {tuple(tokens.shape)}")
-        self.tokens = tokens
-        self.num_images, self.tokens_per_image, dim = tokens.shape
-        self.index = build_index(tokens.reshape(-1, dim).numpy(), kind=kind, **index_options)
+    def __init__(
+        self,
+        dim: int,
+        tokens_per_image: int,
+        centroids: int | None = None,
+        store_dtype: str = "float32",
+        seed: int = 0,
+    ):
+        if store_dtype not in STORE_DTYPES:
+            raise ValueError(f"store_dtype {store_dtype!r}: expected one of {list(STORE_DTYPES)}")
+        self.dim, self.tokens_per_image = int(dim), int(tokens_per_image)
+        self.num_centroids, self.store_dtype, self.seed = centroids, store_dtype, seed
+        self.centroids: np.ndarray | None = None
+        self._chunks: list[np.ndarray] = []  # stored tokens, (n, V, dim) each
+        self._codes: list[np.ndarray] = []  # centroid of each token, (n, V) each
+        self._offsets = [0]
+        self._lists = None  # (starts, images): images of centroid c = images[starts[c]:starts[c+1]]
 
-    def candidates(self, bags: torch.Tensor, token_k: int) -> np.ndarray:
-        """Sorted ids of the images owning any of the ``token_k`` nearest tokens of any bag."""
-        _, ids = self.index.search(np.ascontiguousarray(bags.numpy(), dtype=np.float32), token_k)
-        ids = ids[ids >= 0]
-        return np.unique(ids // self.tokens_per_image)
+    @property
+    def num_images(self) -> int:
+        return self._offsets[-1]
 
-    def search(self, bags: torch.Tensor, k: int, token_k: int = 32):
-        """Top ``k`` images of one query ``(B, d)`` (its unmasked bags) by exact MaxSim over
-        the candidates; returns ``(scores, image ids, number of candidates)``."""
-        candidates = self.candidates(bags, token_k)
+    @classmethod
+    def build(cls, image_tokens, centroids: int | None = None, **options) -> MultiVectorIndex:
+        """Index an in-memory ``(N, V, dim)`` gallery, trained on all its tokens."""
+        tokens = _tokens(image_tokens)
+        index = cls(tokens.shape[2], tokens.shape[1], centroids, **options)
+        index.train(tokens.reshape(-1, tokens.shape[2]))
+        index.add(tokens)
+        return index
+
+    def train(self, sample) -> None:
+        """Fit the centroids on a ``(M, dim)`` sample of image tokens."""
+        import faiss
+
+        sample = np.ascontiguousarray(np.asarray(sample, dtype=np.float32))
+        if sample.ndim != 2 or sample.shape[1] != self.dim:
+            raise ValueError(f"training sample must be (M, {self.dim}), got {sample.shape}")
+        count = self.num_centroids or default_centroids(len(sample))
+        if len(sample) < count:
+            raise ValueError(f"{count} centroids need at least {count} sample tokens")
+        kmeans = faiss.Kmeans(
+            self.dim, count, niter=20, seed=self.seed, spherical=True, max_points_per_centroid=64
+        )
+        kmeans.train(sample)
+        self.centroids = kmeans.centroids.copy()
+        self.num_centroids = count
+        self._assigner = faiss.IndexFlatIP(self.dim)
+        self._assigner.add(self.centroids)
+
+    def add(self, image_tokens) -> None:
+        """Append ``(n, V, dim)`` images (ids continue from the images already added)."""
+        if self.centroids is None:
+            raise RuntimeError("MultiVectorIndex.add before train: fit the centroids first")
+        tokens = _tokens(image_tokens)
+        if tokens.shape[1:] != (self.tokens_per_image, self.dim):
+            raise ValueError(
+                f"images must be (n, {self.tokens_per_image}, {self.dim}), got {tokens.shape}"
+            )
+        flat = np.ascontiguousarray(tokens.reshape(-1, self.dim))
+        _, codes = self._assigner.search(flat, 1)
+        self._codes.append(codes.reshape(len(tokens), self.tokens_per_image).astype(np.int32))
+        self._chunks.append(tokens.astype(STORE_DTYPES[self.store_dtype]))
+        self._offsets.append(self._offsets[-1] + len(tokens))
+        self._lists = None
+
+    def _inverted_lists(self):
+        if self._lists is None:
+            codes = np.concatenate(self._codes).astype(np.int64)
+            images = np.repeat(np.arange(self.num_images, dtype=np.int64), self.tokens_per_image)
+            # one (centroid, image) entry per pair, grouped by centroid
+            pairs = np.unique(codes.reshape(-1) * self.num_images + images)
+            counts = np.bincount(pairs // self.num_images, minlength=self.num_centroids)
+            starts = np.concatenate([[0], np.cumsum(counts)])
+            self._lists = (starts, (pairs % self.num_images).astype(np.int64))
+        return self._lists
+
+    def tokens_of(self, ids: np.ndarray) -> torch.Tensor:
+        """Stored tokens of images ``ids`` as a float32 ``(len(ids), V, dim)`` tensor."""
+        chunk = np.searchsorted(self._offsets, ids, side="right") - 1
+        out = np.empty((len(ids), self.tokens_per_image, self.dim), dtype=np.float32)
+        for c in np.unique(chunk):
+            rows = np.nonzero(chunk == c)[0]
+            out[rows] = self._chunks[c][ids[rows] - self._offsets[c]]
+        return torch.from_numpy(out)
+
+    def approximate_scores(self, bags: np.ndarray, nprobe: int):
+        """``(candidate ids, approximate scores)`` from the probed centroids' lists."""
+        starts, images = self._inverted_lists()
+        centroid_scores = bags @ self.centroids.T  # (B, C)
+        nprobe = min(nprobe, self.num_centroids)
+        total = np.zeros(self.num_images, dtype=np.float32)
+        candidate = np.zeros(self.num_images, dtype=bool)
+        seen = np.zeros(self.num_images, dtype=bool)
+        for scores in centroid_scores:
+            probed = np.argpartition(-scores, nprobe - 1)[:nprobe]
+            touched = []
+            # best centroid first: an image's first probed list gives its best score
+            for c in probed[np.argsort(-scores[probed])]:
+                owners = images[starts[c] : starts[c + 1]]
+                new = owners[~seen[owners]]
+                seen[new] = True
+                total[new] += scores[c]
+                touched.append(new)
+            touched = np.concatenate(touched)
+            seen[touched] = False
+            candidate[touched] = True
+        candidates = np.nonzero(candidate)[0]
+        return candidates, total[candidates]
+
+    def search(self, bags, k: int, nprobe: int = 4, rerank: int = 256):
+        """Top ``k`` images of one query (``(B, dim)`` normalised bags, padding removed):
+        ``(exact MaxSim scores, image ids, number of candidates)``."""
+        bags = torch.as_tensor(bags, dtype=torch.float32)
+        candidates, approx = self.approximate_scores(bags.numpy(), nprobe)
+        if len(candidates) > rerank:
+            keep = np.argpartition(-approx, rerank - 1)[:rerank]
+            shortlist = candidates[keep]
+        else:
+            shortlist = candidates
         mask = torch.ones(1, len(bags), dtype=torch.bool)
         scores, _ = bagwise_similarity(
-            bags[None], mask, self.tokens[torch.from_numpy(candidates)], directions="t2i"
+            bags[None], mask, self.tokens_of(shortlist), directions="t2i"
         )
-        top = scores[0].topk(min(k, len(candidates)))
-        return top.values, torch.from_numpy(candidates)[top.indices], len(candidates)
+        top = scores[0].topk(min(k, len(shortlist)))
+        return top.values, torch.from_numpy(shortlist)[top.indices], len(candidates)
 
 
-def exact_search(image_tokens: torch.Tensor, bags: torch.Tensor, k: int):
+def _tokens(image_tokens) -> np.ndarray:
+    tokens = np.asarray(image_tokens, dtype=np.float32)
+    if tokens.ndim != 3:
+        raise ValueError(f"image tokens must be (N, V, d), got shape {tuple(tokens.shape)}")
+    return tokens
+
+
+def exact_search(image_tokens, bags, k: int):
     """Brute-force MaxSim top ``k`` of one query over every image (the reference)."""
+    image_tokens = torch.as_tensor(image_tokens, dtype=torch.float32)
     mask = torch.ones(1, len(bags), dtype=torch.bool)
     scores, _ = bagwise_similarity(bags[None], mask, image_tokens, directions="t2i")
     top = scores[0].topk(min(k, len(image_tokens)))

@@ -1,7 +1,9 @@
-"""retrieval_ext/multivector.py: FAISS candidates over image tokens, then exact MaxSim."""
+"""retrieval_ext/multivector.py: centroid lists for candidates, centroid interaction for a
+shortlist, exact MaxSim on the shortlist."""
 
-from retrieval_ext.multivector import MultiVectorIndex, exact_search
+from retrieval_ext.multivector import MultiVectorIndex, default_centroids, exact_search
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,26 +15,122 @@ def gallery():
     return F.normalize(torch.randn(60, 5, 16, generator=gen), dim=-1), gen
 
 
-def test_a_flat_index_with_every_token_as_candidate_equals_brute_force(gallery):
+def _queries(gen, count=5, bags=4, dim=16):
+    return [F.normalize(torch.randn(bags, dim, generator=gen), dim=-1) for _ in range(count)]
+
+
+def test_probing_every_centroid_and_reranking_every_image_equals_brute_force(gallery):
     tokens, gen = gallery
-    index = MultiVectorIndex(tokens, kind="flat")
-    for _ in range(5):
-        bags = F.normalize(torch.randn(4, 16, generator=gen), dim=-1)
-        scores, ids, count = index.search(bags, k=10, token_k=tokens.shape[0] * tokens.shape[1])
+    index = MultiVectorIndex.build(tokens, centroids=16)
+    for bags in _queries(gen):
+        scores, ids, count = index.search(bags, k=10, nprobe=16, rerank=60)
         exact_scores, exact_ids = exact_search(tokens, bags, 10)
         assert count == 60 and torch.equal(ids, exact_ids)
         assert torch.allclose(scores, exact_scores)
 
 
-def test_candidates_are_the_owners_of_the_nearest_tokens(gallery):
+def test_approximate_scores_are_maxsim_over_the_tokens_centroids(gallery):
+    tokens, gen = gallery
+    index = MultiVectorIndex.build(tokens, centroids=16)
+    centroids = torch.from_numpy(index.centroids)
+    codes = torch.from_numpy(np.concatenate(index._codes)).long()
+    (bags,) = _queries(gen, count=1)
+    ids, approx = index.approximate_scores(bags.numpy(), nprobe=16)
+    # every token replaced by its centroid, then MaxSim
+    expected, _ = exact_search(centroids[codes], bags, 60)
+    reference = torch.zeros(60)
+    reference[exact_search(centroids[codes], bags, 60)[1]] = expected
+    assert np.array_equal(ids, np.arange(60))
+    assert torch.allclose(torch.from_numpy(approx), reference, atol=1e-5)
+
+
+def test_pruned_probing_scores_only_images_on_the_probed_lists(gallery):
+    tokens, gen = gallery
+    index = MultiVectorIndex.build(tokens, centroids=16)
+    (bags,) = _queries(gen, count=1, bags=1)
+    ids, approx = index.approximate_scores(bags.numpy(), nprobe=1)
+    best = int(np.argmax(bags.numpy() @ index.centroids.T))
+    owners = {i for i, codes in enumerate(np.concatenate(index._codes)) if best in codes}
+    assert set(ids.tolist()) == owners
+    assert np.allclose(approx, float(bags[0] @ torch.from_numpy(index.centroids[best])))
+
+
+def test_images_added_in_chunks_search_as_one_gallery(gallery):
+    tokens, gen = gallery
+    whole = MultiVectorIndex.build(tokens, centroids=16)
+    chunked = MultiVectorIndex(16, 5, centroids=16)
+    chunked.train(tokens.reshape(-1, 16))
+    for start in range(0, 60, 25):
+        chunked.add(tokens[start : start + 25])
+    assert chunked.num_images == 60
+    assert torch.equal(chunked.tokens_of(np.array([59, 0, 30])), tokens[[59, 0, 30]])
+    for bags in _queries(gen):
+        a, b = whole.search(bags, 5, nprobe=3, rerank=8), chunked.search(bags, 5, 3, 8)
+        assert torch.equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_float16_storage_keeps_the_exact_ranking_within_its_rounding(gallery):
+    tokens, gen = gallery
+    index = MultiVectorIndex.build(tokens, centroids=16, store_dtype="float16")
+    assert index._chunks[0].dtype == np.float16
+    for bags in _queries(gen):
+        scores, ids, _ = index.search(bags, k=5, nprobe=16, rerank=60)
+        exact_scores, _ = exact_search(tokens, bags, 5)
+        assert torch.allclose(scores, exact_scores, atol=4e-3)
+
+
+def test_a_query_made_of_an_images_tokens_finds_that_image_from_a_short_list(gallery):
     tokens, _ = gallery
-    index = MultiVectorIndex(tokens, kind="flat")
-    bags = tokens[7, :2].clone()  # two tokens of image 7: their nearest token is their own
-    assert 7 in index.candidates(bags, token_k=1).tolist()
-    _, ids, count = index.search(bags, k=1, token_k=1)
-    assert ids.tolist() == [7] and count <= 2
+    index = MultiVectorIndex.build(tokens, centroids=16)
+    _, ids, count = index.search(tokens[7].clone(), k=1, nprobe=1, rerank=4)
+    assert ids.tolist() == [7] and count < 60
 
 
-def test_a_gallery_of_the_wrong_shape_is_named():
+def test_default_centroids_grow_with_the_square_root_of_the_tokens():
+    assert default_centroids(10) == 16
+    assert default_centroids(370_000) == 2048
+    assert default_centroids(37_000_000) == 4096  # capped
+
+
+def test_bad_shapes_and_order_are_named(gallery):
+    tokens, _ = gallery
     with pytest.raises(ValueError, match=r"\(N, V, d\)"):
-        MultiVectorIndex(torch.zeros(3, 4))
+        MultiVectorIndex.build(torch.zeros(3, 4))
+    index = MultiVectorIndex(16, 5, centroids=4)
+    with pytest.raises(RuntimeError, match="before train"):
+        index.add(tokens)
+    index.train(tokens.reshape(-1, 16))
+    with pytest.raises(ValueError, match=r"\(n, 5, 16\)"):
+        index.add(tokens[:, :4])
+    with pytest.raises(ValueError, match="store_dtype"):
+        MultiVectorIndex(16, 5, store_dtype="int8")
+    with pytest.raises(ValueError, match="need at least"):
+        MultiVectorIndex(16, 5, centroids=64).train(tokens[:2].reshape(-1, 16))
+
+
+def test_index_benchmark_tool_reports_exact_recall_when_nothing_is_pruned(tmp_path):
+    import importlib.util
+    import json
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "index_bench", REPO_ROOT / "tools" / "bagformer_index_benchmark.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench"
+    args = ["--gallery", "600", "--chunk", "250", "--tokens", "5", "--dim", "16"]
+    args += ["--concepts", "32", "--centroids", "16", "--queries", "4", "--out", str(out)]
+    assert bench.main(args + ["--nprobe", "16", "1", "--rerank", "600", "8"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["nprobe"], r["rerank"]) for r in rows] == [(16, 600), (16, 8), (1, 600), (1, 8)]
+    exhaustive = rows[0]
+    assert exhaustive["recall@10_vs_exact"] == 1.0 and exhaustive["mean_candidates"] == 600
+    assert exhaustive["source@1"] == exhaustive["exact source@1"]
+    assert all(0 <= r["recall@10_vs_exact"] <= 1 and r["latency_ms"] > 0 for r in rows)
+    assert rows[3]["mean_candidates"] < 600
+    # the chunked gallery is the same every time it is produced
+    gallery = bench.ClusteredGallery(600, 5, 16, 32, 250, 0)
+    first, again = list(gallery.chunks()), list(gallery.chunks())
+    assert [s for s, _ in first] == [0, 250, 500] and torch.equal(first[2][1], again[2][1])
