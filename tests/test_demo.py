@@ -23,12 +23,13 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "[1/6] environment checks" in result.stdout
-    assert "[2/6] STH (mmaction2)" in result.stdout
-    assert "[3/6] recbole baseline" in result.stdout
-    assert "[4/6] UPSR (recbole)" in result.stdout
-    assert "[5/6] salesforce-lavis baseline" in result.stdout
-    assert "[6/6] TeachCLIP (salesforce-lavis)" in result.stdout
+    assert "[1/7] environment checks" in result.stdout
+    assert "[2/7] STH (mmaction2)" in result.stdout
+    assert "[3/7] recbole baseline" in result.stdout
+    assert "[4/7] UPSR (recbole)" in result.stdout
+    assert "[5/7] salesforce-lavis baseline" in result.stdout
+    assert "[6/7] TeachCLIP (salesforce-lavis)" in result.stdout
+    assert "[7/7] BagFormer (salesforce-lavis)" in result.stdout
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -96,6 +97,23 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     with Image.open(out / teachclip["figures"][0]) as image:
         assert image.format == "PNG"
     assert "## TeachCLIP (LAVIS)" in report
+
+    bagformer = next(s for s in results["stages"] if s["name"] == "lavis.bagformer")
+    rows = {r["model"].split(" (")[0]: r for r in bagformer["rows"]}
+    assert list(rows) == ["ALBEF ITC", "ALBEF ITM re-rank", "BagFormer recall", "BagFormer merge"]
+    for row in rows.values():
+        assert 0 <= row["text-to-image R@1"] <= 100 and 0 <= row["r_mean"] <= 100
+    cost = "ms per query at N=10,000"
+    # a [CLS] vector per image against every token of it; re-ranking adds the fusion encoder
+    assert rows["BagFormer recall"]["bytes per image"] == 37 * rows["ALBEF ITC"]["bytes per image"]
+    assert rows["ALBEF ITM re-rank"][cost] > rows["ALBEF ITC"][cost]
+    assert rows["BagFormer merge"][cost] > rows["BagFormer recall"][cost] > rows["ALBEF ITC"][cost]
+    configs = bagformer["config"]["configs"]
+    assert configs["BagFormer"]["model"]["arch"] == "bagformer_retrieval"
+    assert configs["ALBEF"]["run"]["seed"] == configs["BagFormer"]["run"]["seed"] == 42
+    with Image.open(out / bagformer["figures"][0]) as image:
+        assert image.format == "PNG"
+    assert "## BagFormer (LAVIS)" in report
 
 
 def test_report_serialises_host_config_values_and_lists_failures(tmp_path):
