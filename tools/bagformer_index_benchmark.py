@@ -136,6 +136,7 @@ def main(argv=None) -> int:
         exact, exact_first, exact_seconds = brute_force(gallery, queries)
         for nprobe in args.nprobe:
             for rerank in args.rerank:
+                index.search(queries[0][1], 10, nprobe=nprobe, rerank=rerank)  # warm-up
                 times, found, source, candidates = [], [], [], []
                 for (image, bags), reference in zip(queries, exact, strict=True):
                     start = time.perf_counter()

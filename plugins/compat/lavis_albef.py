@@ -68,7 +68,7 @@ def resolve_tokenizer_path(source) -> Path:
     return path
 
 
-def _load_tokenizer(source):
+def load_tokenizer(source):
     from transformers import BertTokenizer
 
     path = resolve_tokenizer_path(source)
@@ -77,7 +77,7 @@ def _load_tokenizer(source):
     return BertTokenizer(vocab_file=str(path))
 
 
-def _text_config(cfg):
+def text_config(cfg):
     """LAVIS's BertConfig from ``med_config_path`` (a local file; a relative path that does
     not exist in the working directory is looked up in LAVIS's package, as LAVIS does)
     with ``med_config_overrides`` applied."""
@@ -100,7 +100,7 @@ def _text_config(cfg):
     return BertConfig(**values)
 
 
-def _image_encoder(cfg):
+def image_encoder_from_config(cfg):
     """LAVIS's ``VisionTransformerEncoder``: ``vit_type`` base / large as LAVIS builds them
     (random weights), or ``custom`` with ``vit_width``, ``vit_depth``, ``vit_heads``,
     ``vit_patch_size`` (small models for tests and the embedded benchmark)."""
@@ -230,11 +230,11 @@ def albef_offline_from_config() -> bool:
         source = _TOKENIZER_SOURCE.get()
         if source is None:
             resolve_tokenizer_path(None)  # raises, naming model.tokenizer
-        return _load_tokenizer(source)
+        return load_tokenizer(source)
 
     def from_config(cls, cfg=None):
-        image_encoder = _image_encoder(cfg)
-        text_encoder = XBertEncoder(config=_text_config(cfg), add_pooling_layer=False)
+        image_encoder = image_encoder_from_config(cfg)
+        text_encoder = XBertEncoder(config=text_config(cfg), add_pooling_layer=False)
         if cfg.get("text_init", ""):  # before the momentum copy is made
             load_text_init(text_encoder, cfg.text_init)
         token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)

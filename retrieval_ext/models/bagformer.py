@@ -55,7 +55,7 @@ from lavis.models.med import XBertEncoder
 from torch import nn
 from transformers.utils import ModelOutput
 
-from plugins.compat.lavis_albef import _image_encoder, _load_tokenizer, _text_config
+from plugins.compat.lavis_albef import image_encoder_from_config, load_tokenizer, text_config
 
 DEFAULTS = (
     Path(__file__).resolve().parents[1] / "configs" / "models" / "bagformer_retrieval_base.yaml"
@@ -433,7 +433,7 @@ class BagFormerRetrieval(AlbefBase):
             raise ValueError(
                 f"model.interaction: {interaction!r} is not one of {', '.join(INTERACTIONS)}"
             )
-        tokenizer = _load_tokenizer(cfg.get("tokenizer", None))
+        tokenizer = load_tokenizer(cfg.get("tokenizer", None))
         bagger = None
         if interaction == "bagwise":
             dictionary = cfg.get("entity_dictionary", None)
@@ -444,8 +444,8 @@ class BagFormerRetrieval(AlbefBase):
                 )
             bagger = EntityBagger.from_file(dictionary, tokenizer)
         model = cls(
-            image_encoder=_image_encoder(cfg),
-            text_encoder=XBertEncoder(config=_text_config(cfg), add_pooling_layer=False),
+            image_encoder=image_encoder_from_config(cfg),
+            text_encoder=XBertEncoder(config=text_config(cfg), add_pooling_layer=False),
             tokenizer=tokenizer,
             bagger=bagger,
             interaction=interaction,
