@@ -337,9 +337,9 @@ def _image_text_query_costs(model, name: str, loader, k_test: int) -> dict[str, 
             image_tokens = F.normalize(model.vision_proj(feats), dim=-1)
 
             def recall(q):
-                return chunked_bagwise_similarity(
-                    bags[q : q + 1], bag_mask[q : q + 1], image_tokens, directions="t2i"
-                )[0][0]
+                query = bags[q][bag_mask[q]][None]  # its own bags, not the batch's padding
+                mask = torch.ones(query.shape[:2], dtype=torch.bool)
+                return chunked_bagwise_similarity(query, mask, image_tokens, directions="t2i")[0][0]
 
             def itm(q, top):
                 k = len(top)

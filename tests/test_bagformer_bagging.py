@@ -169,6 +169,12 @@ def test_bagwise_similarity_matches_a_brute_force_computation():
     assert torch.allclose(i2t, expected_i2t, atol=1e-5)
     chunked = chunked_bagwise_similarity(text, text_mask, image, image_mask, max_elements=1)
     assert torch.allclose(chunked[0], t2i) and torch.allclose(chunked[1], i2t)
+    # the query path (text to image alone) computes the same s_t2i, masked or not
+    alone, none = bagwise_similarity(text, text_mask, image, image_mask, directions="t2i")
+    assert none is None and torch.allclose(alone, t2i, atol=1e-6)
+    unmasked = bagwise_similarity(text, text_mask, image)[0]
+    assert torch.allclose(bagwise_similarity(text, text_mask, image, directions="t2i")[0], unmasked)
+    assert torch.allclose(unmasked, _brute_force(text, text_mask, image, image_mask | True)[0])
 
 
 def test_a_padded_bag_or_token_never_wins_a_max():
