@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +26,14 @@ def run_python(code: str, cwd: Path | None = None, timeout: int = 300, env: dict
         timeout=timeout,
         env=full_env,
     )
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` imported as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_tiny_video_dataset(root: Path, clips_per_class: int = 4, num_frames: int = 8) -> Path:

@@ -1,13 +1,12 @@
 """ActivityNet Captions and VATEX: converters from the official files, and the builders on mp4s."""
 
-import importlib.util
 import json
 
 import retrieval_ext  # noqa: F401
 from retrieval_ext.datasets.converters import convert_activitynet, convert_vatex
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_tool
 from lavis.common.registry import registry
 
 from plugins.video import moving_square_clip, write_mp4
@@ -78,12 +77,7 @@ def _official_vatex(folder):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "convert_tool", REPO_ROOT / "tools" / "convert_video_text_annotations.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool("convert_video_text_annotations")
 
 
 def test_activitynet_joins_each_videos_sentences_into_one_paragraph(tmp_path):

@@ -109,16 +109,11 @@ def test_bad_shapes_and_order_are_named(gallery):
 
 
 def test_index_benchmark_tool_reports_exact_recall_when_nothing_is_pruned(tmp_path):
-    import importlib.util
     import json
 
-    from conftest import REPO_ROOT
+    from conftest import load_tool
 
-    spec = importlib.util.spec_from_file_location(
-        "index_bench", REPO_ROOT / "tools" / "bagformer_index_benchmark.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_tool("bagformer_index_benchmark")
     out = tmp_path / "bench"
     args = ["--gallery", "600", "--chunk", "250", "--tokens", "5", "--dim", "16"]
     args += ["--concepts", "32", "--centroids", "16", "--queries", "4", "--out", str(out)]

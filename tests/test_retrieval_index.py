@@ -178,15 +178,9 @@ def test_msvd_and_didemo_converters(tmp_path):
 
 
 def test_benchmark_protocol_on_a_small_gallery(tmp_path):
-    import importlib.util
+    from conftest import load_tool
 
-    from conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location(
-        "bench", REPO_ROOT / "tools" / "retrieval_index_benchmark.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_tool("retrieval_index_benchmark")
     rows = bench.benchmark(
         [2000],
         dim=32,

@@ -73,22 +73,29 @@ def image_text_metrics(scores_i2t, scores_t2i, txt2img: dict, img2txt: dict) -> 
     return out
 
 
+def itc_text_features(model, texts: list[str]):
+    """``(tokens at max_txt_len, normalised [CLS] features)`` of an ALBEF/BLIP-style text
+    encoder: the text side of ITC."""
+    tokens = model.tokenizer(
+        texts,
+        padding="max_length",
+        truncation=True,
+        max_length=int(model.max_txt_len),
+        return_tensors="pt",
+    ).to(model.device)
+    hidden = model.text_encoder.forward_text(tokens).last_hidden_state
+    return tokens, F.normalize(model.text_proj(hidden[:, 0, :]), dim=-1)
+
+
 @torch.no_grad()
 def itc_sim_matrix(model, data_loader, text_batch_size: int = 256):
     """CLS-only dual-encoder scores of an ALBEF/BLIP-style model: ``(i2t, t2i)`` cosines of
     ``vision_proj`` / ``text_proj`` of each side's first token."""
     texts = data_loader.dataset.text
-    text_embeds = []
-    for start in range(0, len(texts), text_batch_size):
-        tokens = model.tokenizer(
-            texts[start : start + text_batch_size],
-            padding="max_length",
-            truncation=True,
-            max_length=int(model.max_txt_len),
-            return_tensors="pt",
-        ).to(model.device)
-        hidden = model.text_encoder.forward_text(tokens).last_hidden_state
-        text_embeds.append(F.normalize(model.text_proj(hidden[:, 0, :]), dim=-1))
+    text_embeds = [
+        itc_text_features(model, texts[start : start + text_batch_size])[1]
+        for start in range(0, len(texts), text_batch_size)
+    ]
     image_embeds = []
     for samples in data_loader:
         features = model.visual_encoder.forward_features(samples["image"].to(model.device))
