@@ -139,7 +139,8 @@ class MultiVectorIndex:
     def approximate_scores(self, bags: np.ndarray, nprobe: int):
         """``(candidate ids, approximate scores)`` from the probed centroids' lists."""
         starts, images = self._inverted_lists()
-        centroid_scores = bags @ self.centroids.T  # (B, C)
+        # torch, not numpy: its BLAS honours torch.set_num_threads (numpy's spawns its own)
+        centroid_scores = (torch.from_numpy(bags) @ torch.from_numpy(self.centroids).t()).numpy()
         nprobe = min(nprobe, self.num_centroids)
         total = np.zeros(self.num_images, dtype=np.float32)
         candidate = np.zeros(self.num_images, dtype=bool)
