@@ -207,3 +207,25 @@ def test_concurrent_ensure_dir_is_harmless_with_the_fix(tmp_path):
     result = run_python(ENSURE_DIR_RACE.format(fix=fix), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "folders ok" in result.stdout
+
+
+def test_importing_recbole_models_leaves_anomaly_detection_as_it_was():
+    defect = run_python(
+        """
+        import torch
+        import recbole.model.sequential_recommender  # imports sine.py with the others
+        print(torch.is_anomaly_enabled())
+        """
+    )
+    assert defect.stdout.split() == ["True"], defect.stderr[-2000:]
+    fixed = run_python(
+        """
+        import torch
+        import recbole_ext  # applies the RecBole fixes
+        from recbole.utils import get_model
+        get_model("SASRec")
+        from plugins.compat import recbole_leaves_anomaly_detection_off as fix
+        print(torch.is_anomaly_enabled(), fix())
+        """
+    )
+    assert fixed.stdout.split() == ["False", "False"], fixed.stderr[-2000:]

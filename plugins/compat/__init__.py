@@ -26,6 +26,7 @@ from plugins.compat.numpy2 import restore_numpy_aliases
 from plugins.compat.recbole import (
     extend_recbole_model_lookup,
     recbole_cpu_distributed,
+    recbole_leaves_anomaly_detection_off,
     recbole_race_free_ensure_dir,
     register_recbole_model,
 )
@@ -38,6 +39,7 @@ HOST_FIXES = {
         allow_recbole_checkpoints,
         recbole_cpu_distributed,
         recbole_race_free_ensure_dir,
+        recbole_leaves_anomaly_detection_off,
     ),
     "mmaction2": (
         provide_missing_drn_module,
@@ -84,6 +86,7 @@ __all__ = [
     "name_videos_in_decode_errors",
     "provide_missing_drn_module",
     "recbole_cpu_distributed",
+    "recbole_leaves_anomaly_detection_off",
     "recbole_race_free_ensure_dir",
     "register_recbole_model",
     "restore_numpy_aliases",

@@ -254,3 +254,33 @@ def recbole_race_free_ensure_dir() -> bool:
         if getattr(module, "ensure_dir", None) is check_then_create:
             module.ensure_dir = ensure_dir
     return True
+
+
+def recbole_leaves_anomaly_detection_off() -> bool:
+    """Undo the autograd anomaly detection that importing RecBole's models turns on.
+
+    Upstream: ``recbole/model/sequential_recommender/sine.py`` (RecBole 1.2.1) calls
+    ``torch.autograd.set_detect_anomaly(True)`` at import, and ``recbole.model`` imports it
+    with every other model, so any RecBole run (``run_recbole``, ``get_model``) trains with
+    anomaly detection on: every backward pass records and checks its graph, which slows a
+    SASRec training step (measured: README, Host defects absorbed). The fix imports the
+    module once and sets the mode back to what it was before; a user who wants anomaly
+    detection turns it on after importing RecBole.
+
+    Returns:
+        True if applied by this call.
+    """
+    import sys
+
+    import torch
+
+    name = "recbole.model.sequential_recommender.sine"
+    if getattr(torch.autograd, "_plugzoo_sine_import_undone", False):
+        return False
+    # already imported: its import turned the mode on, whatever it was before
+    before = False if name in sys.modules else torch.is_anomaly_enabled()
+    import recbole.model.sequential_recommender.sine  # noqa: F401
+
+    torch.autograd.set_detect_anomaly(before)
+    torch.autograd._plugzoo_sine_import_undone = True
+    return True
