@@ -501,6 +501,24 @@ def test_masked_inference_folds_the_centre_tap_and_equals_the_reference(
         torch.testing.assert_close(conv(x), reference(), rtol=1e-5, atol=1e-5)
 
 
+def test_masked_inference_packed_weights_follow_the_shape_and_copies_start_empty():
+    """The masked inference path packs its weights for oneDNN per input shape: another
+    frame size is computed right, and a module that ran it still deep-copies and saves
+    (packed oneDNN tensors do neither; the copy rebuilds them)."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    conv = STHConv(16, 16, num_segments=4, temporal_init="random", arrangement="masked")
+    with torch.no_grad():
+        for size in (9, 12, 9):
+            x = torch.randn(8, 16, size, size).contiguous(memory_format=torch.channels_last)
+            ref = reference_forward(x, conv.dense_equivalent_weight(), 4, 1, 1, 1, 3)
+            torch.testing.assert_close(conv(x), ref, rtol=1e-5, atol=1e-5)
+        for other in (copy.deepcopy(conv), pickle.loads(pickle.dumps(conv))):
+            torch.testing.assert_close(other(x), conv(x), rtol=0, atol=0)
+
+
 def test_auto_arrangement_masks_narrow_rotating_groups_only():
     """'auto' picks the dense masked conv where each output group is narrower than 32
     channels and the spatial groups rotate (ResNet-50's first stage at G = 4)."""

@@ -266,7 +266,7 @@ class STHConv(nn.Module):
             )
             self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
         self.arrangement = self._choose_arrangement(arrangement, conv_groups)
-        self._masked_cache = {}  # name -> (weights' versions, weight), see _cached
+        self._masked_cache = _WeightCache()  # name -> (key, weight), see _cached
         if self.arrangement == "masked":
             # where each output group's spatial input groups sit in the dense weight
             self.register_buffer("_masked_slots", self._slot_index(), persistent=False)
@@ -369,10 +369,12 @@ class STHConv(nn.Module):
 
         return self._cached("folded", (self.spatial.weight, self.temporal.weight), build)
 
-    def _cached(self, name: str, sources, build) -> torch.Tensor:
+    def _cached(self, name: str, sources, build, shape=()) -> torch.Tensor:
         """``build()`` without autograd, rebuilt only when a tensor of ``sources`` changed
-        (storage, version counter: optimiser steps and ``load_state_dict`` move it)."""
+        (storage, version counter: optimiser steps and ``load_state_dict`` move it) or,
+        for weights packed for an input ``shape``, the shape did."""
         key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in sources)
+        key += (tuple(shape),)
         if self._masked_cache.get(name, (None,))[0] != key:
             with torch.no_grad():
                 self._masked_cache[name] = (key, build())
@@ -585,14 +587,17 @@ class STHConv(nn.Module):
         At ResNet-50's 64-channel stage (one clip, 1 thread) this took 0.88x to 0.97x the
         time of the temporal conv + fused add (README, STH efficiency): the fresh conv
         skips the add post-op, and two 1x1 taps cost less than the ``(k_t, 1)`` conv."""
-        out = F.conv2d(
-            x,
-            self._folded_weight(),
-            self.spatial.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
+        # weights are packed once into oneDNN's layout for this input shape: no weight
+        # reorder per call (at 2 threads each is one more parallel region)
+        sources = (self.spatial.weight, self.temporal.weight)
+        conv_args = (self.padding, self.stride, self.dilation)
+        weight = self._cached(
+            "folded packed",
+            sources,
+            lambda: _pack(self._folded_weight(), *conv_args, 1, x.shape),
+            x.shape,
         )
+        out = _CONV(x, weight, self.spatial.bias, *[[v, v] for v in conv_args], 1, "none", [], "")
         rows_in = _frames_as_rows(self._temporal_input(x), self.num_segments)
         rows_out = _frames_as_rows(out, self.num_segments)
         steps = self.num_segments
@@ -600,9 +605,17 @@ class STHConv(nn.Module):
             offset = tap - self.temporal_kernel // 2
             if offset == 0 or abs(offset) >= steps:
                 continue  # the centre tap is in the conv; beyond the clip: zero padding
-            weight = self.temporal.weight[:, :, tap : tap + 1].contiguous()
             read = slice(max(offset, 0), steps + min(offset, 0))
             write = slice(max(-offset, 0), steps + min(-offset, 0))
+            shape = rows_in[:1, :, read].shape
+            weight = self._cached(
+                f"tap {tap} packed",
+                sources[1:],
+                lambda tap=tap, shape=shape: _pack(
+                    self.temporal.weight[:, :, tap : tap + 1], 0, 1, 1, self.temporal.groups, shape
+                ),
+                shape,
+            )
             for clip in range(rows_out.shape[0]):  # one clip: a contiguous block of rows
                 _conv_add_(
                     rows_out[clip : clip + 1, :, write],
@@ -667,12 +680,39 @@ def _conv_add_(other, inputs, weight, bias, stride, padding, dilation, groups):
     )
 
 
-# TorchInductor's fused oneDNN conv + add (in place); absent in builds without oneDNN
-_CONV_ADD = (
-    torch.ops.mkldnn._convolution_pointwise_.binary
-    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
-    else None
+# TorchInductor's oneDNN ops: conv + add in place, plain conv, weight packing; absent in
+# builds without oneDNN
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_convolution_pointwise_"
 )
+_CONV_ADD = torch.ops.mkldnn._convolution_pointwise_.binary if _ONEDNN else None
+_CONV = torch.ops.mkldnn._convolution_pointwise.default if _ONEDNN else None
+
+
+def _pack(weight, padding, stride, dilation, groups, input_shape) -> torch.Tensor:
+    """``weight`` in the layout oneDNN's conv picks for ``input_shape`` (an opaque
+    oneDNN tensor, as TorchInductor's frozen weights): the conv then skips its per-call
+    weight reorder. Used by :data:`_CONV` and :data:`_CONV_ADD` alike."""
+    pair = lambda value: [value, value]  # noqa: E731
+    return torch._C._nn.mkldnn_reorder_conv2d_weight(
+        weight.contiguous().to_mkldnn(),
+        pair(padding),
+        pair(stride),
+        pair(dilation),
+        groups,
+        list(input_shape),
+    )
+
+
+class _WeightCache(dict):
+    """Weights derived from the parameters, rebuilt on demand. A copy or a pickle of the
+    module starts empty: packed oneDNN tensors can be neither copied nor saved."""
+
+    def __deepcopy__(self, memo):
+        return _WeightCache()
+
+    def __reduce__(self):
+        return (_WeightCache, ())
 
 
 @MODELS.register_module()
