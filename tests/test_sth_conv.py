@@ -501,15 +501,16 @@ def test_masked_inference_folds_the_centre_tap_and_equals_the_reference(
         torch.testing.assert_close(conv(x), reference(), rtol=1e-5, atol=1e-5)
 
 
-def test_masked_inference_packed_weights_follow_the_shape_and_copies_start_empty():
-    """The masked inference path packs its weights for oneDNN per input shape: another
-    frame size is computed right, and a module that ran it still deep-copies and saves
-    (packed oneDNN tensors do neither; the copy rebuilds them)."""
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
+def test_inference_packed_weights_follow_the_shape_and_copies_start_empty(arrangement):
+    """Inference packs the weights for oneDNN per input shape: another frame size is
+    computed right, and a module that ran it still deep-copies and pickles (packed oneDNN
+    tensors do neither; the copy rebuilds them)."""
     import copy
     import pickle
 
     torch.manual_seed(0)
-    conv = STHConv(16, 16, num_segments=4, temporal_init="random", arrangement="masked")
+    conv = STHConv(16, 16, num_segments=4, temporal_init="random", arrangement=arrangement)
     with torch.no_grad():
         for size in (9, 12, 9):
             x = torch.randn(8, 16, size, size).contiguous(memory_format=torch.channels_last)

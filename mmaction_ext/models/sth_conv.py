@@ -517,7 +517,9 @@ class STHConv(nn.Module):
         ):
             out = self._masked_inference(x)
             return out if channels_last else out.contiguous()
-        yt = self._temporal_taps(x) if self.temporal is not None else None
+        # inference with a spatial conv to fuse: both convs take packed weights
+        packed = self.spatial is not None and _can_fuse_add(x, self.spatial.weight, x)
+        yt = self._temporal_taps(x, packed) if self.temporal is not None else None
         if self.spatial is None:
             return yt if channels_last else yt.contiguous()
         # without autograd, the spatial conv adds its result into the temporal output in
@@ -562,11 +564,41 @@ class STHConv(nn.Module):
         xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
         return xt.contiguous(memory_format=torch.channels_last)
 
-    def _temporal_taps(self, x: torch.Tensor) -> torch.Tensor:
-        """The temporal path's output for whole clips of channels-last ``x``, channels-last."""
+    def _temporal_taps(self, x: torch.Tensor, packed: bool = False) -> torch.Tensor:
+        """The temporal path's output for whole clips of channels-last ``x``, channels-last;
+        with ``packed`` (inference, oneDNN) the weight is packed once per input shape."""
         xt = self._temporal_input(x)
-        yt = self.temporal(_frames_as_rows(xt, self.num_segments))
+        rows = _frames_as_rows(xt, self.num_segments)
+        if packed:
+            padding = [self.temporal_kernel // 2, 0]
+            weight = self._packed(
+                "temporal", self.temporal.weight, padding, self.temporal.groups, rows.shape
+            )
+            yt = _CONV(
+                rows,
+                weight,
+                self.temporal.bias,
+                padding,
+                [1, 1],
+                [1, 1],
+                self.temporal.groups,
+                "none",
+                [],
+                "",
+            )
+        else:
+            yt = self.temporal(rows)
         return _rows_as_frames(yt, *xt.shape[-2:])
+
+    def _packed(self, name, weight, padding, groups, shape, stride=1, dilation=1, sources=None):
+        """``weight`` packed for oneDNN (:func:`_pack`) for inputs of ``shape``, cached
+        per shape until one of ``sources`` (default: ``weight``) changes."""
+        return self._cached(
+            f"{name} packed {tuple(shape)}",
+            (weight,) if sources is None else sources,
+            lambda: _pack(weight, padding, stride, dilation, groups, shape),
+            shape,
+        )
 
     def _cache_sized(self, x: torch.Tensor) -> bool:
         """Whether input and output of this call fit ``max_chunk_bytes``. The in-place
@@ -592,7 +624,7 @@ class STHConv(nn.Module):
         sources = (self.spatial.weight, self.temporal.weight)
         conv_args = (self.padding, self.stride, self.dilation)
         weight = self._cached(
-            "folded packed",
+            f"folded packed {tuple(x.shape)}",
             sources,
             lambda: _pack(self._folded_weight(), *conv_args, 1, x.shape),
             x.shape,
@@ -607,14 +639,13 @@ class STHConv(nn.Module):
                 continue  # the centre tap is in the conv; beyond the clip: zero padding
             read = slice(max(offset, 0), steps + min(offset, 0))
             write = slice(max(-offset, 0), steps + min(-offset, 0))
-            shape = rows_in[:1, :, read].shape
-            weight = self._cached(
-                f"tap {tap} packed",
-                sources[1:],
-                lambda tap=tap, shape=shape: _pack(
-                    self.temporal.weight[:, :, tap : tap + 1], 0, 1, 1, self.temporal.groups, shape
-                ),
-                shape,
+            weight = self._packed(
+                f"tap {tap}",
+                self.temporal.weight[:, :, tap : tap + 1],
+                0,
+                self.temporal.groups,
+                rows_in[:1, :, read].shape,
+                sources=sources[1:],
             )
             for clip in range(rows_out.shape[0]):  # one clip: a contiguous block of rows
                 _conv_add_(
@@ -641,6 +672,17 @@ class STHConv(nn.Module):
             weight, groups = self.spatial.weight, self.spatial.groups
         conv_args = (self.spatial.bias, self.stride, self.padding, self.dilation, groups)
         if fuse:
+            name = "masked" if masked else "spatial"
+            weight = self._packed(
+                name,
+                weight,
+                self.padding,
+                groups,
+                inputs.shape,
+                self.stride,
+                self.dilation,
+                sources=(self.spatial.weight,),
+            )
             return _conv_add_(yt, inputs, weight, *conv_args)
         out = F.conv2d(inputs, weight, *conv_args)
         return out if yt is None else out.add_(yt)
@@ -693,7 +735,7 @@ def _pack(weight, padding, stride, dilation, groups, input_shape) -> torch.Tenso
     """``weight`` in the layout oneDNN's conv picks for ``input_shape`` (an opaque
     oneDNN tensor, as TorchInductor's frozen weights): the conv then skips its per-call
     weight reorder. Used by :data:`_CONV` and :data:`_CONV_ADD` alike."""
-    pair = lambda value: [value, value]  # noqa: E731
+    pair = lambda value: list(value) if isinstance(value, (list, tuple)) else [value, value]  # noqa: E731
     return torch._C._nn.mkldnn_reorder_conv2d_weight(
         weight.contiguous().to_mkldnn(),
         pair(padding),
