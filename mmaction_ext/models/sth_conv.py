@@ -266,7 +266,7 @@ class STHConv(nn.Module):
             )
             self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
         self.arrangement = self._choose_arrangement(arrangement, conv_groups)
-        self._masked_cache = _WeightCache()  # name -> (key, weight), see _cached
+        self._weight_cache = _WeightCache()  # name -> (key, weight), see _cached
         if self.arrangement == "masked":
             # where each output group's spatial input groups sit in the dense weight
             self.register_buffer("_masked_slots", self._slot_index(), persistent=False)
@@ -375,10 +375,10 @@ class STHConv(nn.Module):
         for weights packed for an input ``shape``, the shape did."""
         key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in sources)
         key += (tuple(shape),)
-        if self._masked_cache.get(name, (None,))[0] != key:
+        if self._weight_cache.get(name, (None,))[0] != key:
             with torch.no_grad():
-                self._masked_cache[name] = (key, build())
-        return self._masked_cache[name][1]
+                self._weight_cache[name] = (key, build())
+        return self._weight_cache[name][1]
 
     def _build_masked_spatial_weight(self) -> torch.Tensor:
         G, k = self.num_groups, self.kernel_size
