@@ -440,13 +440,84 @@ def test_inference_fuses_the_add_and_gives_the_autograd_result(
             out = conv(x.contiguous(memory_format=layout))
         torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
         assert out.is_contiguous(memory_format=layout)
-    chunks = 1 if arrangement == "masked" or chunk_bytes > 1 else 3
-    assert len(calls) == (0 if tG == 4 else 2 * chunks)  # temporal only: nothing to fuse
+    if arrangement == "masked" and tG < 4 and chunk_bytes > 1:
+        # cache-sized call: per layout, the off-centre temporal taps, one in-place 1x1 conv
+        # per tap and clip (3 clips), each writing the 3 of 4 frames it reaches
+        assert len(calls) == 2 * 2 * 3
+        assert all(shape[2] == 3 for shape in calls)
+    else:
+        chunks = 1 if arrangement == "masked" or chunk_bytes > 1 else 3
+        assert len(calls) == (0 if tG == 4 else 2 * chunks)  # temporal only: nothing to fuse
     # new weights (in place, as an optimiser step or load_state_dict) are used at once
     with torch.no_grad():
         for p in conv.parameters():
             p.mul_(-1)
         torch.testing.assert_close(conv(x), -expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("num_segments", "temporal_kernel", "interleave", "stride", "padding", "dilation"),
+    [
+        (4, 3, True, 1, 1, 1),
+        (1, 3, True, 1, 1, 1),
+        (4, 5, True, 2, 1, 1),
+        (2, 5, True, 1, 1, 1),
+        (4, 3, False, 1, 2, 2),
+        (3, 5, True, 2, 0, 1),
+    ],
+)
+def test_masked_inference_folds_the_centre_tap_and_equals_the_reference(
+    num_segments, temporal_kernel, interleave, stride, padding, dilation
+):
+    """Without autograd the masked arrangement computes the temporal centre taps inside
+    the dense conv's zero blocks and adds each off-centre tap per clip (a tap reaching
+    beyond the clip adds nothing): the result is the masked Conv3d reference's, and a
+    change of the temporal weight alone is seen at once."""
+    torch.manual_seed(0)
+    conv = STHConv(
+        16,
+        16,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        num_segments=num_segments,
+        interleave=interleave,
+        temporal_kernel=temporal_kernel,
+        temporal_init="random",
+        bias=True,
+        arrangement="masked",
+    )
+    x = torch.randn(3 * num_segments, 16, 9, 9).contiguous(memory_format=torch.channels_last)
+
+    def reference():
+        dense = conv.dense_equivalent_weight()
+        ref = reference_forward(x, dense, num_segments, stride, padding, dilation, temporal_kernel)
+        return ref + conv.spatial.bias.view(1, -1, 1, 1)
+
+    with torch.no_grad():
+        for _ in range(2):  # a second call uses the cached weight
+            torch.testing.assert_close(conv(x), reference(), rtol=1e-5, atol=1e-5)
+        conv.temporal.weight.mul_(-2)
+        torch.testing.assert_close(conv(x), reference(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
+def test_inference_packed_weights_follow_the_shape_and_copies_start_empty(arrangement):
+    """Inference packs the weights for oneDNN per input shape: another frame size is
+    computed right, and a module that ran it still deep-copies and pickles (packed oneDNN
+    tensors do neither; the copy rebuilds them)."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    conv = STHConv(16, 16, num_segments=4, temporal_init="random", arrangement=arrangement)
+    with torch.no_grad():
+        for size in (9, 12, 9):
+            x = torch.randn(8, 16, size, size).contiguous(memory_format=torch.channels_last)
+            ref = reference_forward(x, conv.dense_equivalent_weight(), 4, 1, 1, 1, 3)
+            torch.testing.assert_close(conv(x), ref, rtol=1e-5, atol=1e-5)
+        for other in (copy.deepcopy(conv), pickle.loads(pickle.dumps(conv))):
+            torch.testing.assert_close(other(x), conv(x), rtol=0, atol=0)
 
 
 def test_auto_arrangement_masks_narrow_rotating_groups_only():
