@@ -200,8 +200,12 @@ def _logging_test_ranks(network, path: Path):
 
     A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
     that is stopped early still report metrics on the users it finished (and the
-    baselines on the same users). Rank = 1 + items scored strictly higher.
+    baselines on the same users). Rank = 1 + items scored strictly higher. Sequential
+    models only (one held-out item per test row).
     """
+    if not hasattr(network, "POS_ITEM_ID"):  # not sequential (Pop): RecBole's metrics only
+        yield
+        return
     full_sort_predict = network.full_sort_predict
 
     def logged(interaction):
