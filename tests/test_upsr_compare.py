@@ -259,3 +259,27 @@ def test_zero_shot_reads_the_target_with_the_pretraining_texts(tmp_path):
     assert config["upsr_stage"] == "pretrain" and config["epochs"] == 0
     assert [config["upsr_item_text"], config["upsr_history_text"]] == zero["texts"]
     assert 0.0 <= zero["ndcg@10"] <= 1.0 and pop["model"].startswith("Pop")
+
+
+def test_the_shipped_cpu_configs_run_every_model(tmp_path):
+    # configs/recbole/{baselines,upsr}_ml100k_cpu.yaml on a small slice (tiny UPSR backbone)
+    spec = importlib.util.spec_from_file_location(
+        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
+    )
+    upsr_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upsr_compare)
+    out = tmp_path / "out"
+    argv = ["--models", "SASRec", "BERT4Rec", "UPSR", "--users", "12", "--last", "15"]
+    argv += ["--baseline-epochs", "1", "--backbone", "tiny", "--no-zero-shot"]
+    argv += ["--baseline-config", str(CONFIG_DIR / "recbole" / "baselines_ml100k_cpu.yaml")]
+    argv += ["--upsr-config", str(CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml")]
+    assert upsr_compare.main([*argv, "--out", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["supervised"]}
+    for model in ("SASRec", "BERT4Rec"):
+        config = json.loads((out / model / "config.json").read_text())
+        assert config["train_prefixes_per_user"] == 10
+        assert rows[model]["training_rows"] == 12 * 10  # 10 of each user's 12 prefixes
+    upsr = json.loads((out / "UPSR" / "config.json").read_text())
+    assert upsr["history_token_budget"] == 128 and upsr["enable_amp"]
+    assert rows["UPSR"]["epochs"] == 3 and rows["UPSR"]["training_rows"] == 3 * 12 * 3
+    assert rows["UPSR"]["texts"][1] in ("list_semicolon_8", "prompt_watched_8")
