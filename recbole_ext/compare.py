@@ -58,7 +58,9 @@ class CompareSettings:
     ``baseline_epochs`` is the
     most epochs SASRec/BERT4Rec train; RecBole's early stopping (``stopping_step``) ends
     them at convergence. ``seeds``: one row per seed; ``upsr_seeds`` (default: ``seeds``)
-    for UPSR alone.
+    for UPSR alone. ``baseline_config``: a yaml ``{SASRec: {key: value}, BERT4Rec: ...}``
+    whose keys win over the baselines' defaults (as ``upsr_config`` for UPSR). ``label``
+    names the rows of this run (an ablation) beside the model, in results and summaries.
     """
 
     models: list[str] = field(default_factory=lambda: ["SASRec", "BERT4Rec", "UPSR"])
@@ -74,6 +76,8 @@ class CompareSettings:
     encoder_layers: int | None = 2
     decoder_layers: int = 1
     upsr_config: str | None = None
+    baseline_config: str | None = None
+    label: str | None = None
     test_saved: bool = False
     zero_shot: bool = True
     target_domain: str = "drama"
@@ -142,18 +146,22 @@ def _run(
         init_seed(config["seed"], config["reproducibility"])
         network = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, network)
-        curve = {"train_loss": [], "valid_score": []}
+        curve = {"train_loss": [], "valid_score": [], "epoch_seconds": [], "valid_seconds": []}
         progress = run_dir / "progress.json"
         _train_epoch, _valid_epoch = trainer._train_epoch, trainer._valid_epoch
 
         def train_epoch(*args, **kwargs):  # records the loss curve as RecBole trains
+            begin = time.time()
             loss = _train_epoch(*args, **kwargs)
+            curve["epoch_seconds"].append(round(time.time() - begin, 3))
             curve["train_loss"].append(round(float(loss) / max(len(train), 1), 5))
             progress.write_text(json.dumps(curve))
             return loss
 
         def valid_epoch(*args, **kwargs):
+            begin = time.time()
             score, result = _valid_epoch(*args, **kwargs)
+            curve["valid_seconds"].append(round(time.time() - begin, 3))
             curve["valid_score"].append(round(float(score), 5))
             progress.write_text(json.dumps(curve))
             return score, result
@@ -163,7 +171,7 @@ def _run(
         if config["epochs"] > 0 and not saved:
             trainer.fit(train, valid, verbose=False)
         elif saved and progress.exists():  # the curve the stopped run recorded
-            curve = json.loads(progress.read_text())
+            curve = {**curve, **json.loads(progress.read_text())}
         train_seconds = time.time() - start
         start = time.time()
         with _logging_test_ranks(network, run_dir / "test_ranks.jsonl"):
@@ -181,6 +189,8 @@ def _run(
         checkpoint=saved or trainer.saved_model_file,
         **curve,
     )
+    if hasattr(network, "text_names"):  # UPSR: the item and history constructions used
+        compute["texts"] = list(network.text_names)
     return {k: float(v) for k, v in result.items()}, compute
 
 
@@ -190,8 +200,12 @@ def _logging_test_ranks(network, path: Path):
 
     A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
     that is stopped early still report metrics on the users it finished (and the
-    baselines on the same users). Rank = 1 + items scored strictly higher.
+    baselines on the same users). Rank = 1 + items scored strictly higher. Sequential
+    models only (one held-out item per test row).
     """
+    if not hasattr(network, "POS_ITEM_ID"):  # not sequential (Pop): RecBole's metrics only
+        yield
+        return
     full_sort_predict = network.full_sort_predict
 
     def logged(interaction):
@@ -212,6 +226,9 @@ def _logging_test_ranks(network, path: Path):
         del network.full_sort_predict  # the class's method again
 
 
+CURVES = ("train_loss", "valid_score", "epoch_seconds", "valid_seconds")  # per epoch
+
+
 def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
     """The compute budget of a row, next to its metrics."""
     if model == "UPSR":
@@ -222,8 +239,64 @@ def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
     return {
         "layers": layers,
         "token_budget": budget,
-        **{k: v for k, v in compute.items() if k not in ("train_loss", "valid_score")},
+        **{k: v for k, v in compute.items() if k not in CURVES},
     }
+
+
+METRICS = tuple(f"{m}@{k}" for k in (10, 20) for m in ("recall", "ndcg", "mrr"))
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per model over its seeds: each metric as mean, sample standard deviation
+    (n - 1; 0 for one seed), min and max, and the compute of the seeds (mean, per-seed
+    epochs). Rows of one model must share every setting but the seed."""
+    import numpy as np
+
+    out = []
+    names = [r["model"] + (f" ({r['label']})" if r.get("label") else "") for r in rows]
+    for model in dict.fromkeys(names):
+        runs = [r for r, name in zip(rows, names, strict=True) if name == model]
+        summary = {"model": model, "seeds": [r["seed"] for r in runs]}
+        for metric in METRICS:
+            values = np.array([r[metric] for r in runs], dtype=float)
+            summary[metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+        for key in ("layers", "token_budget", "threads"):
+            summary[key] = sorted({str(r.get(key)) for r in runs})
+        summary["epochs"] = [r.get("epochs") for r in runs]
+        for key in ("training_rows", "train_seconds", "test_seconds", "load_start", "load_end"):
+            values = [r[key] for r in runs if r.get(key) is not None]
+            summary[key] = float(np.mean(values)) if values else None
+        out.append(summary)
+    return out
+
+
+def upsr_overrides(settings: CompareSettings) -> dict:
+    """UPSR's config keys in every run of the comparison (over ``upsr_text.yaml``).
+
+    The text domains of ``upsr_text.yaml`` stay on: without them domain consistency is
+    undefined and pre-training would choose the fine-tuning texts. The sentence-embedding
+    part of domain consistency is off (``text_consistency_embedder: none``) to keep the
+    model's start-up short; the other three parts of the indicator remain.
+    """
+    upsr = {
+        "plm_backbone": settings.backbone,
+        "plm_encoder_layers": settings.encoder_layers,
+        "plm_decoder_layers": settings.decoder_layers,
+        "text_consistency_embedder": "none",
+        "epochs": settings.epochs,
+        "eval_step": settings.epochs,  # one validation: full-sort UPSR is the slow part
+        "train_batch_size": 32,
+        "eval_batch_size": 16,
+        "learning_rate": 1e-4,
+    }
+    if settings.upsr_config:  # the file's keys win over the defaults above
+        upsr.update(yaml.safe_load(Path(settings.upsr_config).read_text()) or {})
+    return upsr
 
 
 def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
@@ -240,20 +313,28 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     )
     log(f"upsr-compare: {data_info}")
     common = {"MAX_ITEM_LIST_LENGTH": settings.max_item_list_length}
-    upsr = {
-        "plm_backbone": settings.backbone,
-        "plm_encoder_layers": settings.encoder_layers,
-        "plm_decoder_layers": settings.decoder_layers,
-        "text_consistency_embedder": "none",
-        "text_domains": None,
-        "epochs": settings.epochs,
-        "eval_step": settings.epochs,  # one validation: full-sort UPSR is the slow part
-        "train_batch_size": 32,
-        "eval_batch_size": 16,
-        "learning_rate": 1e-4,
+    upsr = upsr_overrides(settings)
+    baselines = {
+        model: {
+            **BASELINES[model],
+            "epochs": settings.baseline_epochs,
+            "stopping_step": settings.stopping_step,
+            "train_batch_size": 256,
+            "learning_rate": 1e-3,
+        }
+        for model in ("SASRec", "BERT4Rec")
     }
-    if settings.upsr_config:  # the file's keys win over the defaults above
-        upsr.update(yaml.safe_load(Path(settings.upsr_config).read_text()) or {})
+    baselines["Pop"] = BASELINES["Pop"]
+    if settings.baseline_config:  # per model, the file's keys win
+        spec = yaml.safe_load(Path(settings.baseline_config).read_text()) or {}
+        unknown = set(spec) - set(baselines)
+        if unknown or not all(isinstance(v, dict) for v in spec.values()):
+            raise ValueError(
+                f"{settings.baseline_config}: expected {{model: {{key: value}}}} with models "
+                f"among {sorted(baselines)}, got {sorted(spec)}"
+            )
+        for model, keys in spec.items():
+            baselines[model].update(keys)
     out = {
         "settings": asdict(settings),
         "data": data_info,
@@ -268,14 +349,7 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     for model in settings.models:
         seeds = settings.seeds if model != "UPSR" else settings.upsr_seeds or settings.seeds
         for seed in seeds:
-            overrides = {**common, "seed": seed, **(upsr if model == "UPSR" else BASELINES[model])}
-            if model in ("SASRec", "BERT4Rec"):
-                overrides.update(
-                    epochs=settings.baseline_epochs,
-                    stopping_step=settings.stopping_step,
-                    train_batch_size=256,
-                    learning_rate=1e-3,
-                )
+            overrides = {**common, "seed": seed, **(upsr if model == "UPSR" else baselines[model])}
             log(f"upsr-compare: {model} seed {seed} on {dataset}")
             name = model if len(seeds) == 1 else f"{model}-seed{seed}"
             saved = None
@@ -285,7 +359,7 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
                     raise FileNotFoundError(f"--test-saved: no checkpoint in {run_dir / name}")
                 saved = str(found[-1])
             result, compute = _run(model, dataset, data, run_dir / name, overrides, saved=saved)
-            row = {"model": model, "seed": seed, **result}
+            row = {"model": model, "label": settings.label, "seed": seed, **result}
             if saved:
                 row["stopped_before_fit_returned"] = True
                 compute.pop("train_seconds")  # the stopped run's time is in its log
@@ -319,20 +393,31 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         {**common, **upsr, "upsr_stage": "pretrain"},
     )
     target = f"{settings.target_domain}-slice"
-    zero, _ = _run(
+    # zero-shot: no fine-tuning, so the target is written the way the model was pre-trained
+    item_text, history_text = pretrain["texts"]
+    zero, zero_compute = _run(
         "UPSR",
         target,
         data,
         run_dir / "zero-shot",
-        {**common, **upsr, "epochs": 0, "upsr_init_checkpoint": pretrain["checkpoint"]},
+        {
+            **common,
+            **upsr,
+            "epochs": 0,
+            "upsr_init_checkpoint": pretrain["checkpoint"],
+            "upsr_stage": "pretrain",
+            "upsr_item_text": item_text,
+            "upsr_history_text": history_text,
+        },
     )
-    pop, _ = _run("Pop", target, data, run_dir / "pop", {**common, **BASELINES["Pop"]})
+    pop, _ = _run("Pop", target, data, run_dir / "pop", {**common, **baselines["Pop"]})
     out["zero_shot"] = [
         {
             "model": "UPSR zero-shot (pre-trained on " + "+".join(sources) + ")",
             "dataset": target,
             **zero,
             "train_seconds": pretrain["train_seconds"],
+            "texts": zero_compute["texts"],
         },
         {"model": "Pop (trained on the target)", "dataset": target, **pop, "train_seconds": 0.0},
     ]

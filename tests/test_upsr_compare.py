@@ -5,6 +5,7 @@ import json
 import sys
 import unittest.mock
 
+from recbole_ext.compare import CompareSettings, summarise, upsr_overrides
 from recbole_ext.data.atomic import read_atomic
 from recbole_ext.data.loaders import PrefixSampleTrainDataLoader, data_preparation
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_user_slice
@@ -133,15 +134,27 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     upsr_compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(upsr_compare)
     out = tmp_path / "out"
-    argv = ["--models", "SASRec", "--users", "20", "--last", "30"]
+    baselines = tmp_path / "baselines.yaml"
+    baselines.write_text(yaml.safe_dump({"SASRec": {"train_batch_size": 64}}))
+    argv = ["--models", "SASRec", "--users", "20", "--last", "30", "--label", "small"]
     argv += ["--max-item-list-length", "7", "--baseline-epochs", "1", "--no-zero-shot"]
+    argv += ["--baseline-config", str(baselines)]
     assert upsr_compare.main([*argv, "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["users"] == 20 and results["data"]["last"] == 30
     (row,) = results["supervised"]
     assert row["epochs"] == 1 and row["train_seconds"] > 0 and row["test_seconds"] > 0
+    assert row["label"] == "small"
     config = json.loads((out / "SASRec" / "config.json").read_text())
     assert config["MAX_ITEM_LIST_LENGTH"] == 7 and config["seed"] == 2020
+    assert config["train_batch_size"] == 64 and config["stopping_step"] == 10
+    progress = json.loads((out / "SASRec" / "progress.json").read_text())
+    assert len(progress["epoch_seconds"]) == len(progress["valid_seconds"]) == 1
+    assert 0 < progress["epoch_seconds"][0] <= row["train_seconds"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"GRU4Rec": {"epochs": 1}}))
+    with pytest.raises(ValueError, match="bad.yaml: expected"):
+        upsr_compare.main([*argv[:-1], str(bad), "--out", str(tmp_path / "bad")])
     ranks = [json.loads(line)["rank"] for line in (out / "SASRec" / "test_ranks.jsonl").open()]
     assert len(ranks) == 20
     assert sum(r <= 10 for r in ranks) / 20 == pytest.approx(row["recall@10"], abs=1e-4)
@@ -160,3 +173,113 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     (again,) = json.loads((out / "results.json").read_text())["supervised"]
     assert again["stopped_before_fit_returned"] and again["epochs"] == 1
     assert again["ndcg@10"] == pytest.approx(row["ndcg@10"])
+
+
+@pytest.mark.parametrize("upsr_config", [None, "upsr_ml100k_cpu.yaml"])
+def test_compare_keeps_the_text_domains_so_the_stages_choose_different_texts(upsr_config):
+    # the comparison's own UPSR keys (over upsr_text.yaml), at the default budget and the
+    # CPU config's 128 tokens; with text_domains None both stages chose the same texts
+    settings = CompareSettings(
+        upsr_config=str(CONFIG_DIR / "recbole" / upsr_config) if upsr_config else None
+    )
+    keys = {**upsr_overrides(settings), "text_indicator_users": 300}
+    config, dataset = upsr_text.load_config_and_dataset("ml-100k", [UPSR_TEXT], keys)
+    report = TextAdaptation(config, log=lambda _: None).evaluate(dataset)
+    assert report["domains"] == {"action": 378, "comedy": 598, "drama": 704}
+    pretrain, finetune = report["chosen"]["pretrain"], report["chosen"]["finetune"]
+    assert pretrain != finetune
+    assert pretrain["item"] != finetune["item"]
+
+
+def test_domains_absent_from_a_dataset_are_left_out(tmp_path):
+    # a dataset cut to one genre domain (zero-shot target): the other domains have no item
+    from recbole_ext.data.ml100k_domains import write_genre_domains
+
+    write_genre_domains(tmp_path)
+    config, dataset = upsr_text.load_config_and_dataset(
+        "ml-100k-drama",
+        [UPSR_TEXT],
+        {"data_path": str(tmp_path), "text_consistency_embedder": "none"},
+    )
+    adaptation = TextAdaptation(config, log=lambda _: None)
+    assert list(adaptation.domains(adaptation.item_table(dataset))) == ["drama"]
+
+
+def test_summary_over_seeds_and_merged_runs(tmp_path):
+    rows = [
+        {"model": "SASRec", "seed": s, "epochs": e, "training_rows": 10, "train_seconds": 2.0}
+        | {m: v for m in ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "mrr@20")}
+        for s, e, v in ((1, 3, 0.1), (2, 4, 0.2), (3, 5, 0.3))
+    ]
+    rows.append({**rows[0], "label": "longer", "seed": 1})
+    summary = {s["model"]: s for s in summarise(rows)}
+    assert set(summary) == {"SASRec", "SASRec (longer)"}
+    ndcg = summary["SASRec"]["ndcg@10"]
+    assert ndcg["mean"] == pytest.approx(0.2) and ndcg["std"] == pytest.approx(0.1)
+    assert (ndcg["min"], ndcg["max"]) == (0.1, 0.3) and summary["SASRec"]["epochs"] == [3, 4, 5]
+    assert summary["SASRec (longer)"]["ndcg@10"]["std"] == 0.0
+    spec = importlib.util.spec_from_file_location(
+        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
+    )
+    upsr_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upsr_compare)
+    data = {"dataset": "ml100k-full", "users": 943}
+    for name, part in (("a", rows[:2]), ("b", rows[2:])):
+        (tmp_path / name).mkdir()
+        results = {"settings": {"run": name}, "data": data, "supervised": part, "zero_shot": []}
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "merged"
+    assert (
+        upsr_compare.main(["--merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)])
+        == 0
+    )
+    merged = json.loads((out / "results.json").read_text())
+    assert len(merged["supervised"]) == 4 and len(merged["merged_from"]) == 2
+    assert "0.2000 ± 0.1000" in (out / "report.md").read_text()
+    (tmp_path / "c").mkdir()
+    other = {"settings": {}, "data": {**data, "users": 60}, "supervised": [], "zero_shot": []}
+    (tmp_path / "c" / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="different data"):
+        upsr_compare.merge([tmp_path / "a", tmp_path / "c"])
+
+
+@pytest.mark.slow
+def test_zero_shot_reads_the_target_with_the_pretraining_texts(tmp_path):
+    # no fine-tuning: the target domain is written the way the model was pre-trained
+    from recbole_ext.compare import run_comparison
+
+    settings = CompareSettings(
+        models=[], users=20, last=8, epochs=1, backbone="tiny", encoder_layers=None
+    )
+    result = run_comparison(settings, tmp_path / "out", log=lambda _: None)
+    zero, pop = result["zero_shot"]
+    pretrain = json.loads((tmp_path / "out" / "pretrain" / "config.json").read_text())
+    assert pretrain["upsr_stage"] == "pretrain"
+    config = json.loads((tmp_path / "out" / "zero-shot" / "config.json").read_text())
+    assert config["upsr_stage"] == "pretrain" and config["epochs"] == 0
+    assert [config["upsr_item_text"], config["upsr_history_text"]] == zero["texts"]
+    assert 0.0 <= zero["ndcg@10"] <= 1.0 and pop["model"].startswith("Pop")
+
+
+def test_the_shipped_cpu_configs_run_every_model(tmp_path):
+    # configs/recbole/{baselines,upsr}_ml100k_cpu.yaml on a small slice (tiny UPSR backbone)
+    spec = importlib.util.spec_from_file_location(
+        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
+    )
+    upsr_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upsr_compare)
+    out = tmp_path / "out"
+    argv = ["--models", "SASRec", "BERT4Rec", "UPSR", "--users", "12", "--last", "15"]
+    argv += ["--baseline-epochs", "1", "--backbone", "tiny", "--no-zero-shot"]
+    argv += ["--baseline-config", str(CONFIG_DIR / "recbole" / "baselines_ml100k_cpu.yaml")]
+    argv += ["--upsr-config", str(CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml")]
+    assert upsr_compare.main([*argv, "--out", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["supervised"]}
+    for model in ("SASRec", "BERT4Rec"):
+        config = json.loads((out / model / "config.json").read_text())
+        assert config["train_prefixes_per_user"] == 10
+        assert rows[model]["training_rows"] == 12 * 10  # 10 of each user's 12 prefixes
+    upsr = json.loads((out / "UPSR" / "config.json").read_text())
+    assert upsr["history_token_budget"] == 128 and upsr["enable_amp"]
+    assert rows["UPSR"]["epochs"] == 3 and rows["UPSR"]["training_rows"] == 3 * 12 * 3
+    assert rows["UPSR"]["texts"][1] in ("list_semicolon_8", "prompt_watched_8")

@@ -222,6 +222,22 @@ def test_informativeness_and_noise_are_exact(table, options, tokenizer):
     assert noise["value"] == pytest.approx((2 / 6 + 4 / 6) / 2)
 
 
+def test_separator_collisions_count_histories_that_cannot_be_split_back():
+    texts = ["", "Fast, Cheap & Out of Control (1997)", "Heat (1995)", "Up (2009)", "Go, Go"]
+    kept = [[2, 3], [1, 2], [3], [2, 1, 4], []]
+    commas = ind.separator_collisions(kept, texts, ", ")
+    assert commas["separator"] == ","
+    assert commas["value"] == pytest.approx(2 / 5)  # histories 2 and 4 hold a comma title
+    assert commas["histories_with_collision"] == 2 and commas["histories"] == 5
+    assert commas["item_slots_with_separator"] == pytest.approx(3 / 8)
+    assert commas["items_containing_separator"] == pytest.approx(2 / 4)
+    assert (
+        ind.separator_collisions(kept, texts, ", ", items=[2, 3])["items_containing_separator"] == 0
+    )
+    semicolons = ind.separator_collisions(kept, texts, "; ")
+    assert semicolons["value"] == semicolons["item_slots_with_separator"] == 0
+
+
 def test_domain_consistency(tokenizer):
     stats = ind.TextStats(tokenizer)
     a = ind.text_profile(stats.of(["a red car", "the blue sky"]), {"title": 1.0})

@@ -80,6 +80,26 @@ def test_ml100k_indicators_per_domain_and_stage_choice(ml100k_report):
     assert config["load_col"]["item"] == ["item_id", "movie_title", "release_year", "class"]
 
 
+def test_separator_collisions_in_histories_are_counted_and_penalised_at_every_stage(
+    ml100k_report,
+):
+    report = ml100k_report[0]["report"]
+    for stage in ("pretrain", "finetune"):
+        by_name = {h["name"]: h for h in report["history_candidates"][stage]}
+        comma = by_name["list_comma"]["indicators"]["noise_ambiguity"]
+        semicolon = by_name["list_semicolon"]["indicators"]["noise_ambiguity"]
+        assert comma["separator"] == "," and semicolon["value"] == 0
+        if stage == "pretrain":
+            # 3.7% of the titles hold a comma ("Fast, Cheap & Out of Control"), but about a
+            # third of the 50-item comma-separated histories hold one of them
+            assert 0 < comma["items_containing_separator"] < 0.1 < 0.2 < comma["value"]
+        else:  # "Sabrina (1995), Comedy and Romance movie": every history collides
+            assert comma["value"] == 1.0
+        chosen = by_name[report["chosen"][stage]["history"]]
+        assert chosen["indicators"]["noise_ambiguity"]["value"] < comma["value"]
+        assert chosen["name"] != "list_comma"
+
+
 def test_missing_item_field_and_small_budget_name_the_key(tmp_path):
     wrong_field = yaml_file(
         tmp_path,

@@ -16,7 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from recbole_ext.compare import CompareSettings, run_comparison
+from recbole_ext.compare import METRICS, CompareSettings, run_comparison, summarise
 
 from tabulate import tabulate
 
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
             continue
         if f.name in ("users", "last", "encoder_layers"):
             kind = _int_or_all
-        elif f.name in ("backbone", "target_domain", "upsr_config"):
+        elif f.name in ("backbone", "target_domain", "upsr_config", "baseline_config", "label"):
             kind = str
         else:
             kind = int
@@ -55,17 +55,40 @@ def main(argv=None) -> int:
         action="store_true",
         help="test the checkpoint each run folder of --out holds (a run stopped early)",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="no run: one report from the results.json of earlier --out folders (e.g. the "
+        "baselines and UPSR run as separate processes), written to --out",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    settings = CompareSettings(
-        **{f.name: getattr(args, f.name) for f in fields(CompareSettings) if f.name != "zero_shot"},
-        zero_shot=not args.no_zero_shot,
-    )
-    results = run_comparison(settings, args.out)
-    lines = [
-        "# UPSR comparison\n",
-        f"Settings: `{json.dumps(results['settings'])}`; data: {results['data']}\n",
-    ]
+    if args.merge:
+        results = merge(args.merge)
+    else:
+        settings = CompareSettings(
+            **{
+                f.name: getattr(args, f.name)
+                for f in fields(CompareSettings)
+                if f.name != "zero_shot"
+            },
+            zero_shot=not args.no_zero_shot,
+        )
+        results = run_comparison(settings, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    lines = ["# UPSR comparison\n"]
+    for run in results.get("merged_from", [results]):
+        lines.append(f"Settings: `{json.dumps(run['settings'])}`; data: {run['data']}\n")
+    if results["supervised"]:
+        lines += [
+            "## mean ± sample standard deviation over seeds\n",
+            tabulate(_summary_rows(results["supervised"]), headers="keys", tablefmt="github"),
+            "",
+        ]
     for part in ("supervised", "zero_shot"):
         if results[part]:
             lines += [
@@ -76,6 +99,38 @@ def main(argv=None) -> int:
     (args.out / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
+
+
+def merge(folders: list[Path]) -> dict:
+    """The rows of several results.json; refuses runs on different data."""
+    runs = []
+    for folder in folders:
+        path = folder / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"--merge: {path} does not exist")
+        runs.append(json.loads(path.read_text()))
+    data = {json.dumps(r["data"], sort_keys=True) for r in runs}
+    if len(data) > 1:
+        raise ValueError(f"--merge: the runs used different data: {sorted(data)}")
+    return {
+        "merged_from": [{"settings": r["settings"], "data": r["data"]} for r in runs],
+        "supervised": [row for r in runs for row in r["supervised"]],
+        "zero_shot": [row for r in runs for row in r["zero_shot"]],
+    }
+
+
+def _summary_rows(rows: list[dict]) -> list[dict]:
+    table = []
+    for summary in summarise(rows):
+        row = {"model": summary["model"], "seeds": len(summary["seeds"])}
+        for metric in METRICS:
+            value = summary[metric]
+            row[metric] = f"{value['mean']:.4f} ± {value['std']:.4f}"
+        row["epochs"] = summary["epochs"]
+        for key in ("training_rows", "train_seconds", "test_seconds"):
+            row[key] = None if summary[key] is None else round(summary[key], 1)
+        table.append(row)
+    return table
 
 
 if __name__ == "__main__":

@@ -111,7 +111,10 @@ class TextAdaptation:
         return item_table_from_dataset(dataset, self.options.fields, self.options.list_fields)
 
     def domains(self, table: ItemTable) -> dict[str, np.ndarray]:
-        """``{domain: internal item ids}`` from ``text_domains`` (one domain if unset)."""
+        """``{domain: internal item ids}`` from ``text_domains`` (one domain if unset).
+
+        A domain with no item in this dataset (a dataset cut to some domains) is left out.
+        """
         items = np.arange(1, len(table))
         if not self.domains_spec:
             return {"all": items}
@@ -120,7 +123,8 @@ class TextAdaptation:
                 raise KeyError(f"text_domains: {key!r} missing (field and groups are needed)")
         assigned = assign_domains(table, self.domains_spec["field"], self.domains_spec["groups"])
         names = list(self.domains_spec["groups"])
-        return {name: items[assigned[items] == d] for d, name in enumerate(names)}
+        found = {name: items[assigned[items] == d] for d, name in enumerate(names)}
+        return {name: ids for name, ids in found.items() if len(ids)}
 
     # ------------------------------------------------------------------ stages
 
@@ -308,17 +312,12 @@ class TextAdaptation:
                 min(len(k), self.reference_items) / min(len(h), self.reference_items)
                 for k, h in zip(kept, subset_histories, strict=True)
             ]
-            item_ids = list(items)
-            with_separator = sum(separator in item_texts[i] for i in item_ids) / max(
-                len(item_ids), 1
-            )
             return {
                 "naturalness": ind.naturalness(rows),
                 "informativeness": {"score": float(np.mean(informativeness)) if kept else 0.0},
-                "noise_ambiguity": {
-                    "value": with_separator,
-                    "items_containing_separator": with_separator,
-                },
+                "noise_ambiguity": ind.separator_collisions(
+                    kept, item_texts, construction.separator, items
+                ),
                 "text_length": ind.length_stats([builder.token_count(h) for h in subset_histories]),
                 "truncated_share": float(
                     np.mean([len(k) < w for k, w in zip(kept, wanted, strict=True)])

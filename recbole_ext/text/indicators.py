@@ -24,8 +24,10 @@ policy (:mod:`recbole_ext.text.policy`).
   null values, values failing ``text_field_patterns``, "Title, The" inversions, years
   glued to titles, items left with no text) and the share of items whose text is
   identical to another item's. For
-  histories: the share of item texts that contain the separator (item boundaries become
-  ambiguous).
+  histories: separator collisions, the share of the written histories in which some item
+  text contains the history separator (the history cannot be split back into its items,
+  e.g. "Fast, Cheap & Out of Control (1997)" in a comma-separated list), measured with the
+  item texts of each stage.
 - text length: tokens per item text (mean, median, 95th percentile, max) and per history
   (special tokens included) against ``history_token_budget``.
 """
@@ -182,6 +184,32 @@ def noise_ambiguity(texts: ItemTexts, items) -> dict:
         "noise_kinds": dict(sorted(kinds.items())),
         "collision_groups": len(groups),
         "ambiguous_items": ambiguous,
+    }
+
+
+def separator_collisions(
+    kept: list[list[int]], item_texts: list[str], separator: str, items=None
+) -> dict:
+    """How often the separator also occurs inside the item texts of written histories.
+
+    ``kept``: the items each history text holds. ``value`` is the share of histories with
+    at least one such item (they cannot be split back into items); also the share of
+    item slots and of the catalogue ``items`` (default: every item) with the separator.
+    A separator of only whitespace is taken as given, otherwise stripped (", " -> ",").
+    """
+    mark = separator.strip() or separator
+    colliding = np.array([bool(t) and mark in t for t in item_texts])
+    colliding[:1] = False  # the padding item
+    per_history = [int(colliding[k].sum()) if len(k) else 0 for k in kept]
+    slots = sum(len(k) for k in kept)
+    catalogue = np.arange(1, len(item_texts)) if items is None else np.asarray(list(items), int)
+    return {
+        "value": float(np.mean([c > 0 for c in per_history])) if kept else 0.0,
+        "histories_with_collision": int(sum(c > 0 for c in per_history)),
+        "histories": len(kept),
+        "item_slots_with_separator": sum(per_history) / slots if slots else 0.0,
+        "items_containing_separator": float(colliding[catalogue].mean()) if len(catalogue) else 0.0,
+        "separator": mark,
     }
 
 
