@@ -1,6 +1,5 @@
 """The full-data comparison path and the training-cost options UPSR runs on a CPU with."""
 
-import importlib.util
 import json
 import sys
 import unittest.mock
@@ -16,10 +15,11 @@ from recbole_ext.text.adaptation import TextAdaptation
 import numpy as np
 import pytest
 import yaml
+from conftest import load_tool
 from recbole.config import Config
 from recbole.data import create_dataset
 
-from plugins.paths import CONFIG_DIR, REPO_ROOT
+from plugins.paths import CONFIG_DIR
 
 UPSR_TEXT = CONFIG_DIR / "recbole" / "upsr_text.yaml"
 
@@ -128,11 +128,7 @@ def test_a_128_token_budget_still_has_a_history_candidate_on_ml100k(tmp_path):
 
 
 def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
-    )
-    upsr_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(upsr_compare)
+    upsr_compare = load_tool("upsr_compare")
     out = tmp_path / "out"
     baselines = tmp_path / "baselines.yaml"
     baselines.write_text(yaml.safe_dump({"SASRec": {"train_batch_size": 64}}))
@@ -159,11 +155,7 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     assert len(ranks) == 20
     assert sum(r <= 10 for r in ranks) / 20 == pytest.approx(row["recall@10"], abs=1e-4)
     # metrics from the logged ranks, on the users every file shares (a part-way test)
-    rank_tool = importlib.util.spec_from_file_location(
-        "upsr_rank_metrics", REPO_ROOT / "tools" / "upsr_rank_metrics.py"
-    )
-    rank_metrics = importlib.util.module_from_spec(rank_tool)
-    rank_tool.loader.exec_module(rank_metrics)
+    rank_metrics = load_tool("upsr_rank_metrics")
     ranks = rank_metrics.read_ranks(out / "SASRec" / "test_ranks.jsonl")
     from_ranks = rank_metrics.metrics(list(ranks.values()))
     for key in ("recall@10", "ndcg@10", "mrr@20"):
@@ -218,11 +210,7 @@ def test_summary_over_seeds_and_merged_runs(tmp_path):
     assert ndcg["mean"] == pytest.approx(0.2) and ndcg["std"] == pytest.approx(0.1)
     assert (ndcg["min"], ndcg["max"]) == (0.1, 0.3) and summary["SASRec"]["epochs"] == [3, 4, 5]
     assert summary["SASRec (longer)"]["ndcg@10"]["std"] == 0.0
-    spec = importlib.util.spec_from_file_location(
-        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
-    )
-    upsr_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(upsr_compare)
+    upsr_compare = load_tool("upsr_compare")
     data = {"dataset": "ml100k-full", "users": 943}
     for name, part in (("a", rows[:2]), ("b", rows[2:])):
         (tmp_path / name).mkdir()
@@ -263,11 +251,7 @@ def test_zero_shot_reads_the_target_with_the_pretraining_texts(tmp_path):
 
 def test_the_shipped_cpu_configs_run_every_model(tmp_path):
     # configs/recbole/{baselines,upsr}_ml100k_cpu.yaml on a small slice (tiny UPSR backbone)
-    spec = importlib.util.spec_from_file_location(
-        "upsr_compare", REPO_ROOT / "tools" / "upsr_compare.py"
-    )
-    upsr_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(upsr_compare)
+    upsr_compare = load_tool("upsr_compare")
     out = tmp_path / "out"
     argv = ["--models", "SASRec", "BERT4Rec", "UPSR", "--users", "12", "--last", "15"]
     argv += ["--baseline-epochs", "1", "--backbone", "tiny", "--no-zero-shot"]
