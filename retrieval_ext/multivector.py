@@ -63,6 +63,7 @@ class MultiVectorIndex:
         self.dim, self.tokens_per_image = int(dim), int(tokens_per_image)
         self.num_centroids, self.store_dtype, self.seed = centroids, store_dtype, seed
         self.centroids: np.ndarray | None = None
+        self._assigner = None  # FAISS index over the centroids, set by train
         self._chunks: list[np.ndarray] = []  # stored tokens, (n, V, dim) each
         self._codes: list[np.ndarray] = []  # centroid of each token, (n, V) each
         self._offsets = [0]
@@ -165,6 +166,11 @@ class MultiVectorIndex:
         """Top ``k`` images of one query (``(B, dim)`` normalised bags, padding removed):
         ``(exact MaxSim scores, image ids, number of candidates)``."""
         bags = torch.as_tensor(bags, dtype=torch.float32)
+        if bags.ndim != 2 or bags.shape[1] != self.dim or not len(bags):
+            shape = tuple(bags.shape)
+            raise ValueError(f"a query's bags must be (B >= 1, {self.dim}), got {shape}")
+        if self.centroids is None or not self.num_images:
+            raise RuntimeError("MultiVectorIndex.search before train and add: the index is empty")
         candidates, approx = self.approximate_scores(bags.numpy(), nprobe)
         if len(candidates) > rerank:
             keep = np.argpartition(-approx, rerank - 1)[:rerank]

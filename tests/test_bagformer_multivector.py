@@ -99,9 +99,14 @@ def test_bad_shapes_and_order_are_named(gallery):
     index = MultiVectorIndex(16, 5, centroids=4)
     with pytest.raises(RuntimeError, match="before train"):
         index.add(tokens)
+    with pytest.raises(RuntimeError, match="index is empty"):
+        index.search(tokens[0], k=1)
     index.train(tokens.reshape(-1, 16))
     with pytest.raises(ValueError, match=r"\(n, 5, 16\)"):
         index.add(tokens[:, :4])
+    index.add(tokens)
+    with pytest.raises(ValueError, match=r"\(B >= 1, 16\), got \(3, 8\)"):
+        index.search(torch.zeros(3, 8), k=1)
     with pytest.raises(ValueError, match="store_dtype"):
         MultiVectorIndex(16, 5, store_dtype="int8")
     with pytest.raises(ValueError, match="need at least"):

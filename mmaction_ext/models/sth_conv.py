@@ -369,12 +369,11 @@ class STHConv(nn.Module):
 
         return self._cached("folded", (self.spatial.weight, self.temporal.weight), build)
 
-    def _cached(self, name: str, sources, build, shape=()) -> torch.Tensor:
-        """``build()`` without autograd, rebuilt only when a tensor of ``sources`` changed
-        (storage, version counter: optimiser steps and ``load_state_dict`` move it) or,
-        for weights packed for an input ``shape``, the shape did."""
+    def _cached(self, name: str, sources, build) -> torch.Tensor:
+        """``build()`` without autograd, kept under ``name`` and rebuilt only when a tensor
+        of ``sources`` changed (storage, version counter: optimiser steps and
+        ``load_state_dict`` move it)."""
         key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in sources)
-        key += (tuple(shape),)
         if self._weight_cache.get(name, (None,))[0] != key:
             with torch.no_grad():
                 self._weight_cache[name] = (key, build())
@@ -597,7 +596,6 @@ class STHConv(nn.Module):
             f"{name} packed {tuple(shape)}",
             (weight,) if sources is None else sources,
             lambda: _pack(weight, padding, stride, dilation, groups, shape),
-            shape,
         )
 
     def _cache_sized(self, x: torch.Tensor) -> bool:
@@ -616,20 +614,18 @@ class STHConv(nn.Module):
         temporal tap is then added in place by a grouped 1x1 conv per clip that reads
         the frames ``offset`` away (frames-as-rows views: a frame offset is a row offset,
         no shifted copy). Zero padding at clip borders = the rows a tap does not reach.
-        At ResNet-50's 64-channel stage (one clip, 1 thread) this took 0.88x to 0.97x the
+        At ResNet-50's 64-channel stage (one clip, 1 thread) this took 0.86x to 0.97x the
         time of the temporal conv + fused add (README, STH efficiency): the fresh conv
         skips the add post-op, and two 1x1 taps cost less than the ``(k_t, 1)`` conv."""
         # weights are packed once into oneDNN's layout for this input shape: no weight
         # reorder per call (at 2 threads each is one more parallel region)
         sources = (self.spatial.weight, self.temporal.weight)
         conv_args = (self.padding, self.stride, self.dilation)
-        weight = self._cached(
-            f"folded packed {tuple(x.shape)}",
-            sources,
-            lambda: _pack(self._folded_weight(), *conv_args, 1, x.shape),
-            x.shape,
-        )
-        out = _CONV(x, weight, self.spatial.bias, *[[v, v] for v in conv_args], 1, "none", [], "")
+        weight = self._packed(
+            "folded", self._folded_weight(), self.padding, 1, x.shape, self.stride,
+            self.dilation, sources=sources,
+        )  # fmt: skip
+        out = _CONV(x, weight, self.spatial.bias, *map(_pair, conv_args), 1, "none", [], "")
         rows_in = _frames_as_rows(self._temporal_input(x), self.num_segments)
         rows_out = _frames_as_rows(out, self.num_segments)
         steps = self.num_segments
@@ -702,17 +698,21 @@ def _can_fuse_add(inputs: torch.Tensor, weight: torch.Tensor, other: torch.Tenso
     )
 
 
+def _pair(value) -> list:
+    """A conv setting as oneDNN's ops take it: ``[h, w]``."""
+    return list(value) if isinstance(value, (list, tuple)) else [value, value]
+
+
 def _conv_add_(other, inputs, weight, bias, stride, padding, dilation, groups):
     """``other += conv2d(inputs, weight, bias)`` in one oneDNN call; returns ``other``."""
-    pair = lambda value: [value, value]  # noqa: E731
     return _CONV_ADD(
         other,
         inputs,
         weight,
         bias,
-        pair(padding),
-        pair(stride),
-        pair(dilation),
+        _pair(padding),
+        _pair(stride),
+        _pair(dilation),
         groups,
         "add",
         None,
@@ -735,12 +735,11 @@ def _pack(weight, padding, stride, dilation, groups, input_shape) -> torch.Tenso
     """``weight`` in the layout oneDNN's conv picks for ``input_shape`` (an opaque
     oneDNN tensor, as TorchInductor's frozen weights): the conv then skips its per-call
     weight reorder. Used by :data:`_CONV` and :data:`_CONV_ADD` alike."""
-    pair = lambda value: list(value) if isinstance(value, (list, tuple)) else [value, value]  # noqa: E731
     return torch._C._nn.mkldnn_reorder_conv2d_weight(
         weight.contiguous().to_mkldnn(),
-        pair(padding),
-        pair(stride),
-        pair(dilation),
+        _pair(padding),
+        _pair(stride),
+        _pair(dilation),
         groups,
         list(input_shape),
     )
