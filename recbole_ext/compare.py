@@ -75,7 +75,7 @@ class CompareSettings:
     backbone: str = "minilm"
     encoder_layers: int | None = 2
     decoder_layers: int = 1
-    upsr_config: str | None = None
+    upsr_config: str | list[str] | None = None
     baseline_config: str | None = None
     label: str | None = None
     test_saved: bool = False
@@ -294,8 +294,9 @@ def upsr_overrides(settings: CompareSettings) -> dict:
         "eval_batch_size": 16,
         "learning_rate": 1e-4,
     }
-    if settings.upsr_config:  # the file's keys win over the defaults above
-        upsr.update(yaml.safe_load(Path(settings.upsr_config).read_text()) or {})
+    files = settings.upsr_config or []
+    for file in [files] if isinstance(files, str) else files:  # later files win, all over these
+        upsr.update(yaml.safe_load(Path(file).read_text()) or {})
     return upsr
 
 

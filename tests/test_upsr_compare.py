@@ -105,6 +105,21 @@ def test_validation_on_a_seeded_user_subset_and_test_on_every_user(tmp_path):
         data_preparation(config, dataset)
 
 
+def test_test_users_tests_a_seeded_subset_for_ablations(tmp_path):
+    write_synthetic_catalogue(tmp_path / "shop", n_items=40, n_users=12)
+    config, dataset = sequential_config(tmp_path, "shop", test_users=4, valid_users=6)
+    _, valid, test = data_preparation(config, dataset)
+    tested = test._dataset.inter_feat["user_id"].tolist()
+    assert len(tested) == 4 and len(valid._dataset) == 6
+    config, dataset = sequential_config(tmp_path, "shop", test_users=4, seed=8)
+    _, _, other = data_preparation(config, dataset)
+    assert len(other._dataset) == 4
+    assert other._dataset.inter_feat["user_id"].tolist() != tested  # drawn from the seed
+    config, dataset = sequential_config(tmp_path, "shop", test_users=-1)
+    with pytest.raises(ValueError, match="test_users"):
+        data_preparation(config, dataset)
+
+
 def test_a_128_token_budget_still_has_a_history_candidate_on_ml100k(tmp_path):
     small = tmp_path / "b.yaml"
     small.write_text(
@@ -267,3 +282,24 @@ def test_the_shipped_cpu_configs_run_every_model(tmp_path):
     assert upsr["history_token_budget"] == 128 and upsr["enable_amp"]
     assert rows["UPSR"]["epochs"] == 3 and rows["UPSR"]["training_rows"] == 3 * 12 * 3
     assert rows["UPSR"]["texts"][1] in ("list_semicolon_8", "prompt_watched_8")
+
+
+@pytest.mark.parametrize("ablation", ["sum_scores.yaml", "title_texts.yaml"])
+def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablation):
+    # upsr_ml100k_cpu.yaml + upsr_ablations/curve.yaml + one ablation, tiny backbone, a slice
+    upsr_compare = load_tool("upsr_compare")
+    out = tmp_path / "out"
+    folder = CONFIG_DIR / "recbole" / "upsr_ablations"
+    files = [CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml", folder / "curve.yaml"]
+    argv = ["--models", "UPSR", "--users", "12", "--last", "15", "--backbone", "tiny"]
+    argv += ["--no-zero-shot", "--upsr-config", *map(str, [*files, folder / ablation])]
+    assert upsr_compare.main([*argv, "--out", str(out)]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["supervised"]
+    config = json.loads((out / "UPSR" / "config.json").read_text())
+    assert config["history_token_budget"] == 128 and config["test_users"] == 200
+    curve = json.loads((out / "UPSR" / "progress.json").read_text())
+    assert row["epochs"] == 4 and len(curve["valid_score"]) == 4  # validated every epoch
+    if ablation == "sum_scores.yaml":
+        assert config["upsr_score_normalisation"] == "sum"
+    else:
+        assert row["texts"][0] == config["upsr_item_text"] == "title_year_disambiguated"

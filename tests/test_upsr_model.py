@@ -141,6 +141,25 @@ def test_constrained_beam_search_returns_real_items_best_first(data_root, tmp_pa
         assert row[0] == int(score.argmax())
 
 
+def test_sum_normalisation_scores_the_text_likelihood_in_sort_and_search(data_root, tmp_path):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_num_beams=40)
+    _, summed, *_ = build(data_root, tmp_path, upsr_num_beams=40, upsr_score_normalisation="sum")
+    summed.load_state_dict(model.state_dict())
+    model.eval(), summed.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        per_token = model.full_sort_predict(interaction)
+        total = summed.full_sort_predict(interaction)
+        top = summed.recommend_topk(interaction, k=3)
+    lengths = model.item_token_len.to(per_token.dtype)  # EOS included
+    torch.testing.assert_close(total[:, 1:], per_token[:, 1:] * lengths[1:], atol=1e-4, rtol=1e-5)
+    assert not torch.equal(total.argmax(1), per_token.argmax(1))  # the rules rank differently
+    # exhaustive beams (40 >= 30 items) with no length penalty find the likeliest text
+    assert top[:, 0].tolist() == total.argmax(1).tolist()
+    with pytest.raises(ValueError, match="upsr_score_normalisation"):
+        build(data_root, tmp_path, upsr_score_normalisation="mean")
+
+
 def test_trains_saves_and_reloads_with_recbole(data_root, tmp_path):
     from recbole.quick_start import load_data_and_model
 

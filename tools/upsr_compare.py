@@ -37,12 +37,19 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=defaults.models)
     parser.add_argument("--seeds", nargs="+", type=int, default=defaults.seeds)
     parser.add_argument("--upsr-seeds", nargs="+", type=int, default=None)
+    parser.add_argument(
+        "--upsr-config",
+        nargs="+",
+        default=None,
+        metavar="YAML",
+        help="RecBole yaml files of UPSR keys; a later file wins (e.g. a base and an ablation)",
+    )
     for f in fields(CompareSettings):
-        if f.name in ("models", "zero_shot", "seeds", "upsr_seeds", "test_saved"):
+        if f.name in ("models", "zero_shot", "seeds", "upsr_seeds", "test_saved", "upsr_config"):
             continue
         if f.name in ("users", "last", "encoder_layers"):
             kind = _int_or_all
-        elif f.name in ("backbone", "target_domain", "upsr_config", "baseline_config", "label"):
+        elif f.name in ("backbone", "target_domain", "baseline_config", "label"):
             kind = str
         else:
             kind = int

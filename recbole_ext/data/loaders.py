@@ -7,7 +7,9 @@ Two config keys, both off by default (RecBole's own loaders are used then):
   epoch number. RecBole's sequential augmentation makes one row per prefix (ML-100K: ~97k
   rows); K per user keeps the users balanced and an epoch short.
 - ``valid_users`` (int): validation (best-epoch selection) runs on this many users drawn once
-  with ``seed``. Test always runs on every user.
+  with ``seed``.
+- ``test_users`` (int): test runs on this many users drawn once with ``seed`` (ablations whose
+  full-sort test would cost an hour). Unset, test runs on every user, as a comparison should.
 
 :func:`data_preparation` is RecBole's ``data_preparation`` with these keys applied.
 """
@@ -77,23 +79,32 @@ class PrefixSampleTrainDataLoader(TrainDataLoader):
 
 
 def data_preparation(config, dataset):
-    """RecBole's ``data_preparation``, then ``train_prefixes_per_user`` and ``valid_users``."""
+    """RecBole's ``data_preparation``, then ``train_prefixes_per_user``, ``valid_users`` and
+    ``test_users``."""
     train, valid, test = recbole_data_preparation(config, dataset)
     if _get(config, "train_prefixes_per_user"):
         train = PrefixSampleTrainDataLoader(
             config, train._dataset, train._sampler, shuffle=config["shuffle"]
         )
-    valid_users = _get(config, "valid_users")
-    if valid_users:
-        if not isinstance(valid_users, int) or valid_users < 1:
-            raise ValueError(f"valid_users: expected a positive integer, got {valid_users!r}")
-        if not isinstance(valid, FullSortEvalDataLoader) or not valid.is_sequential:
-            raise ValueError("valid_users: only for sequential models with full-sort evaluation")
-        rows = len(valid._dataset)
-        if valid_users < rows:
-            keep = np.sort(
-                np.random.default_rng(int(config["seed"])).choice(rows, valid_users, replace=False)
-            )
-            subset = valid._dataset.copy(valid._dataset.inter_feat[keep])
-            valid = FullSortEvalDataLoader(config, subset, valid._sampler, shuffle=False)
-    return train, valid, test
+    return (
+        train,
+        _user_subset(config, valid, "valid_users"),
+        _user_subset(config, test, "test_users"),
+    )
+
+
+def _user_subset(config, loader, key: str):
+    """``loader`` over the ``config[key]`` users drawn with ``seed`` (all when unset)."""
+    users = _get(config, key)
+    if not users:
+        return loader
+    if not isinstance(users, int) or users < 1:
+        raise ValueError(f"{key}: expected a positive integer, got {users!r}")
+    if not isinstance(loader, FullSortEvalDataLoader) or not loader.is_sequential:
+        raise ValueError(f"{key}: only for sequential models with full-sort evaluation")
+    rows = len(loader._dataset)
+    if users >= rows:
+        return loader
+    keep = np.sort(np.random.default_rng(int(config["seed"])).choice(rows, users, replace=False))
+    subset = loader._dataset.copy(loader._dataset.inter_feat[keep])
+    return FullSortEvalDataLoader(config, subset, loader._sampler, shuffle=False)

@@ -39,6 +39,8 @@ from plugins.compat.checkpoints import load_recbole_checkpoint
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "properties" / "model" / "UPSR.yaml"
 # full-sort scoring precision: bfloat16 runs the PLM under autocast, log-softmax stays fp32
 SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+# how an item text's token log-likelihoods become its score (the paper's rule is unknown)
+SCORE_NORMALISATIONS = ("length", "sum")
 
 
 class _ItemTextConstraint:
@@ -91,6 +93,12 @@ class UPSR(SequentialRecommender):
                 f"upsr_score_dtype: {self.score_dtype!r} is not one of {tuple(SCORE_DTYPES)}"
             )
         self.num_beams = config["upsr_num_beams"]
+        self.score_normalisation = config["upsr_score_normalisation"]
+        if self.score_normalisation not in SCORE_NORMALISATIONS:
+            raise ValueError(
+                f"upsr_score_normalisation: {self.score_normalisation!r} is not one of "
+                f"{SCORE_NORMALISATIONS}"
+            )
         self.id_enhanced = config["upsr_id_enhanced"]
         self.id_history_items = config["upsr_id_history_items"]
         self.output_vocab_mode = config["upsr_output_vocab"]
@@ -367,7 +375,10 @@ class UPSR(SequentialRecommender):
 
     def _item_scores(self, hidden, mask, items, user=None):
         log_probs, valid = self._token_log_probs(hidden, mask, items, user)
-        return (log_probs * valid).sum(dim=1) / valid.sum(dim=1)  # length-normalised
+        total = (log_probs * valid).sum(dim=1)  # log P(item text | history)
+        if self.score_normalisation == "sum":
+            return total
+        return total / valid.sum(dim=1)  # per token: long texts are not penalised
 
     def predict(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
@@ -440,7 +451,8 @@ class UPSR(SequentialRecommender):
             num_return_sequences=beams,
             max_new_tokens=int(self.item_token_len.max()),
             do_sample=False,
-            length_penalty=1.0,
+            # HF divides a beam's log-likelihood by length ** length_penalty: the same rule
+            length_penalty=1.0 if self.score_normalisation == "length" else 0.0,
         )  # [B * beams, T], best first within each history
         out = torch.zeros(hidden.size(0), k, dtype=torch.long)
         for b in range(hidden.size(0)):
