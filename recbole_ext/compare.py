@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
 import unittest.mock
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +63,8 @@ class CompareSettings:
     for UPSR alone. ``baseline_config``: a yaml ``{SASRec: {key: value}, BERT4Rec: ...}``
     whose keys win over the baselines' defaults (as ``upsr_config`` for UPSR). ``label``
     names the rows of this run (an ablation) beside the model, in results and summaries.
+    ``jobs``: rows run in this many processes at once, the threads shared between them
+    (results keep the table order; each row's ``threads`` says what it ran with).
     """
 
     models: list[str] = field(default_factory=lambda: ["SASRec", "BERT4Rec", "UPSR"])
@@ -80,6 +84,7 @@ class CompareSettings:
     label: str | None = None
     test_saved: bool = False
     zero_shot: bool = True
+    jobs: int = 1
     target_domain: str = "drama"
 
 
@@ -192,6 +197,12 @@ def _run(
     if hasattr(network, "text_names"):  # UPSR: the item and history constructions used
         compute["texts"] = list(network.text_names)
     return {k: float(v) for k, v in result.items()}, compute
+
+
+def _run_in_process(threads: int, *args, **kwargs):
+    """``_run`` in a worker process of ``jobs > 1``, with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    return _run(*args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -347,11 +358,11 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "results.json").write_text(json.dumps(out, indent=1))
 
+    rows = []  # (model, seed, run folder, overrides, saved checkpoint) in table order
     for model in settings.models:
         seeds = settings.seeds if model != "UPSR" else settings.upsr_seeds or settings.seeds
         for seed in seeds:
             overrides = {**common, "seed": seed, **(upsr if model == "UPSR" else baselines[model])}
-            log(f"upsr-compare: {model} seed {seed} on {dataset}")
             name = model if len(seeds) == 1 else f"{model}-seed{seed}"
             saved = None
             if settings.test_saved:  # test what a stopped run saved instead of training
@@ -359,15 +370,42 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
                 if not found:
                     raise FileNotFoundError(f"--test-saved: no checkpoint in {run_dir / name}")
                 saved = str(found[-1])
-            result, compute = _run(model, dataset, data, run_dir / name, overrides, saved=saved)
-            row = {"model": model, "label": settings.label, "seed": seed, **result}
-            if saved:
-                row["stopped_before_fit_returned"] = True
-                compute.pop("train_seconds")  # the stopped run's time is in its log
-            row.update(_compute_columns(model, overrides, compute))
-            out["supervised"].append(row)
-            save()
-            log(f"  {row}")
+            rows.append((model, seed, run_dir / name, overrides, saved))
+
+    def finished(index, result, compute):
+        model, seed, _, overrides, saved = rows[index]
+        row = {"model": model, "label": settings.label, "seed": seed, **result}
+        if saved:
+            row["stopped_before_fit_returned"] = True
+            compute.pop("train_seconds")  # the stopped run's time is in its log
+        row.update(_compute_columns(model, overrides, compute))
+        done[index] = row
+        out["supervised"] = [done[i] for i in sorted(done)]  # table order, whatever finished
+        save()
+        log(f"  {row}")
+
+    done: dict[int, dict] = {}
+    if settings.jobs < 1:
+        raise ValueError(f"jobs: expected a positive integer, got {settings.jobs}")
+    if settings.jobs == 1:
+        for index, (model, seed, folder, overrides, saved) in enumerate(rows):
+            log(f"upsr-compare: {model} seed {seed} on {dataset}")
+            finished(index, *_run(model, dataset, data, folder, overrides, saved=saved))
+    else:  # one process a row, each with its share of the threads
+        threads = max(1, torch.get_num_threads() // settings.jobs)
+        context = multiprocessing.get_context("spawn")  # no forked OpenMP or torch state
+        with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
+            futures = {}
+            for index, (model, seed, folder, overrides, saved) in enumerate(rows):
+                log(
+                    f"upsr-compare: {model} seed {seed} on {dataset} (a process, {threads} threads)"
+                )
+                job = pool.submit(
+                    _run_in_process, threads, model, dataset, data, folder, overrides, saved=saved
+                )
+                futures[job] = index
+            for job in as_completed(futures):
+                finished(futures[job], *job.result())
     if not settings.zero_shot:
         return out
 

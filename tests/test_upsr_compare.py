@@ -14,6 +14,7 @@ from recbole_ext.text.adaptation import TextAdaptation
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import load_tool
 from recbole.config import Config
@@ -180,6 +181,33 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     (again,) = json.loads((out / "results.json").read_text())["supervised"]
     assert again["stopped_before_fit_returned"] and again["epochs"] == 1
     assert again["ndcg@10"] == pytest.approx(row["ndcg@10"])
+
+
+@pytest.mark.slow
+def test_jobs_run_rows_in_processes_with_the_same_results(tmp_path):
+    upsr_compare = load_tool("upsr_compare")
+    argv = ["--models", "SASRec", "Pop", "--seeds", "2020", "2021", "--users", "16"]
+    argv += ["--last", "20", "--baseline-epochs", "2", "--no-zero-shot"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count in this process and the workers
+    try:
+        assert upsr_compare.main([*argv, "--out", str(tmp_path / "one")]) == 0
+        assert upsr_compare.main([*argv, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    one, two = (
+        json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two")
+    )
+    assert two["settings"]["jobs"] == 2
+    keys = [(r["model"], r["seed"]) for r in two["supervised"]]
+    assert keys == [(r["model"], r["seed"]) for r in one["supervised"]]  # table order
+    assert keys == [("SASRec", 2020), ("SASRec", 2021), ("Pop", 2020), ("Pop", 2021)]
+    for a, b in zip(one["supervised"], two["supervised"], strict=True):
+        assert b["threads"] == 1 and b["epochs"] == a["epochs"]
+        for metric in ("recall@10", "ndcg@10", "mrr@20"):
+            assert b[metric] == pytest.approx(a[metric], abs=1e-6)
+    with pytest.raises(ValueError, match="jobs"):
+        upsr_compare.main([*argv, "--jobs", "0", "--out", str(tmp_path / "bad")])
 
 
 @pytest.mark.parametrize("upsr_config", [None, "upsr_ml100k_cpu.yaml"])
