@@ -396,7 +396,10 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         context = multiprocessing.get_context("spawn")  # no forked OpenMP or torch state
         with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
             futures = {}
-            for index, (model, seed, folder, overrides, saved) in enumerate(rows):
+            # the slowest rows first (UPSR's full-sort test), so no core idles at the end
+            order = sorted(range(len(rows)), key=lambda i: rows[i][0] != "UPSR")
+            for index in order:
+                model, seed, folder, overrides, saved = rows[index]
                 log(
                     f"upsr-compare: {model} seed {seed} on {dataset} (a process, {threads} threads)"
                 )
