@@ -43,6 +43,18 @@ def test_distractors_follow_the_largest_id_and_nobody_interacts_with_them(tmp_pa
     assert read_atomic(tmp_path / "again" / "src-6items" / "src-6items.item")[1] == items
     with pytest.raises(ValueError, match="smaller than the 2 items"):
         bench.write_catalogue(tmp_path / "src", tmp_path, 1, seed=3)
+    with pytest.raises(ValueError, match="--distractor-words: 'other'"):
+        bench.write_catalogue(tmp_path / "src", tmp_path, 6, seed=3, words="other")
+
+
+def test_source_word_distractors_are_written_in_the_source_titles_words(tmp_path):
+    bench = load_tool("upsr_generative_benchmark")
+    _write_source(tmp_path / "src")
+    info = bench.write_catalogue(tmp_path / "src", tmp_path, 40, seed=3, words="source")
+    assert info["dataset"] == "src-40items-source-words"
+    _, items = read_atomic(tmp_path / info["dataset"] / f"{info['dataset']}.item")
+    words = {w for row in items[2:] for w in row[1].split()}
+    assert words == {"Toy", "Story", "Heat"}  # 38 titles of 3 draws cover all three
 
 
 def test_rank_metrics_count_an_ungenerated_item_as_a_miss():

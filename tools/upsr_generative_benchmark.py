@@ -42,7 +42,7 @@ from recbole_ext.compare import UPSR_TEXT, CompareSettings, upsr_overrides
 from recbole_ext.data.atomic import column, read_atomic, write_atomic
 from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_user_slice
-from recbole_ext.data.synthetic import synthetic_items
+from recbole_ext.data.synthetic import TITLE_WORDS, synthetic_items
 
 import numpy as np
 import torch
@@ -108,23 +108,35 @@ def train(data_path: Path, dataset: str, run_dir: Path, overrides: dict, log) ->
     }
 
 
-def write_catalogue(source: Path, out_dir: Path, size: int, seed: int) -> dict:
+DISTRACTOR_WORDS = ("synthetic", "source")
+
+
+def write_catalogue(
+    source: Path, out_dir: Path, size: int, seed: int, words: str = "synthetic"
+) -> dict:
     """``source``'s interactions and items plus ``size - items`` synthetic distractor items
     (ids after the largest, in the columns of ``source``'s .item) that nobody interacted
-    with. Returns the dataset name and counts."""
+    with. Their titles draw 3 words from ``synthetic.TITLE_WORDS`` (``words="synthetic"``)
+    or from the words of the source's own titles (``"source"``: distractors written in the
+    vocabulary the trained model knows). Returns the dataset name and counts."""
+    if words not in DISTRACTOR_WORDS:
+        raise ValueError(f"--distractor-words: {words!r} is not one of {DISTRACTOR_WORDS}")
     item_path = source / f"{source.name}.item"
     header, items = read_atomic(item_path)
     if size < len(items):
         raise ValueError(
             f"--catalogues: {size} is smaller than the {len(items)} items of {item_path}"
         )
-    name = f"{source.name}-{size}items"
+    name = f"{source.name}-{size}items" + ("-source-words" if words == "source" else "")
     folder = out_dir / name
     fields = ("item_id", "movie_title", "release_year", "class")
     where = [column(header, f, item_path) for f in fields]
     first = max(int(row[where[0]]) for row in items) + 1
+    pool = TITLE_WORDS
+    if words == "source":  # title words without the "(1995)" years, in a fixed order
+        pool = sorted({w for row in items for w in row[where[1]].split() if w.isalpha()})
     distractors = []
-    for values in synthetic_items(size - len(items), np.random.default_rng(seed), first):
+    for values in synthetic_items(size - len(items), np.random.default_rng(seed), first, pool):
         row = [""] * len(header)
         for index, value in zip(where, values, strict=True):
             row[index] = value
@@ -197,6 +209,12 @@ def main(argv=None) -> int:
         help="item counts with distractors, measured after the source's own catalogue",
     )
     parser.add_argument("--users", type=int, default=60, help="seeded test users measured")
+    parser.add_argument(
+        "--distractor-words",
+        choices=DISTRACTOR_WORDS,
+        default="synthetic",
+        help="distractor titles from synthetic.TITLE_WORDS or from the source's title words",
+    )
     parser.add_argument("--num-beams", type=int, default=20, help="upsr_num_beams")
     parser.add_argument("--seed", type=int, default=2020, help="training, users, distractors")
     parser.add_argument("--checkpoint", help="a saved UPSR checkpoint instead of training")
@@ -275,7 +293,9 @@ def main(argv=None) -> int:
         if size == source["items"]:
             catalogue = {"dataset": "ml100k", "items": size, "distractors": 0}
         else:
-            catalogue = write_catalogue(data / "ml100k", data, size, args.seed)
+            catalogue = write_catalogue(
+                data / "ml100k", data, size, args.seed, args.distractor_words
+            )
         log(f"catalogue {catalogue}")
         keys = {**overrides, "upsr_init_checkpoint": checkpoint, "epochs": 0}
         if texts:  # the constructions the trained model read on ML-100K

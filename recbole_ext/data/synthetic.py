@@ -41,12 +41,14 @@ TITLE_WORDS = (
 GENRES = ("Action", "Comedy", "Drama", "Romance", "Thriller", "Horror", "Sci-Fi", "War")
 
 
-def synthetic_items(n_items: int, rng: np.random.Generator, first_id: int = 1) -> list[list[str]]:
-    """``[item_id, title, year, genres]`` rows: a 3-word title (repeats happen in large
-    catalogues; UPSR's text adaptation disambiguates them), a year and 1-2 genres."""
+def synthetic_items(
+    n_items: int, rng: np.random.Generator, first_id: int = 1, words=TITLE_WORDS
+) -> list[list[str]]:
+    """``[item_id, title, year, genres]`` rows: a title of 3 of ``words`` (repeats happen
+    in large catalogues; UPSR's text adaptation disambiguates them), a year and 1-2 genres."""
     rows = []
     for i in range(first_id, first_id + n_items):
-        title = " ".join(rng.choice(TITLE_WORDS, 3)).title()
+        title = " ".join(rng.choice(words, 3)).title()
         genres = " ".join(sorted(set(rng.choice(GENRES, 2))))
         rows.append([str(i), title, str(1950 + i % 70), genres])
     return rows
