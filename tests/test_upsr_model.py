@@ -196,6 +196,24 @@ def test_generative_top_items_are_distinct_real_items_with_their_exact_scores(da
             assert found[0] == int(full[row].argmax())
 
 
+def test_generative_full_sort_warns_when_the_beams_fill_fewer_than_topk(
+    data_root, tmp_path, caplog, monkeypatch
+):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_full_sort="generative", upsr_num_beams=8)
+    interaction = first_batch(test)
+    rows = len(interaction)
+    # as if the beams had finished only 3 distinct items for the first history
+    short = (
+        [[1, 2, 3]] + [[1, 2, 3, 4, 5]] * (rows - 1),
+        [[-1.0, -2.0, -3.0]] + [[-1.0] * 5] * (rows - 1),
+    )
+    monkeypatch.setattr(model, "_beam_items", lambda *_: short)
+    with caplog.at_level("WARNING"):
+        scores = model.full_sort_predict(interaction)
+    assert torch.isfinite(scores[0]).sum() == 3
+    assert f"1 of {rows} histories got fewer than 5 distinct items from 8 beams" in caplog.text
+
+
 def test_generative_full_sort_refuses_a_topk_deeper_than_the_beams(data_root, tmp_path):
     with pytest.raises(ValueError, match=r"upsr_num_beams \(4\).*topk asks for 5"):
         build(data_root, tmp_path, upsr_full_sort="generative", upsr_num_beams=4)

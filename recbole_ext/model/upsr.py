@@ -101,7 +101,7 @@ class UPSR(SequentialRecommender):
         if self.full_sort_mode == "generative":
             # ranks past the last beam are undefined: a metric cut there would count
             # arbitrary unranked items as recommendations
-            deepest = max(config["topk"] or [0])
+            deepest = self.deepest_topk = max(config["topk"] or [0])
             if deepest > self.num_beams:
                 raise ValueError(
                     f"upsr_full_sort: generative ranks only the upsr_num_beams "
@@ -494,6 +494,12 @@ class UPSR(SequentialRecommender):
         scores = torch.full((len(items), self.n_items), float("-inf"), device=device)
         for b, (row_items, row_scores) in enumerate(zip(items, beam_scores, strict=True)):
             scores[b, row_items] = torch.tensor(row_scores, device=device)
+        short = sum(len(row) < self.deepest_topk for row in items)
+        if short:  # RecBole's top-K would then pick arbitrary -inf items to fill the list
+            self.logger.warning(
+                f"upsr_full_sort: generative: {short} of {len(items)} histories got fewer than "
+                f"{self.deepest_topk} distinct items from {self.num_beams} beams"
+            )
         return scores
 
     @torch.no_grad()
