@@ -160,6 +160,86 @@ def test_sum_normalisation_scores_the_text_likelihood_in_sort_and_search(data_ro
         build(data_root, tmp_path, upsr_score_normalisation="mean")
 
 
+def test_generative_full_sort_through_recbole_trainer_equals_exhaustive_scoring(
+    data_root, tmp_path
+):
+    # 40 beams >= 30 items: beam search is exhaustive, so RecBole's metrics of the
+    # generated top-K must equal those of scoring every item, on the same weights
+    config, model, train, valid, test = build(
+        data_root, tmp_path / "gen", upsr_full_sort="generative", upsr_num_beams=40
+    )
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.fit(train, valid, verbose=False)  # validates with generative full sort too
+    generative = trainer.evaluate(test, load_best_model=False)
+
+    score_config, scoring, *_ = build(data_root, tmp_path / "score", upsr_num_beams=40)
+    scoring.load_state_dict(model.state_dict())
+    exact = get_trainer(score_config["MODEL_TYPE"], score_config["model"])(
+        score_config, scoring
+    ).evaluate(test, load_best_model=False)
+    assert set(generative) == {"recall@5", "ndcg@5"}
+    assert exact["recall@5"] > 0  # a non-trivial comparison
+    for metric, value in exact.items():
+        assert generative[metric] == pytest.approx(value, abs=1e-4), metric
+
+    model.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        beam = model.full_sort_predict(interaction)
+        full = scoring.full_sort_predict(interaction)
+    finite = torch.isfinite(beam)
+    assert (finite.sum(dim=1) == model.n_items - 1).all()  # every item, once
+    torch.testing.assert_close(beam[finite], full[finite], atol=1e-4, rtol=0)
+
+
+def test_generative_top_items_are_distinct_real_items_with_their_exact_scores(data_root, tmp_path):
+    # 8 beams over 30 items: not exhaustive; each generated item carries its exact
+    # full-sort score, in descending beam order
+    _, model, _, _, test = build(data_root, tmp_path, upsr_full_sort="generative", upsr_num_beams=8)
+    model.eval()
+    interaction = first_batch(test)
+    with torch.no_grad():
+        beam = model.full_sort_predict(interaction)
+        items, beam_scores = model._beam_items(interaction, 8)
+        model.full_sort_mode = "score"
+        full = model.full_sort_predict(interaction)
+    assert beam.shape == full.shape == (len(interaction), model.n_items)
+    for row, (found, scores) in enumerate(zip(items, beam_scores, strict=True)):
+        assert 5 <= len(found) <= 8 and len(set(found)) == len(found)
+        assert all(1 <= i < model.n_items for i in found)
+        assert scores == sorted(scores, reverse=True)
+        assert torch.isfinite(beam[row]).sum() == len(found)
+        torch.testing.assert_close(beam[row, found], full[row, found], atol=1e-4, rtol=0)
+        # the beam's best is the best item's text whenever the search kept that item
+        if int(full[row].argmax()) in found:
+            assert found[0] == int(full[row].argmax())
+
+
+def test_generative_full_sort_warns_when_the_beams_fill_fewer_than_topk(
+    data_root, tmp_path, caplog, monkeypatch
+):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_full_sort="generative", upsr_num_beams=8)
+    interaction = first_batch(test)
+    rows = len(interaction)
+    # as if the beams had finished only 3 distinct items for the first history
+    short = (
+        [[1, 2, 3]] + [[1, 2, 3, 4, 5]] * (rows - 1),
+        [[-1.0, -2.0, -3.0]] + [[-1.0] * 5] * (rows - 1),
+    )
+    monkeypatch.setattr(model, "_beam_items", lambda *_: short)
+    with caplog.at_level("WARNING"):
+        scores = model.full_sort_predict(interaction)
+    assert torch.isfinite(scores[0]).sum() == 3
+    assert f"1 of {rows} histories got fewer than 5 distinct items from 8 beams" in caplog.text
+
+
+def test_generative_full_sort_refuses_a_topk_deeper_than_the_beams(data_root, tmp_path):
+    with pytest.raises(ValueError, match=r"upsr_num_beams \(4\).*topk asks for 5"):
+        build(data_root, tmp_path, upsr_full_sort="generative", upsr_num_beams=4)
+    with pytest.raises(ValueError, match="upsr_full_sort: 'beam' is not one of"):
+        build(data_root, tmp_path, upsr_full_sort="beam")
+
+
 def test_trains_saves_and_reloads_with_recbole(data_root, tmp_path):
     from recbole.quick_start import load_data_and_model
 

@@ -41,6 +41,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "properties" / "model"
 SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 # how an item text's token log-likelihoods become its score (the paper's rule is unknown)
 SCORE_NORMALISATIONS = ("length", "sum")
+# what full_sort_predict computes: every item's score, or the items beam search writes
+FULL_SORT_MODES = ("score", "generative")
 
 
 class _ItemTextConstraint:
@@ -99,6 +101,21 @@ class UPSR(SequentialRecommender):
                 f"upsr_score_normalisation: {self.score_normalisation!r} is not one of "
                 f"{SCORE_NORMALISATIONS}"
             )
+        self.full_sort_mode = config["upsr_full_sort"]
+        if self.full_sort_mode not in FULL_SORT_MODES:
+            raise ValueError(
+                f"upsr_full_sort: {self.full_sort_mode!r} is not one of {FULL_SORT_MODES}"
+            )
+        if self.full_sort_mode == "generative":
+            # ranks past the last beam are undefined: a metric cut there would count
+            # arbitrary unranked items as recommendations
+            deepest = self.deepest_topk = max(config["topk"] or [0])
+            if deepest > self.num_beams:
+                raise ValueError(
+                    f"upsr_full_sort: generative ranks only the upsr_num_beams "
+                    f"({self.num_beams}) items beam search writes, but topk asks for "
+                    f"{deepest}: raise upsr_num_beams to at least {deepest} or lower topk"
+                )
         self.id_enhanced = config["upsr_id_enhanced"]
         self.id_history_items = config["upsr_id_history_items"]
         self.output_vocab_mode = config["upsr_output_vocab"]
@@ -394,7 +411,13 @@ class UPSR(SequentialRecommender):
         sorted by token length and scored in chunks of ``upsr_score_batch_rows`` items per
         history, so a chunk pads little and shares the history's cross-attention cache
         without copying it. ``upsr_score_dtype: bfloat16`` runs the PLM under autocast.
+
+        ``upsr_full_sort: generative`` scores only the items that trie-constrained beam
+        search writes (``upsr_num_beams`` beams): they get their beam scores (the same
+        length-normalised log-likelihood, in beam order), every other item ``-inf``.
         """
+        if self.full_sort_mode == "generative":
+            return self.generative_full_sort_predict(interaction)
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         dtype = SCORE_DTYPES[self.score_dtype]
@@ -429,41 +452,78 @@ class UPSR(SequentialRecommender):
         return scores
 
     @torch.no_grad()
+    def _beam_items(self, interaction, beams: int):
+        """Trie-constrained beam search: per history, the distinct items the beams wrote,
+        best first, and their beam scores (the text's log-likelihood under
+        ``upsr_score_normalisation``, EOS included, like ``full_sort_predict``). Runs
+        under ``upsr_score_dtype``."""
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        dtype = SCORE_DTYPES[self.score_dtype]
+        device = item_seq.device
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+            hidden, mask = self.forward(item_seq, item_seq_len)
+            generated = self.plm.generate(
+                logits_processor=[_ItemTextConstraint(self.output_vocab, self.trie, self.pad_id)],
+                encoder_outputs=_encoder_output(hidden),
+                attention_mask=mask,
+                decoder_start_token_id=self.decoder_start_id,
+                eos_token_id=self.eos_id,
+                pad_token_id=self.pad_id,
+                num_beams=beams,
+                num_return_sequences=beams,
+                max_new_tokens=int(self.item_token_len.max()),
+                do_sample=False,
+                # HF divides a finished beam's log-likelihood by its generated tokens
+                # (EOS included) ** length_penalty: full sort's rule, mean or sum
+                length_penalty=1.0 if self.score_normalisation == "length" else 0.0,
+                return_dict_in_generate=True,
+                output_scores=True,
+            )  # sequences [B * beams, T] and sequences_scores [B * beams], best first
+        sequences = generated.sequences[:, 1:].tolist()  # [0] is the decoder start
+        beam_scores = generated.sequences_scores.float().tolist()
+        items, scores = [], []
+        for b in range(hidden.size(0)):
+            found: dict[int, float] = {}
+            for row in range(b * beams, (b + 1) * beams):
+                sequence = sequences[row]
+                if self.eos_id not in sequence:  # a beam that never finished
+                    continue
+                item = self.trie.item(sequence[: sequence.index(self.eos_id) + 1])
+                if item is not None and item not in found:
+                    found[item] = beam_scores[row]
+            items.append(list(found))
+            scores.append(list(found.values()))
+        return items, scores
+
+    def generative_full_sort_predict(self, interaction):
+        """``[B, n_items]``: the items beam search writes get their beam scores (best
+        first), every other item ``-inf``, so RecBole's full-sort metrics rank exactly
+        the generated items (``topk`` at most ``upsr_num_beams``, checked at
+        construction)."""
+        device = interaction[self.ITEM_SEQ].device
+        items, beam_scores = self._beam_items(interaction, self.num_beams)
+        scores = torch.full((len(items), self.n_items), float("-inf"), device=device)
+        for b, (row_items, row_scores) in enumerate(zip(items, beam_scores, strict=True)):
+            scores[b, row_items] = torch.tensor(row_scores, device=device)
+        short = sum(len(row) < self.deepest_topk for row in items)
+        if short:  # RecBole's top-K would then pick arbitrary -inf items to fill the list
+            self.logger.warning(
+                f"upsr_full_sort: generative: {short} of {len(items)} histories got fewer than "
+                f"{self.deepest_topk} distinct items from {self.num_beams} beams"
+            )
+        return scores
+
+    @torch.no_grad()
     def recommend_topk(self, interaction, k: int = 10) -> torch.Tensor:
-        """Top-``k`` item ids per history by beam search constrained to real item texts.
+        """Top-``k`` item ids per history by beam search constrained to real item texts
+        (``max(k, upsr_num_beams)`` beams).
 
         Returns ``[B, k]``; a row ends in 0 (padding) when fewer than ``k`` distinct items
         come out of the beams.
         """
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        hidden, mask = self.forward(item_seq, item_seq_len)
-        beams = max(k, self.num_beams)
-
-        generated = self.plm.generate(
-            logits_processor=[_ItemTextConstraint(self.output_vocab, self.trie, self.pad_id)],
-            encoder_outputs=_encoder_output(hidden),
-            attention_mask=mask,
-            decoder_start_token_id=self.decoder_start_id,
-            eos_token_id=self.eos_id,
-            pad_token_id=self.pad_id,
-            num_beams=beams,
-            num_return_sequences=beams,
-            max_new_tokens=int(self.item_token_len.max()),
-            do_sample=False,
-            # HF divides a beam's log-likelihood by length ** length_penalty: the same rule
-            length_penalty=1.0 if self.score_normalisation == "length" else 0.0,
-        )  # [B * beams, T], best first within each history
-        out = torch.zeros(hidden.size(0), k, dtype=torch.long)
-        for b in range(hidden.size(0)):
-            found: list[int] = []
-            for sequence in generated[b * beams : (b + 1) * beams, 1:].tolist():
-                if self.eos_id not in sequence:
-                    continue
-                item = self.trie.item(sequence[: sequence.index(self.eos_id) + 1])
-                if item is not None and item not in found:
-                    found.append(item)
-                if len(found) == k:
-                    break
-            out[b, : len(found)] = torch.tensor(found, dtype=torch.long)
-        return out.to(item_seq.device)
+        items, _ = self._beam_items(interaction, max(k, self.num_beams))
+        out = torch.zeros(len(items), k, dtype=torch.long)
+        for b, row in enumerate(items):
+            out[b, : min(k, len(row))] = torch.tensor(row[:k], dtype=torch.long)
+        return out.to(interaction[self.ITEM_SEQ].device)
