@@ -106,16 +106,17 @@ class UPSR(SequentialRecommender):
             raise ValueError(
                 f"upsr_full_sort: {self.full_sort_mode!r} is not one of {FULL_SORT_MODES}"
             )
-        if self.full_sort_mode == "generative":
-            # ranks past the last beam are undefined: a metric cut there would count
-            # arbitrary unranked items as recommendations
-            deepest = self.deepest_topk = max(config["topk"] or [0])
-            if deepest > self.num_beams:
-                raise ValueError(
-                    f"upsr_full_sort: generative ranks only the upsr_num_beams "
-                    f"({self.num_beams}) items beam search writes, but topk asks for "
-                    f"{deepest}: raise upsr_num_beams to at least {deepest} or lower topk"
-                )
+        # the deepest K RecBole's metrics cut the list at (generative mode may be switched
+        # on after construction, as the generative benchmark does)
+        self.deepest_topk = deepest = max(config["topk"] or [0])
+        # generative: ranks past the last beam are undefined, and a metric cut there would
+        # count arbitrary unranked items as recommendations
+        if self.full_sort_mode == "generative" and deepest > self.num_beams:
+            raise ValueError(
+                f"upsr_full_sort: generative ranks only the upsr_num_beams "
+                f"({self.num_beams}) items beam search writes, but topk asks for "
+                f"{deepest}: raise upsr_num_beams to at least {deepest} or lower topk"
+            )
         self.id_enhanced = config["upsr_id_enhanced"]
         self.id_history_items = config["upsr_id_history_items"]
         self.output_vocab_mode = config["upsr_output_vocab"]
