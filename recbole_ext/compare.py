@@ -36,6 +36,7 @@ from pathlib import Path
 from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.mix import mix_datasets
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_genre_domains, write_user_slice
+from recbole_ext.ranks import rank_to_json, target_ranks
 
 import torch
 import yaml
@@ -96,25 +97,11 @@ def _jsonable(value):
         return str(value)
 
 
-def _run(
-    model: str,
-    dataset: str,
-    data_path: Path,
-    run_dir: Path,
-    overrides: dict,
-    files=(),
-    saved: str | None = None,
-):
-    """Train (unless epochs is 0) and test one model; with ``saved``, only test that
-    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch).
-
-    Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
-    epochs and training rows run, the per-epoch training loss and validation score, the
-    threads and the load average, and the checkpoint file.
-    """
+def recbole_config(model, dataset, data_path, run_dir, overrides: dict, files=()):
+    """The RecBole ``Config`` of every run of the comparison: leave-one-out by time, full
+    ranking, Recall/NDCG/MRR at 10 and 20, ML-100K's columns, checkpoints in
+    ``run_dir/saved``; ``overrides`` win. UPSR reads ``upsr_text.yaml`` first."""
     from recbole.config import Config
-    from recbole.data import create_dataset
-    from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
     settings = {
         "data_path": str(data_path),
@@ -134,7 +121,29 @@ def _run(
         settings.update(loss_type="CE", train_neg_sample_args=None)
     files = ([str(UPSR_TEXT)] if model == "UPSR" else []) + [str(f) for f in files]
     with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
-        config = Config(model=model, dataset=dataset, config_file_list=files, config_dict=settings)
+        return Config(model=model, dataset=dataset, config_file_list=files, config_dict=settings)
+
+
+def _run(
+    model: str,
+    dataset: str,
+    data_path: Path,
+    run_dir: Path,
+    overrides: dict,
+    files=(),
+    saved: str | None = None,
+):
+    """Train (unless epochs is 0) and test one model; with ``saved``, only test that
+    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch).
+
+    Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
+    epochs and training rows run, the per-epoch training loss and validation score, the
+    threads and the load average, and the checkpoint file.
+    """
+    from recbole.data import create_dataset
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    config = recbole_config(model, dataset, data_path, run_dir, overrides, files)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(
         json.dumps({k: _jsonable(v) for k, v in config.final_config_dict.items()}, indent=1)
@@ -211,8 +220,8 @@ def _logging_test_ranks(network, path: Path):
 
     A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
     that is stopped early still report metrics on the users it finished (and the
-    baselines on the same users). Rank = 1 + items scored strictly higher. Sequential
-    models only (one held-out item per test row).
+    baselines on the same users). Ranks as ``recbole_ext.ranks`` defines them (``null``:
+    never ranked). Sequential models only (one held-out item per test row).
     """
     if not hasattr(network, "POS_ITEM_ID"):  # not sequential (Pop): RecBole's metrics only
         yield
@@ -221,12 +230,11 @@ def _logging_test_ranks(network, path: Path):
 
     def logged(interaction):
         scores = full_sort_predict(interaction)
-        target = interaction[network.POS_ITEM_ID].to(scores.device)
-        ranks = (scores > scores.gather(1, target[:, None])).sum(dim=1) + 1
+        target = interaction[network.POS_ITEM_ID]
         users = interaction[network.USER_ID].tolist()
         with path.open("a") as out:
-            for user, rank in zip(users, ranks.tolist(), strict=True):
-                out.write(json.dumps({"user": user, "rank": rank}) + "\n")
+            for user, rank in zip(users, target_ranks(scores, target), strict=True):
+                out.write(json.dumps({"user": user, "rank": rank_to_json(rank)}) + "\n")
         return scores
 
     path.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from recbole_ext.data.atomic import read_atomic
 from recbole_ext.data.loaders import PrefixSampleTrainDataLoader, data_preparation
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_user_slice
 from recbole_ext.data.synthetic import write_synthetic_catalogue
+from recbole_ext.ranks import rank_metrics
 from recbole_ext.text import report as upsr_text
 from recbole_ext.text.adaptation import TextAdaptation
 
@@ -171,9 +172,8 @@ def test_compare_tool_keeps_max_item_list_length_apart_from_the_slice(tmp_path):
     assert len(ranks) == 20
     assert sum(r <= 10 for r in ranks) / 20 == pytest.approx(row["recall@10"], abs=1e-4)
     # metrics from the logged ranks, on the users every file shares (a part-way test)
-    rank_metrics = load_tool("upsr_rank_metrics")
-    ranks = rank_metrics.read_ranks(out / "SASRec" / "test_ranks.jsonl")
-    from_ranks = rank_metrics.metrics(list(ranks.values()))
+    ranks = load_tool("upsr_rank_metrics").read_ranks(out / "SASRec" / "test_ranks.jsonl")
+    from_ranks = rank_metrics(list(ranks.values()))
     for key in ("recall@10", "ndcg@10", "mrr@20"):
         assert from_ranks[key] == pytest.approx(row[key], abs=1e-4)
     # a run stopped by a deadline: its saved checkpoint is tested, with its recorded curve

@@ -5,6 +5,7 @@ import math
 import re
 
 from recbole_ext.data.atomic import read_atomic
+from recbole_ext.ranks import rank_from_json, rank_metrics, rank_to_json, target_ranks
 
 import pytest
 from conftest import load_tool
@@ -60,14 +61,16 @@ def test_source_word_distractors_are_written_in_the_source_titles_words(tmp_path
 def test_rank_metrics_count_an_ungenerated_item_as_a_miss():
     import torch
 
-    bench = load_tool("upsr_generative_benchmark")
     scores = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -float("inf"), -0.5]])
-    ranks = bench._ranks(scores, torch.tensor([0, 1]))
+    ranks = target_ranks(scores, torch.tensor([0, 1]))
     assert ranks == [2.0, math.inf]
-    out = bench.metrics([1, 3, math.inf, 15], [10, 20])
+    assert [rank_to_json(r) for r in ranks] == [2, None]  # strict JSON: null, not Infinity
+    assert rank_from_json(None) == math.inf
+    out = rank_metrics([1, 3, math.inf, 15], [10, 20])
     assert out["recall@10"] == 0.5 and out["recall@20"] == 0.75
     assert out["ndcg@10"] == pytest.approx((1 + 0.5) / 4)
     assert out["ndcg@20"] == pytest.approx((1 + 0.5 + 0.25) / 4)
+    assert out["mrr@10"] == pytest.approx((1 + 1 / 3) / 4)
 
 
 @pytest.mark.slow
@@ -99,7 +102,7 @@ def test_benchmark_trains_once_and_measures_both_paths_on_each_catalogue(tmp_pat
             assert set(part) >= {"recall@10", "ndcg@10", "users/s", "ranks"}
             assert 0 <= part["ndcg@10"] <= part["recall@10"] <= 1 and part["users/s"] > 0
         # a generated rank is among the 10 beams, or a miss
-        assert all(r <= 10 or math.isinf(r) for r in row["generative"]["ranks"])
+        assert all(r is None or r <= 10 for r in row["generative"]["ranks"])
         assert all(1 <= r <= row["n_items_model"] for r in row["score"]["ranks"])
         assert 0 <= row["generative"]["top10_shared_with_full_sort"] <= 1
         assert len(row["policy_choice_on_this_catalogue"]) == 2

@@ -28,55 +28,30 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import os
 import shlex
 import sys
 import time
-import unittest.mock
 import warnings
 from pathlib import Path
 
 import recbole_ext  # noqa: F401  (host fixes, registers UPSR)
-from recbole_ext.compare import UPSR_TEXT, CompareSettings, upsr_overrides
+from recbole_ext.compare import CompareSettings, recbole_config, upsr_overrides
 from recbole_ext.data.atomic import column, read_atomic, write_atomic
 from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_user_slice
 from recbole_ext.data.synthetic import TITLE_WORDS, synthetic_items
+from recbole_ext.ranks import rank_metrics, rank_to_json, target_ranks
 
 import numpy as np
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset
-from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from plugins.paths import CONFIG_DIR
 
 CPU_CONFIG = CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml"
-
-
-def _config(data_path: Path, dataset: str, run_dir: Path, overrides: dict) -> Config:
-    """UPSR's RecBole config: the split, columns and metrics of ``tools/upsr_compare.py``."""
-    settings = {
-        "data_path": str(data_path),
-        "checkpoint_dir": str(run_dir / "saved"),
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
-        "metrics": ["Recall", "NDCG"],
-        "valid_metric": f"NDCG@{overrides['topk'][0]}",
-        "show_progress": False,
-        "load_col": {
-            "inter": ["user_id", "item_id", "timestamp"],
-            "item": ["item_id", "movie_title", "release_year", "class"],
-        },
-        "loss_type": "CE",
-        "train_neg_sample_args": None,
-        **overrides,
-    }
-    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
-        return Config(
-            model="UPSR", dataset=dataset, config_file_list=[str(UPSR_TEXT)], config_dict=settings
-        )
 
 
 def _dataset(config: Config):
@@ -87,7 +62,7 @@ def _dataset(config: Config):
 
 def train(data_path: Path, dataset: str, run_dir: Path, overrides: dict, log) -> dict:
     """Train UPSR with RecBole's Trainer (no test); returns the checkpoint and the texts."""
-    config = _config(data_path, dataset, run_dir, overrides)
+    config = recbole_config("UPSR", dataset, data_path, run_dir, overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.chdir(run_dir):  # RecBole writes log/ into the working directory
         init_seed(config["seed"], config["reproducibility"])
@@ -147,25 +122,6 @@ def write_catalogue(
     return {"dataset": name, "items": size, "distractors": len(distractors)}
 
 
-def _ranks(scores: torch.Tensor, target: torch.Tensor) -> list[float]:
-    """1 + items scored strictly higher than the held-out item; ``inf`` when it has no
-    score (``-inf``: not generated)."""
-    own = scores.gather(1, target[:, None])
-    ranks = ((scores > own).sum(dim=1) + 1).float()
-    return torch.where(torch.isfinite(own[:, 0]), ranks, math.inf).tolist()
-
-
-def metrics(ranks: list[float], ks: list[int]) -> dict:
-    """Recall@K and NDCG@K of one held-out item per user (RecBole's definitions)."""
-    ranks = np.asarray(ranks, dtype=float)
-    out = {}
-    for k in ks:
-        hit = ranks <= k
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1), 0.0).mean())
-    return out
-
-
 def measure(model, test, log, label: str) -> dict:
     """Full sort, then generative top-K, over the batches of ``test``: ranks, seconds,
     and the share of full sort's top 10 that the beams return."""
@@ -181,7 +137,7 @@ def measure(model, test, log, label: str) -> dict:
             with torch.no_grad():
                 scores = model.full_sort_predict(interaction)
             seconds += time.perf_counter() - start
-            ranks += _ranks(scores, target)
+            ranks += target_ranks(scores, target)
             if mode == "score":
                 top10 += scores.topk(10, dim=1).indices.tolist()
             else:
@@ -254,6 +210,7 @@ def main(argv=None) -> int:
         topk=ks,
         upsr_num_beams=args.num_beams,
         eval_step=0,  # no validation: the checkpoint is the last epoch
+        test_users=args.users,  # drawn with the seed: the same users in every catalogue
     )
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
@@ -300,25 +257,21 @@ def main(argv=None) -> int:
         keys = {**overrides, "upsr_init_checkpoint": checkpoint, "epochs": 0}
         if texts:  # the constructions the trained model read on ML-100K
             keys.update(upsr_item_text=texts[0], upsr_history_text=texts[1])
-        config = _config(data, catalogue["dataset"], out / "eval", keys)
+        config = recbole_config("UPSR", catalogue["dataset"], data, out / "eval", keys)
         init_seed(config["seed"], config["reproducibility"])
         dataset = _dataset(config)
-        train_data, _, test = data_preparation(config, dataset)
+        train_data, _, loader = data_preparation(config, dataset)  # test_users: seeded
         model = get_model("UPSR")(config, train_data._dataset).eval()
         if texts is None:  # --checkpoint: pin the texts chosen on ML-100K from here on
             texts = list(model.text_names)
         # what the policy would choose here, measured as when training (on the train split)
         choice = model.text.evaluate(train_data._dataset)["chosen"]["finetune"]
-        users = test._dataset.id2token(
-            test._dataset.uid_field, test._dataset.inter_feat[test._dataset.uid_field]
-        )
-        if chosen_users is None:  # the same users in every catalogue
-            rng = np.random.default_rng(args.seed)
-            pick = rng.choice(len(users), min(args.users, len(users)), replace=False)
-            chosen_users = sorted(users[pick].tolist(), key=int)
-        keep = np.flatnonzero(np.isin(users, chosen_users))
-        subset = test._dataset.copy(test._dataset.inter_feat[keep])
-        loader = FullSortEvalDataLoader(config, subset, test._sampler, shuffle=False)
+        tested = loader._dataset
+        users = tested.id2token(tested.uid_field, tested.inter_feat[tested.uid_field]).tolist()
+        if chosen_users is None:
+            chosen_users = users
+        if users != chosen_users:  # the catalogues share the interactions, so the draw too
+            raise RuntimeError(f"{catalogue['dataset']}: other test users than ML-100K's")
         measured = measure(model, loader, log, f"{size} items")
         row = {
             **catalogue,
@@ -327,16 +280,16 @@ def main(argv=None) -> int:
             "policy_choice_on_this_catalogue": [choice["item"], choice["history"]],
             "output_vocab": len(model.output_vocab),
             "item_tokens_mean": round(float(model.item_token_len[1:].float().mean()), 2),
-            "users": len(keep),
+            "users": len(users),
             "load": os.getloadavg()[0],
         }
         for mode, part in measured.items():
             row[mode] = {
-                **metrics(part["ranks"], ks),
+                **rank_metrics(part["ranks"], ks),
                 **{k: v for k, v in part.items() if k != "ranks"},
             }
-            # per user, in user order; Infinity: the held-out item was not generated
-            row[mode]["ranks"] = part["ranks"]
+            # per user, in user order; null: the held-out item was not generated
+            row[mode]["ranks"] = [rank_to_json(r) for r in part["ranks"]]
         row["generative/score users/s"] = row["generative"]["users/s"] / row["score"]["users/s"]
         results["catalogues"].append(row)
         save()

@@ -5,41 +5,30 @@
 
 Every file is restricted to the users all files share, so a test stopped part-way (a full
 sort of a generative model on a CPU) is compared with the baselines on the same users.
-A rank is 1 + the items scored strictly higher than the held-out item (leave-one-out: one
-relevant item per user), which gives RecBole's numbers when no score ties the held-out one.
+Ranks and metrics as `recbole_ext.ranks` defines them (a `null` rank: never ranked, a miss).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from recbole_ext.ranks import rank_from_json, rank_metrics
 
-def read_ranks(path: Path) -> dict[int, int]:
+
+def read_ranks(path: Path) -> dict[int, float]:
     ranks = {}
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            ranks[int(row["user"])] = int(row["rank"])
+            ranks[int(row["user"])] = rank_from_json(row["rank"])
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(
-                f"{path}:{number}: expected {{'user': id, 'rank': n}}: {error}"
+                f"{path}:{number}: expected {{'user': id, 'rank': n or null}}: {error}"
             ) from error
     return ranks
-
-
-def metrics(ranks: list[int], ks=(10, 20)) -> dict[str, float]:
-    n = len(ranks)
-    out = {}
-    for k in ks:
-        hit = [r for r in ranks if r <= k]
-        out[f"recall@{k}"] = len(hit) / n
-        out[f"ndcg@{k}"] = sum(1 / math.log2(r + 1) for r in hit) / n
-        out[f"mrr@{k}"] = sum(1 / r for r in hit) / n
-    return out
 
 
 def main(argv=None) -> int:
@@ -54,7 +43,7 @@ def main(argv=None) -> int:
     for f, r in ranks.items():
         row = {"file": str(f), "users": len(users), "of": len(r)}
         row.update(
-            {k: round(v, 4) for k, v in metrics([r[u] for u in sorted(users)], args.k).items()}
+            {k: round(v, 4) for k, v in rank_metrics([r[u] for u in sorted(users)], args.k).items()}
         )
         print(json.dumps(row))
     return 0

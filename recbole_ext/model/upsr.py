@@ -415,7 +415,7 @@ class UPSR(SequentialRecommender):
 
         ``upsr_full_sort: generative`` scores only the items that trie-constrained beam
         search writes (``upsr_num_beams`` beams): they get their beam scores (the same
-        length-normalised log-likelihood, in beam order), every other item ``-inf``.
+        ``upsr_score_normalisation`` rule, in beam order), every other item ``-inf``.
         """
         if self.full_sort_mode == "generative":
             return self.generative_full_sort_predict(interaction)
