@@ -312,7 +312,7 @@ def test_the_shipped_cpu_configs_run_every_model(tmp_path):
     assert rows["UPSR"]["texts"][1] in ("list_semicolon_8", "prompt_watched_8")
 
 
-@pytest.mark.parametrize("ablation", ["sum_scores.yaml", "title_texts.yaml"])
+@pytest.mark.parametrize("ablation", ["sum_scores.yaml", "title_texts.yaml", "history_20.yaml"])
 def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablation):
     # upsr_ml100k_cpu.yaml + upsr_ablations/curve.yaml + one ablation, tiny backbone, a slice
     upsr_compare = load_tool("upsr_compare")
@@ -324,10 +324,13 @@ def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablati
     assert upsr_compare.main([*argv, "--out", str(out)]) == 0
     (row,) = json.loads((out / "results.json").read_text())["supervised"]
     config = json.loads((out / "UPSR" / "config.json").read_text())
-    assert config["history_token_budget"] == 128 and config["test_users"] == 200
+    assert config["test_users"] == 200
+    assert config["history_token_budget"] == (384 if ablation == "history_20.yaml" else 128)
     curve = json.loads((out / "UPSR" / "progress.json").read_text())
     assert row["epochs"] == 4 and len(curve["valid_score"]) == 4  # validated every epoch
     if ablation == "sum_scores.yaml":
         assert config["upsr_score_normalisation"] == "sum"
+    elif ablation == "history_20.yaml":
+        assert row["texts"][1] == "list_semicolon_20"
     else:
         assert row["texts"][0] == config["upsr_item_text"] == "title_year_disambiguated"
