@@ -394,15 +394,21 @@ def test_fast_full_sort_equals_the_plain_forward(data_root, tmp_path, output_voc
         assert len(model.output_vocab) < 200  # the test titles use a few dozen tokens
 
 
-def test_cross_attention_cache_is_a_view_not_a_copy_per_row(data_root, tmp_path):
-    _, model, _, _, test = build(data_root, tmp_path)
+def test_full_sort_reads_each_history_once_with_items_folded_into_the_query(data_root, tmp_path):
+    _, model, _, _, test = build(data_root, tmp_path, upsr_score_batch_rows=7)
+    model.eval()
     interaction = first_batch(test)
+    keys, queries = [], []  # (rows, tokens) the cross-attention projections run on
+    cross = model.plm.decoder.bert.encoder.layer[0].crossattention.self
+    cross.key.register_forward_hook(lambda module, args, out: keys.append(args[0].shape[:2]))
+    cross.query.register_forward_hook(lambda module, args, out: queries.append(args[0].shape))
     with torch.no_grad():
-        hidden, _ = model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
-        cache = model._cross_cache(hidden, rows=50, user=1)
-    for _, _, key, value in cache:
-        assert key.shape[0] == value.shape[0] == 50
-        assert key.stride(0) == value.stride(0) == 0  # one history's keys, expanded
+        model.full_sort_predict(interaction)
+    chunks = -(-(model.n_items - 1) // 7) * len(interaction)
+    assert len(keys) == len(queries) == chunks
+    assert {rows for rows, _ in keys} == {1}  # one history's keys, not one per item row
+    # every item's text queries each history once, its chunk's rows in one call
+    assert sum(rows for rows, _, _ in queries) == (model.n_items - 1) * len(interaction)
 
 
 def test_bf16_full_sort_stays_close_to_fp32(data_root, tmp_path):

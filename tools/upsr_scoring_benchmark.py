@@ -135,6 +135,7 @@ def main(argv=None) -> int:
 
     print(tabulate(rows, headers="keys", tablefmt="github"))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
             json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=1)
         )

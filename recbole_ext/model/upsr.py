@@ -43,6 +43,9 @@ SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 SCORE_NORMALISATIONS = ("length", "sum")
 # what full_sort_predict computes: every item's score, or the items beam search writes
 FULL_SORT_MODES = ("score", "generative")
+# decoder positions per LM-head block: a block's fp32 logits over ~3k item tokens fit in
+# cache (1.5 MB); measured 128 as fastest among 64 to 2,048 on this CPU (README, "UPSR model")
+HEAD_BLOCK = 128
 
 
 class _ItemTextConstraint:
@@ -290,31 +293,53 @@ class UPSR(SequentialRecommender):
             recent[b, k - len(items) :] = torch.as_tensor(items)
         return recent
 
-    def _cross_cache(self, hidden, rows, user=None):
-        """Cross-attention keys/values of each history, computed once per history.
-
-        Scoring all items repeats every history once per item; the decoder's
-        cross-attention projections of the (long) history are the same for all of them.
-        With ``user`` set, all ``rows`` rows read that one history: its keys/values are
-        expanded to the rows as a stride-0 view, not copied per row. Returns the legacy
-        per-layer cache ``(self_k, self_v, cross_k, cross_v)`` with empty self-attention
-        parts.
-        """
+    def _cross_cache(self, hidden):
+        """Cross-attention keys/values of each history ``hidden [B, S, H]`` in the legacy
+        per-layer cache form ``(self_k, self_v, cross_k, cross_v)``, self-attention parts
+        empty (teacher forcing runs the whole text at once)."""
         cache = []
-        if user is not None:
-            hidden = hidden[user : user + 1]
         for layer in self.plm.decoder.bert.encoder.layer:
             attention = layer.crossattention.self
             heads, size = attention.num_attention_heads, attention.attention_head_size
             shape = (hidden.size(0), hidden.size(1), heads, size)
-            key = attention.key(hidden).view(shape).transpose(1, 2)  # [B or 1, h, S, d]
+            key = attention.key(hidden).view(shape).transpose(1, 2)  # [B, h, S, d]
             value = attention.value(hidden).view(shape).transpose(1, 2)
-            if user is not None:
-                key = key.expand(rows, -1, -1, -1)  # [R, h, S, d], a view
-                value = value.expand(rows, -1, -1, -1)
-            empty = hidden.new_zeros(rows, heads, 0, size)
+            empty = hidden.new_zeros(hidden.size(0), heads, 0, size)
             cache.append((empty, empty, key, value))
         return tuple(cache)
+
+    def _one_history_decoder_states(self, history, history_mask, decoder_input, valid):
+        """BERT decoder states ``[R, L, H]`` of ``R`` item texts that all read one history
+        ``history [1, S, H]``, the decoder's layers run one by one.
+
+        The cross-attention is the same for every row but the query: the rows are folded
+        into the query axis, so each layer projects the history's keys/values once and runs
+        one attention ``[1, h, R*L, d]`` against them, not ``R`` small ones (the plain
+        forward's cost on a CPU). Self-attention, residuals and feed-forward are the
+        layers' own modules, so this equals the plain forward (tested).
+        """
+        bert = self.plm.decoder.bert
+        rows, width = decoder_input.shape
+        states = bert.embeddings(input_ids=decoder_input)
+        self_mask = None  # SDPA then runs causal; texts are right-padded, so causal suffices
+        if bert.config._attn_implementation != "sdpa":  # eager attention needs the mask
+            causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+            visible = causal[None, None] & valid[:, None, None, :]  # [R, 1, L, L]
+            self_mask = torch.zeros(visible.shape, dtype=states.dtype, device=states.device)
+            self_mask = self_mask.masked_fill(~visible, torch.finfo(states.dtype).min)
+        reads = history_mask.bool()[:, None, None, :]  # [1, 1, 1, S]: the history's tokens
+        for layer in bert.encoder.layer:
+            states = layer.attention(states, attention_mask=self_mask)[0]
+            cross = layer.crossattention.self
+            heads, size = cross.num_attention_heads, cross.attention_head_size
+            key = cross.key(history).view(1, -1, heads, size).transpose(1, 2)  # [1, h, S, d]
+            value = cross.value(history).view(1, -1, heads, size).transpose(1, 2)
+            query = cross.query(states).view(1, rows * width, heads, size).transpose(1, 2)
+            read = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=reads)
+            read = read.transpose(1, 2).reshape(rows, width, heads * size)
+            states = layer.crossattention.output(read, states)
+            states = layer.feed_forward_chunk(states)
+        return states
 
     def _t5_cross_cache(self, hidden, rows):
         """T5's cross-attention keys/values of one history ``hidden [1, S, H]``, computed
@@ -351,37 +376,58 @@ class UPSR(SequentialRecommender):
         start = torch.full_like(target[:, :1], self.decoder_start_id)
         decoder_input = torch.cat([start, target[:, :-1]], dim=1)  # teacher forcing
         row_mask = mask if user is None else mask[user : user + 1].expand(rows, -1)  # [R, S]
-        if self.bert_decoder:
+        if self.bert_decoder and user is not None:  # scoring: every row reads one history
+            states = self._one_history_decoder_states(
+                hidden[user : user + 1], mask[user : user + 1], decoder_input, valid
+            )
+            return self._bert_head_log_probs(states, target, valid), valid
+        if self.bert_decoder:  # training and predict: row r reads history r
             states = self.plm.decoder.bert(
                 input_ids=decoder_input,
                 attention_mask=valid.long(),
-                # shape only: the keys/values come from the cache (a stride-0 view, no copy)
+                # shape only: the keys/values come from the cache
                 encoder_hidden_states=hidden.new_zeros(1, 1, 1).expand(rows, *hidden.shape[1:]),
                 encoder_attention_mask=row_mask,
-                past_key_values=self._cross_cache(hidden, rows, user),
+                past_key_values=self._cross_cache(hidden),
                 use_cache=False,
             ).last_hidden_state  # [R, L, H]
-            head = self.plm.decoder.cls.predictions
-            weight = head.decoder.weight[self.output_vocab]
-            bias = head.decoder.bias[self.output_vocab]
-            logits = nn.functional.linear(head.transform(states), weight, bias)  # [R, L, V']
-        else:
-            row_hidden = hidden if user is None else hidden[user : user + 1].expand(rows, -1, -1)
-            cache = None
-            if user is not None and self.t5_decoder and not self.plain_scoring:
-                cache = self._t5_cross_cache(hidden[user : user + 1], rows)
-            logits = self.plm(
-                encoder_outputs=_encoder_output(row_hidden),
-                attention_mask=row_mask,
-                decoder_input_ids=decoder_input,
-                decoder_attention_mask=valid.long(),
-                past_key_values=cache,
-                use_cache=cache is not None,
-            ).logits[..., self.output_vocab]  # [R, L, V']
+            return self._bert_head_log_probs(states, target, valid), valid
+        row_hidden = hidden if user is None else hidden[user : user + 1].expand(rows, -1, -1)
+        cache = None
+        if user is not None and self.t5_decoder and not self.plain_scoring:
+            cache = self._t5_cross_cache(hidden[user : user + 1], rows)
+        logits = self.plm(
+            encoder_outputs=_encoder_output(row_hidden),
+            attention_mask=row_mask,
+            decoder_input_ids=decoder_input,
+            decoder_attention_mask=valid.long(),
+            past_key_values=cache,
+            use_cache=cache is not None,
+        ).logits[..., self.output_vocab]  # [R, L, V']
         targets = self.vocab_position[target].clamp(min=0)  # padding positions are masked
         log_probs = logits.float().log_softmax(dim=-1)  # fp32: autocast would give bf16
         log_probs = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return log_probs, valid
+
+    def _bert_head_log_probs(self, states, target, valid):
+        """``log P(target token)`` at the ``valid`` positions of the decoder states
+        ``states [R, L, H]``, 0 at padding: the LM head's softmax over ``output_vocab`` in
+        fp32, run on text tokens only and in blocks of ``HEAD_BLOCK`` positions, so each
+        block's fp32 logits stay in cache (on a CPU, copying all ``[R*L, V']`` logits to
+        fp32 and normalising them cost as much as the head's matmul)."""
+        head = self.plm.decoder.cls.predictions
+        weight = head.decoder.weight[self.output_vocab]
+        bias = head.decoder.bias[self.output_vocab]
+        features = head.transform(states[valid])  # [N, H]
+        targets = self.vocab_position[target[valid]][:, None]  # [N, 1]
+        picked = []
+        for start in range(0, len(features), HEAD_BLOCK):
+            logits = nn.functional.linear(features[start : start + HEAD_BLOCK], weight, bias)
+            log_probs = logits.float().log_softmax(dim=-1)  # fp32: autocast would give bf16
+            picked.append(log_probs.gather(-1, targets[start : start + HEAD_BLOCK]).squeeze(-1))
+        log_probs = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
+        log_probs[valid] = torch.cat(picked)
+        return log_probs
 
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
@@ -410,8 +456,10 @@ class UPSR(SequentialRecommender):
 
         Each history is encoded once. Item texts are tokenised once (at construction),
         sorted by token length and scored in chunks of ``upsr_score_batch_rows`` items per
-        history, so a chunk pads little and shares the history's cross-attention cache
-        without copying it. ``upsr_score_dtype: bfloat16`` runs the PLM under autocast.
+        history, so a chunk pads little. A chunk reads its history's cross-attention
+        keys/values once: BERT-style decoders fold the chunk's rows into the attention's
+        query axis, T5 shares one cache as stride-0 views. ``upsr_score_dtype: bfloat16``
+        runs the PLM under autocast.
 
         ``upsr_full_sort: generative`` scores only the items that trie-constrained beam
         search writes (``upsr_num_beams`` beams): they get their beam scores (the same
