@@ -374,13 +374,18 @@ def test_dataset_whose_items_lack_text_is_refused(tmp_path):
         )
 
 
-@pytest.mark.parametrize("output_vocab", ["full", "items"])
-def test_fast_full_sort_equals_the_plain_forward(data_root, tmp_path, output_vocab):
-    # fast path: items sorted by token length in chunks of 7, cross-attention cache shared
+@pytest.mark.parametrize(
+    "output_vocab, attention", [("full", "sdpa"), ("items", "sdpa"), ("items", "eager")]
+)
+def test_fast_full_sort_equals_the_plain_forward(data_root, tmp_path, output_vocab, attention):
+    # fast path: items sorted by token length in chunks of 7, history read once per chunk
     _, model, _, _, test = build(
         data_root, tmp_path, upsr_output_vocab=output_vocab, upsr_score_batch_rows=7
     )
     model.eval()
+    # "eager": the fast path builds the explicit causal + padding self-attention mask
+    # instead of relying on SDPA's causal mode (the layers accept either)
+    model.plm.decoder.bert.config._attn_implementation = attention
     interaction = first_batch(test)
     assert model.bert_decoder
     lengths = model.item_token_len[model.items_by_length]
