@@ -1,6 +1,6 @@
 """The embedded temporal benchmark: STH beside MMAction2's TSM and TSN, trained here.
 
-Used by ``tools/sth_motion_benchmark.py`` and by ``plugzoo demo``.
+Used by ``tools/experiments/sth/sth_motion_benchmark.py`` and by ``plugzoo demo``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """UPSR beside RecBole's own baselines, on the same split and seed, through RecBole's Trainer.
 
-Used by ``tools/upsr_compare.py`` and the ``plugzoo demo`` stage. Runs, on a dataset
+Used by ``tools/experiments/upsr/upsr_compare.py`` and the ``plugzoo demo`` stage. Runs, on a dataset
 written from RecBole's bundled ML-100K:
 
 - supervised: every requested model (UPSR, SASRec, BERT4Rec, Pop) trained and tested on

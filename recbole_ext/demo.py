@@ -130,7 +130,7 @@ def upsr_stage(run_dir: Path, quick: bool = False) -> StageResult:
             f"leave-one-out split of {result['data']['users']} seeded ML-100K users with their "
             f"{settings.last} latest interactions ({result['data']['items']} items), full "
             "ranking. A slice this small is a smoke-scale run: one hit moves Recall@10 by "
-            f"{1 / result['data']['users']:.3f}. `tools/upsr_compare.py` runs larger settings "
+            f"{1 / result['data']['users']:.3f}. `tools/experiments/upsr/upsr_compare.py` runs larger settings "
             "and the zero-shot transfer."
         ),
         rows=result["supervised"],

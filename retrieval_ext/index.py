@@ -2,7 +2,7 @@
 
 CLIP4Clip stores one L2-normalised vector per video and scores by inner product (cosine),
 so a gallery is a matrix and a query is a maximum-inner-product search. Three ways to run
-it, compared by ``tools/retrieval_index_benchmark.py``:
+it, compared by ``tools/analysis_tools/retrieval_index_benchmark.py``:
 - brute force: ``queries @ gallery.T`` and a top-k (what ``compute_sim_matrix`` does);
 - ``flat``: FAISS ``IndexFlatIP``, exact;
 - ``ivf``: FAISS ``IndexIVFFlat`` (inner product), approximate: k-means cells, ``nprobe``

@@ -1,5 +1,5 @@
-"""What the embedded-data comparisons (``tools/teachclip_compare_teachers.py``,
-``tools/teachclip_ablation.py``) share: one recorded training run per (row, seed), and the
+"""What the embedded-data comparisons (``tools/experiments/teachclip/teachclip_compare_teachers.py``,
+``tools/experiments/teachclip/teachclip_ablation.py``) share: one recorded training run per (row, seed), and the
 mean ± spread table over seeds."""
 
 from __future__ import annotations

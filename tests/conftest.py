@@ -29,8 +29,10 @@ def run_python(code: str, cwd: Path | None = None, timeout: int = 300, env: dict
 
 
 def load_tool(name: str):
-    """``tools/<name>.py`` imported as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / f"{name}.py")
+    """The script ``tools/**/<name>.py`` imported as a module (the tools are scripts, not a
+    package)."""
+    (path,) = (REPO_ROOT / "tools").rglob(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

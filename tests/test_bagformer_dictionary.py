@@ -1,4 +1,4 @@
-"""tools/bagformer_dictionary.py: an entity dictionary derived from captions with NLTK
+"""tools/data/lavis/bagformer_dictionary.py: an entity dictionary derived from captions with NLTK
 collocations, its thresholds as flags, and the coverage report."""
 
 import json
@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "tools"))
+sys.path.insert(0, str(REPO_ROOT / "tools" / "data" / "lavis"))
 import bagformer_dictionary  # noqa: E402
 
 

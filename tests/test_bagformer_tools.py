@@ -1,15 +1,13 @@
-"""tools/bagformer_speed.py (the speed protocol, on the CPU-sized config) and the
-aggregation of tools/bagformer_compare.py."""
+"""tools/analysis_tools/bagformer_speed.py (the speed protocol, on the CPU-sized config) and the
+aggregation of tools/experiments/bagformer/bagformer_compare.py."""
 
 import json
-import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_tool
 
-sys.path.insert(0, str(REPO_ROOT / "tools"))
-import bagformer_compare  # noqa: E402
-import bagformer_speed  # noqa: E402
+bagformer_compare = load_tool("bagformer_compare")
+bagformer_speed = load_tool("bagformer_speed")
 
 
 @pytest.fixture(scope="module")

@@ -233,7 +233,7 @@ def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
     torch.save(official, tmp_path / "pytorch_model.bin")
     out = tmp_path / "converted.pth"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "convert_retrieval_checkpoint.py"),
+        [sys.executable, str(REPO_ROOT / "tools" / "convert" / "convert_retrieval_checkpoint.py"),
          "--arch", "clip4clip_retrieval", "--model-type", "seqTransf",
          "--input", str(tmp_path / "pytorch_model.bin"), "--output", str(out),
          "--max-frames", "8", "--max-words", "16", "--clip-config", json.dumps(TINY_CLIP),

@@ -349,7 +349,7 @@ def test_converter_tools_run_from_the_command_line(tmp_path):
     result = run_python(
         f"import sys; sys.argv = ['convert_muge.py', '--muge-dir', '{tmp_path / 'muge'}', "
         f"'--out', '{tmp_path / 'out'}']\n"
-        f"exec(open('{REPO_ROOT / 'tools/convert_muge.py'}').read())",
+        f"exec(open('{REPO_ROOT / 'tools/data/lavis/convert_muge.py'}').read())",
         cwd=tmp_path,
         env={"PYTHONPATH": str(REPO_ROOT)},
     )

@@ -1,4 +1,4 @@
-"""tools/image_text_table.py: test metrics of run folders (log.txt as the runner writes it)
+"""tools/experiments/bagformer/image_text_table.py: test metrics of run folders (log.txt as the runner writes it)
 to a mean ± spread table, with the config kept beside the numbers."""
 
 import json
@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 
-TOOL = REPO_ROOT / "tools" / "image_text_table.py"
+TOOL = REPO_ROOT / "tools" / "experiments" / "bagformer" / "image_text_table.py"
 NAMES = ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean")
 
 
@@ -56,11 +56,7 @@ def test_table_of_three_seeds(tmp_path):
 
 
 def test_unfinished_run_and_missing_metric_are_named(tmp_path):
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    try:
-        import image_text_table
-    finally:
-        sys.path.remove(str(REPO_ROOT / "tools"))
+    image_text_table = load_tool("image_text_table")
     unfinished = _run_folder(tmp_path, 42, 10, finished=False)
     with pytest.raises(ValueError, match=f"{unfinished / 'log.txt'}: no test_test metrics"):
         image_text_table.read_run(unfinished)

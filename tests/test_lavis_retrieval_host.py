@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 CONFIG = REPO_ROOT / "configs" / "lavis" / "clip4clip" / "embedded_meanP.yaml"
 TRAIN = REPO_ROOT / "tools" / "lavis_train.py"
 EVALUATE = REPO_ROOT / "tools" / "lavis_evaluate.py"
-EXPORT = REPO_ROOT / "tools" / "retrieval_export.py"
+EXPORT = REPO_ROOT / "tools" / "analysis_tools" / "retrieval_export.py"
 
 
 def _options(data, out, **run):

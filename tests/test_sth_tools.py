@@ -2,16 +2,13 @@
 settings (slow)."""
 
 import json
-import sys
 
 import pytest
-from conftest import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "tools"))
+from conftest import load_tool
 
 
 def test_motion_summary_reports_mean_and_spread_over_seeds():
-    from sth_motion_benchmark import summarise
+    summarise = load_tool("sth_motion_benchmark").summarise
 
     def run(top1s):
         return {
@@ -37,7 +34,7 @@ def test_motion_summary_reports_mean_and_spread_over_seeds():
 
 @pytest.mark.slow
 def test_motion_benchmark_tool_runs_the_hard_level_over_seeds(tmp_path):
-    import sth_motion_benchmark
+    sth_motion_benchmark = load_tool("sth_motion_benchmark")
 
     out = tmp_path / "motion"
     sth_motion_benchmark.main(
@@ -59,7 +56,7 @@ def test_motion_benchmark_tool_runs_the_hard_level_over_seeds(tmp_path):
 
 @pytest.mark.slow
 def test_efficiency_tool_prints_layer_network_and_boundary_tables(tmp_path):
-    import sth_efficiency
+    sth_efficiency = load_tool("sth_efficiency")
 
     out = tmp_path / "eff"
     sth_efficiency.main(

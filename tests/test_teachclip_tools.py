@@ -20,7 +20,7 @@ def _run(args, cwd, timeout=600):
 
 def test_cost_benchmark_prints_every_method_with_ratios(tmp_path):
     out = tmp_path / "cost"
-    tool = REPO_ROOT / "tools" / "teacher_cost_benchmark.py"
+    tool = REPO_ROOT / "tools" / "analysis_tools" / "teacher_cost_benchmark.py"
     sizes = ["--sizes", 200, "--vector-sizes", 400, "--dim", 32, "--frames", 4, "--words", 8]
     train = ["--train-steps", 1, "--train-size", "embedded", "--train-batch", 2]
     _run(
@@ -58,7 +58,7 @@ def test_cost_benchmark_prints_every_method_with_ratios(tmp_path):
 
 @pytest.mark.slow
 def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
-    tool = REPO_ROOT / "tools" / "teachclip_compare_teachers.py"
+    tool = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_compare_teachers.py"
     args = ["--out", tmp_path / "cmp", "--seeds", 1, 2, "--epochs", 1]
     args += ["--train", 4, "--val", 1, "--test", 2, "--models", "X-CLIP teacher", "X-Pool teacher"]
     args += ["--options", "run.batch_size_train=4"]
@@ -74,7 +74,7 @@ def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
 
 @pytest.mark.slow
 def test_ablation_trains_teachers_once_and_every_row(tmp_path):
-    tool = REPO_ROOT / "tools" / "teachclip_ablation.py"
+    tool = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_ablation.py"
     out = tmp_path / "ablation"
     args = ["--out", out, "--seeds", 1, "--epochs", 1, "--teacher-epochs", 1]
     args += ["--train", 4, "--val", 1, "--test", 2]

@@ -1,4 +1,4 @@
-"""tools/upsr_generative_benchmark.py: distractor catalogues, rank metrics, and a tiny run."""
+"""tools/analysis_tools/upsr_generative_benchmark.py: distractor catalogues, rank metrics, and a tiny run."""
 
 import json
 import math
@@ -80,7 +80,7 @@ def test_benchmark_trains_once_and_measures_both_paths_on_each_catalogue(tmp_pat
 
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "upsr_generative_benchmark.py")]
+        [sys.executable, str(REPO_ROOT / "tools" / "analysis_tools" / "upsr_generative_benchmark.py")]
         + ["--out", str(out), "--backbone", "tiny", "--data-users", "30", "--data-last", "10"]
         + ["--catalogues", "400", "--users", "6", "--epochs", "1", "--num-beams", "10"],
         capture_output=True,

@@ -457,7 +457,7 @@ def test_scoring_benchmark_tool_runs_both_models(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            str(REPO_ROOT / "tools" / "upsr_scoring_benchmark.py"),
+            str(REPO_ROOT / "tools" / "analysis_tools" / "upsr_scoring_benchmark.py"),
             "--backbone",
             "tiny",
         ]

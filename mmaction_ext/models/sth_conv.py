@@ -323,7 +323,7 @@ class STHConv(nn.Module):
 
     def _choose_arrangement(self, arrangement: str, conv_groups: int) -> str:
         """``'auto'`` -> ``'masked'`` or ``'grouped'``, by rule (measured in
-        ``tools/sth_efficiency.py``: oneDNN's grouped conv with 16 output channels per
+        ``tools/analysis_tools/sth_efficiency.py``: oneDNN's grouped conv with 16 output channels per
         group ran at about two thirds of the dense conv's multiply-add rate, so a dense
         conv with a quarter of its taps zero finished sooner; from 32 per group on the
         grouped conv won). Without rotation the spatial taps are already one dense conv."""

@@ -89,7 +89,7 @@ class LocalVideoTextBuilder(LocalRetrievalBuilder):
 
 @registry.register_builder("msrvtt_text_video")
 class MSRVTTTextVideoBuilder(LocalVideoTextBuilder):
-    """MSR-VTT: train on the 9k split, test on 1k-A (``tools/convert_video_text_annotations.py
+    """MSR-VTT: train on the 9k split, test on 1k-A (``tools/data/lavis/convert_video_text_annotations.py
     msrvtt``)."""
 
     DATASET_CONFIG_DICT = {"default": "msrvtt.yaml"}
@@ -112,14 +112,14 @@ class DiDeMoTextVideoBuilder(LocalVideoTextBuilder):
 @registry.register_builder("activitynet_text_video")
 class ActivityNetTextVideoBuilder(LocalVideoTextBuilder):
     """ActivityNet Captions: paragraph-to-video, train on ``train.json``, test on ``val_1.json``
-    (CLIP4Clip's protocol; ``tools/convert_video_text_annotations.py activitynet``)."""
+    (CLIP4Clip's protocol; ``tools/data/lavis/convert_video_text_annotations.py activitynet``)."""
 
     DATASET_CONFIG_DICT = {"default": "activitynet.yaml"}
 
 
 @registry.register_builder("vatex_text_video")
 class VATEXTextVideoBuilder(LocalVideoTextBuilder):
-    """VATEX: English captions, split from id lists (``tools/convert_video_text_annotations.py
+    """VATEX: English captions, split from id lists (``tools/data/lavis/convert_video_text_annotations.py
     vatex``)."""
 
     DATASET_CONFIG_DICT = {"default": "vatex.yaml"}
@@ -127,6 +127,6 @@ class VATEXTextVideoBuilder(LocalVideoTextBuilder):
 
 @registry.register_builder("embedded_text_video")
 class EmbeddedTextVideoBuilder(LocalVideoTextBuilder):
-    """The generated clips of ``tools/make_video_text_dataset.py``."""
+    """The generated clips of ``tools/data/lavis/make_video_text_dataset.py``."""
 
     DATASET_CONFIG_DICT = {"default": "embedded.yaml"}

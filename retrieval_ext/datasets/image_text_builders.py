@@ -41,13 +41,13 @@ class Flickr30kImageTextBuilder(LocalImageTextBuilder):
 
 @registry.register_builder("muge_image_text")
 class MUGEImageTextBuilder(LocalImageTextBuilder):
-    """MUGE e-commerce retrieval (Chinese queries), converted by ``tools/convert_muge.py``."""
+    """MUGE e-commerce retrieval (Chinese queries), converted by ``tools/data/lavis/convert_muge.py``."""
 
     DATASET_CONFIG_DICT = {"default": "muge_image_text.yaml"}
 
 
 @registry.register_builder("embedded_image_text")
 class EmbeddedImageTextBuilder(LocalImageTextBuilder):
-    """The generated scenes of ``tools/make_image_text_dataset.py``."""
+    """The generated scenes of ``tools/data/lavis/make_image_text_dataset.py``."""
 
     DATASET_CONFIG_DICT = {"default": "embedded_image_text.yaml"}

@@ -25,7 +25,7 @@ Retrieval cost: the score is not a dot product of two stored vectors. A gallery 
 video, the video vector and every frame feature (``(1 + F) * D`` floats), and each query is
 scored against each video by the interaction above (``O(L * F * D)`` per pair);
 :meth:`compute_sim_matrix` does that in blocks of ``eval_text_batch`` texts by
-``eval_video_batch`` videos. ``tools/teacher_cost_benchmark.py`` measures it against
+``eval_video_batch`` videos. ``tools/analysis_tools/teacher_cost_benchmark.py`` measures it against
 CLIP4Clip's dot product.
 """
 
@@ -71,7 +71,7 @@ def attend(
 class XCLIPInteraction(nn.Module):
     """The four cross-grained similarities and their learnable aggregation matrices (the
     official parameter names). Only this module scores pairs: a gallery can be scored with
-    it alone (``tools/teacher_cost_benchmark.py``).
+    it alone (``tools/analysis_tools/teacher_cost_benchmark.py``).
 
     Args:
         dim: Feature width D.

@@ -1,6 +1,6 @@
 # The embedded temporal benchmark (mmaction_ext/datasets/motion_clips.py): 8 classes that
 # differ only in the direction of motion, 8 frames of 32x32, ResNet-18 from scratch.
-# Generate the data first:  python tools/make_motion_clips.py data/motion_clips
+# Generate the data first:  python tools/data/mmaction/make_motion_clips.py data/motion_clips
 # STH, TSM and TSN configs below share everything but the backbone (and head).
 _base_ = ["mmaction::_base_/default_runtime.py"]
 

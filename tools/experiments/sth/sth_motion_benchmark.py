@@ -1,8 +1,8 @@
 """Train and test STH, TSM and TSN (ResNet-18) on the embedded direction-of-motion clips.
 
-    python tools/sth_motion_benchmark.py [--level quick|hard] [--seeds 0 1 2] [--epochs 12]
+    python tools/experiments/sth/sth_motion_benchmark.py [--level quick|hard] [--seeds 0 1 2] [--epochs 12]
         [--train 32 --val 8 --test 8] [--out runs/sth_motion]
-    python tools/sth_motion_benchmark.py --merge OUT_1 OUT_2 ... --out OUT
+    python tools/experiments/sth/sth_motion_benchmark.py --merge OUT_1 OUT_2 ... --out OUT
 Each seed draws its own clips and initialisation. ``--merge`` summarises runs made
 separately (e.g. one process per seed) from their motion_benchmark.json files. Writes
 motion_benchmark.json (numbers per seed + full configs), motion_benchmark.md (mean and

@@ -2,7 +2,7 @@
 retrieval_ext/multivector.py (centroid lists, centroid interaction, exact MaxSim on a
 shortlist) against brute-force MaxSim over every image, on one synthetic gallery.
 
-    python tools/bagformer_index_benchmark.py --out runs/bagformer-index \
+    python tools/analysis_tools/bagformer_index_benchmark.py --out runs/bagformer-index \
         [--gallery 10000 100000 1000000] [--nprobe 2 4 8] [--rerank 256 1024]
         [--centroids C] [--store-dtype float16] [--queries 30] [--tokens 37] [--dim 64]
         [--concepts 1024] [--chunk 50000] [--threads 1] [--build-threads 1] [--seed 0]

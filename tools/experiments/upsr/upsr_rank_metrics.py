@@ -1,6 +1,6 @@
-"""Recall / NDCG / MRR @k from the per-user test ranks `tools/upsr_compare.py` logs.
+"""Recall / NDCG / MRR @k from the per-user test ranks `tools/experiments/upsr/upsr_compare.py` logs.
 
-    python tools/upsr_rank_metrics.py runs/upsr-full/UPSR/test_ranks.jsonl \
+    python tools/experiments/upsr/upsr_rank_metrics.py runs/upsr-full/UPSR/test_ranks.jsonl \
         runs/baselines/SASRec-2020/SASRec/test_ranks.jsonl
 
 Every file is restricted to the users all files share, so a test stopped part-way (a full

@@ -23,7 +23,7 @@ inflates it far less than the wall time (caches and memory bandwidth are still s
    resident-memory increase of a batch-8 forward (a fresh process per model, 2 threads,
    sampled every 2 ms).
 
-    python tools/sth_efficiency.py [--threads 1 2] [--repeats 5] [--layer-repeats 9] [--size 224]
+    python tools/analysis_tools/sth_efficiency.py [--threads 1 2] [--repeats 5] [--layer-repeats 9] [--size 224]
         [--out runs/sth_efficiency]
 """
 

@@ -1,6 +1,6 @@
 """Cut RecBole's bundled ML-100K into disjoint genre domains (ordinary RecBole datasets).
 
-    python tools/make_ml100k_domains.py --out data
+    python tools/data/recbole/make_ml100k_domains.py --out data
     # then e.g. dataset=ml-100k-drama, data_path=data in any RecBole config
 
 Domains and their genres: recbole_ext/data/ml100k_domains.py (GENRE_DOMAINS), the same

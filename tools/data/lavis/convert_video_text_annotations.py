@@ -1,19 +1,19 @@
 """Convert official MSR-VTT, MSVD, DiDeMo, ActivityNet, VATEX annotations to the builders' format.
 
-    python tools/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
+    python tools/data/lavis/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.9k.csv --test-csv MSRVTT_JSFUSION_test.csv \
         --out data/msrvtt/annotations
-    python tools/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
+    python tools/data/lavis/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.7k.csv --train-name 7k --val-csv MSRVTT_full_split_val.csv \
         --test-csv MSRVTT_full_split_test.csv --test-name full --out data/msrvtt/annotations
-    python tools/convert_video_text_annotations.py msvd --descriptions AllVideoDescriptions.txt \
+    python tools/data/lavis/convert_video_text_annotations.py msvd --descriptions AllVideoDescriptions.txt \
         --split-dir <dir with train_list.txt val_list.txt test_list.txt> --out data/msvd/annotations
-    python tools/convert_video_text_annotations.py didemo --ann-dir <dir with *_data.json> \
+    python tools/data/lavis/convert_video_text_annotations.py didemo --ann-dir <dir with *_data.json> \
         --out data/didemo/annotations
-    python tools/convert_video_text_annotations.py activitynet \
+    python tools/data/lavis/convert_video_text_annotations.py activitynet \
         --ann-dir <dir with train.json val_1.json> [--video-dir data/activitynet/videos] \
         --out data/activitynet/annotations
-    python tools/convert_video_text_annotations.py vatex \
+    python tools/data/lavis/convert_video_text_annotations.py vatex \
         --training-json vatex_training_v1.0.json --validation-json vatex_validation_v1.0.json \
         --train-ids VATEX_train.csv --val-ids VATEX_val.csv --test-ids VATEX_test.csv \
         --out data/vatex/annotations

@@ -3,7 +3,7 @@ teaching; + AFA + fine teaching; full TeachCLIP with one teacher and with two, e
 the same small CLIP initialisation (per seed), data, frames, words, epochs, batch and
 optimiser, over several seeds; mean and spread of the test metrics.
 
-    python tools/teachclip_ablation.py --out runs/teachclip-ablation \
+    python tools/experiments/teachclip/teachclip_ablation.py --out runs/teachclip-ablation \
         [--seeds 42 43 44] [--train 160 --val 24 --test 96] [--epochs 20] [--rows ...]
         [--teacher-seed 42] [--options run.batch_size_train=16 ...] [--merge <other --out> ...]
 

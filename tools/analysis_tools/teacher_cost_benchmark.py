@@ -1,7 +1,7 @@
 """Retrieval cost of the TeachCLIP student and teachers against CLIP4Clip, with precomputed
 features, and the training cost of teaching, in one run.
 
-    python tools/teacher_cost_benchmark.py [--sizes 1000 10000 100000] [--vector-sizes 1000000]
+    python tools/analysis_tools/teacher_cost_benchmark.py [--sizes 1000 10000 100000] [--vector-sizes 1000000]
         [--threads 2] [--train-steps 3] [--train-size vit-b32] [--out runs/teacher_cost]
 
 Protocol (what TeachCLIP's efficiency argument is about: the cost of a query once the

@@ -1,6 +1,6 @@
 """Generate the embedded temporal benchmark (seeded mp4 clips + VideoDataset lists).
 
-python tools/make_motion_clips.py data/motion_clips [--level quick|hard]
+python tools/data/mmaction/make_motion_clips.py data/motion_clips [--level quick|hard]
     [--train 32 --val 8 --test 8]
 """
 

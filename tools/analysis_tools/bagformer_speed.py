@@ -1,7 +1,7 @@
 """BagFormer's speed protocol: the bag-wise dual encoder against single-encoder (cross-
 attention) scoring of every pair, side by side in one run.
 
-    python tools/bagformer_speed.py --out runs/bagformer-speed [--gallery 100 1000 10000]
+    python tools/analysis_tools/bagformer_speed.py --out runs/bagformer-speed [--gallery 100 1000 10000]
         [--cfg-path retrieval_ext/configs/models/bagformer_retrieval_base.yaml]
         [--threads 1] [--query-batch 32] [--pair-batch 32] [--max-measured-pairs 256]
         [--captions data/image_text/annotations/test.json]
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER = {"latency": 20.72, "throughput": 25.74}
 
 

@@ -1,7 +1,7 @@
 """Convert Karpathy's COCO / Flickr30k split files to LAVIS's retrieval annotation format.
 
-    python tools/convert_image_text_annotations.py <dataset_coco.json> --out data/coco/annotations
-    python tools/convert_image_text_annotations.py <dataset_flickr30k.json> \
+    python tools/data/lavis/convert_image_text_annotations.py <dataset_coco.json> --out data/coco/annotations
+    python tools/data/lavis/convert_image_text_annotations.py <dataset_flickr30k.json> \
         --out data/flickr30k/annotations
 
 Writes train.json (one record per caption; restval joins train), val.json and test.json

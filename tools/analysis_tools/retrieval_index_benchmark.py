@@ -1,6 +1,6 @@
 """Query latency and throughput versus gallery size: brute force, FAISS exact, FAISS IVF.
 
-    python tools/retrieval_index_benchmark.py [--sizes 1000 10000 100000 1000000] [--dim 512]
+    python tools/analysis_tools/retrieval_index_benchmark.py [--sizes 1000 10000 100000 1000000] [--dim 512]
         [--threads 2] [--queries 256] [--nprobe 16] [--seed 0] [--out runs/index_benchmark]
 
 Protocol (one run, one machine, every method on the same vectors):

@@ -1,7 +1,7 @@
 """UPSR beside SASRec, BERT4Rec and Pop on ML-100K (same split and seed), and zero-shot.
 
-    python tools/upsr_compare.py --out runs/upsr-compare             # CPU-sized slice
-    python tools/upsr_compare.py --users all --last all --no-zero-shot \
+    python tools/experiments/upsr/upsr_compare.py --out runs/upsr-compare             # CPU-sized slice
+    python tools/experiments/upsr/upsr_compare.py --users all --last all --no-zero-shot \
         --upsr-config configs/recbole/upsr_ml100k_cpu.yaml --out runs/upsr-full  # all of ML-100K
 
 Writes results.json (every number and the settings, rewritten after each row) and

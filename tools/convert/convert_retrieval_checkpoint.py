@@ -1,10 +1,10 @@
 """Convert an official checkpoint (CLIP4Clip, X-CLIP, X-Pool) to retrieval_ext's names.
 
-    python tools/convert_retrieval_checkpoint.py --arch clip4clip_retrieval \
+    python tools/convert/convert_retrieval_checkpoint.py --arch clip4clip_retrieval \
         --input ckpts/pytorch_model.bin.4 --output checkpoints/clip4clip_msrvtt.pth
-    python tools/convert_retrieval_checkpoint.py --arch xclip_retrieval --model-type seqTransf \
+    python tools/convert/convert_retrieval_checkpoint.py --arch xclip_retrieval --model-type seqTransf \
         --input xclip/pytorch_model.bin.2 --output checkpoints/xclip_msrvtt.pth
-    python tools/convert_retrieval_checkpoint.py --arch xpool_retrieval \
+    python tools/convert/convert_retrieval_checkpoint.py --arch xpool_retrieval \
         --input xpool/model_best.pth --output checkpoints/xpool_msrvtt.pth
 
 Reads with ``torch.load(weights_only=True)``; prints the keys with no place in our model

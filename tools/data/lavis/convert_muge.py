@@ -1,6 +1,6 @@
 """Convert MUGE (e-commerce text-to-image retrieval, BagFormer's data) to LAVIS's format.
 
-    python tools/convert_muge.py --muge-dir <folder with {train,valid,test}_imgs.tsv and
+    python tools/data/lavis/convert_muge.py --muge-dir <folder with {train,valid,test}_imgs.tsv and
         {train,valid,test}_queries.jsonl> --out data/muge
 
 Decodes the base64 images to <out>/images/<split>/<id>.<jpg|png> and writes

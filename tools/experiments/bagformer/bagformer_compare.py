@@ -2,7 +2,7 @@
 seed) is one run of tools/lavis_train.py (same data, split, init recipe and schedule), and
 every score set of its test evaluation is tabulated with mean and spread.
 
-    python tools/bagformer_compare.py --out runs/bagformer-compare \
+    python tools/experiments/bagformer/bagformer_compare.py --out runs/bagformer-compare \
         [--cfg-path configs/lavis/bagformer/embedded.yaml] [--seeds 42 43 44] \
         [--interactions bagwise tokenwise cls_token] [--threads 1] [--options key=value ...]
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 METRICS = ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean")
 SETS = {"merge": "", "recall": "recall_", "rank": "rank_", "cls": "cls_"}
 

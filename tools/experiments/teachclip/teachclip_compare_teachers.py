@@ -4,7 +4,7 @@ CLIP4Clip seqTransf, the X-CLIP-style and the X-Pool-style teacher trained the s
 optimiser) on the same embedded dataset, over several seeds; mean and spread of the test
 metrics.
 
-    python tools/teachclip_compare_teachers.py --out runs/teachclip-teachers \
+    python tools/experiments/teachclip/teachclip_compare_teachers.py --out runs/teachclip-teachers \
         [--seeds 42 43 44] [--train 160 --val 24 --test 96] [--epochs 20] [--models ...]
         [--options run.batch_size_train=16 ...]
 

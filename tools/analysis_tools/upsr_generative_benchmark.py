@@ -2,7 +2,7 @@
 trained model, as the catalogue grows.
 
 Trains UPSR once on RecBole's bundled ML-100K (leave-one-out by time, every user, the
-settings of ``tools/upsr_compare.py --upsr-config configs/recbole/upsr_ml100k_cpu.yaml``),
+settings of ``tools/experiments/upsr/upsr_compare.py --upsr-config configs/recbole/upsr_ml100k_cpu.yaml``),
 or takes a saved UPSR checkpoint (``--checkpoint``, loaded with ``weights_only=True``).
 Then, per catalogue size, writes ML-100K plus seeded synthetic distractor items nobody
 interacted with (RecBole atomic files), rebuilds UPSR for that catalogue with the trained
@@ -19,7 +19,7 @@ It also records which texts the fine-tuning stage policy would choose on each en
 catalogue, to show whether the distractors change the choice. Writes results.json
 (rewritten after each catalogue) and report.md, both with the command and settings.
 
-    OMP_NUM_THREADS=1 python tools/upsr_generative_benchmark.py --users 60 --out runs/upsr-gen
+    OMP_NUM_THREADS=1 python tools/analysis_tools/upsr_generative_benchmark.py --users 60 --out runs/upsr-gen
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     results = {
         "command": "OMP_NUM_THREADS="
         + os.environ.get("OMP_NUM_THREADS", "unset")
-        + " python tools/upsr_generative_benchmark.py "
+        + " python tools/analysis_tools/upsr_generative_benchmark.py "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "threads": torch.get_num_threads(),

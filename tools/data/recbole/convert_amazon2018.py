@@ -1,6 +1,6 @@
 """Convert an Amazon 2018 category (reviews + metadata JSON lines) to RecBole atomic files.
 
-    python tools/convert_amazon2018.py --reviews Musical_Instruments.json.gz \
+    python tools/data/recbole/convert_amazon2018.py --reviews Musical_Instruments.json.gz \
         --meta meta_Musical_Instruments.json.gz --out data --name amazon-instruments --k 5
     plugzoo upsr-text --dataset amazon-instruments --data-path data \
         --config-file configs/recbole/upsr_text_amazon.yaml

@@ -10,8 +10,8 @@ cross-attention cache) and the fast path under bf16 autocast. Prints users/s of 
 largest score difference of each fast path from the plain one, and the ratios, all
 measured in the same run.
 
-    python tools/upsr_scoring_benchmark.py                        # MiniLM warm start, 1k/5k/20k
-    python tools/upsr_scoring_benchmark.py --backbone tiny --items 1000 5000
+    python tools/analysis_tools/upsr_scoring_benchmark.py                        # MiniLM warm start, 1k/5k/20k
+    python tools/analysis_tools/upsr_scoring_benchmark.py --backbone tiny --items 1000 5000
 """
 
 from __future__ import annotations

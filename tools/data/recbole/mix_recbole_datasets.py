@@ -1,7 +1,7 @@
 """Mix RecBole atomic datasets into one, for UPSR's multi-domain pre-training.
 
-    python tools/make_ml100k_domains.py --out data
-    python tools/mix_recbole_datasets.py --data-path data --dataset ml-100k-action \
+    python tools/data/recbole/make_ml100k_domains.py --out data
+    python tools/data/recbole/mix_recbole_datasets.py --data-path data --dataset ml-100k-action \
         --dataset ml-100k-comedy --name ml-100k-action+comedy --keep-ids
     # pre-train UPSR (upsr_stage: pretrain) on ml-100k-action+comedy, then evaluate it
     # zero-shot on ml-100k-drama (upsr_init_checkpoint: <saved .pth>)

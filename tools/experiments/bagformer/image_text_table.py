@@ -1,7 +1,7 @@
 """Table of image-text retrieval runs over seeds: image->text and text->image R@1/5/10 and
 mean recall, mean ± spread (sample std) of each run's TEST metrics.
 
-    python tools/image_text_table.py runs/lavis/albef_embedded/seed4{2,3,4} \
+    python tools/experiments/bagformer/image_text_table.py runs/lavis/albef_embedded/seed4{2,3,4} \
         --rows "ALBEF ITC (CLS-only dual encoder)=itc_" \
                "ALBEF ITM re-rank of the ITC top k_test=" \
         --out runs/lavis/albef_embedded
