@@ -22,8 +22,9 @@ fi
 
 # bump when the install steps below change, so cached environments are rebuilt
 recipe=2
-key=$(cat "$repo/requirements/base.txt" "$repo/requirements/hosts.txt" \
-      <("$python" -c 'import platform, sys; print(sys.version, platform.machine())') \
+# comments and blank lines are not part of the key: editing a pin's reason rebuilds nothing
+key=$(cat "$repo/requirements/base.txt" "$repo/requirements/hosts.txt" | sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
+      | cat - <("$python" -c 'import platform, sys; print(sys.version, platform.machine())') \
       <(echo "recipe $recipe") | sha256sum | cut -c1-16)
 root=${PLUGZOO_VENV_ROOT:-$HOME/.cache/plugzoo/venvs}
 venv=$root/py311-$key
