@@ -27,6 +27,12 @@ class Plugin:
         demo_stage: ``"module:function"`` that runs its ``plugzoo demo`` stage, or ``None``.
         commands: ``{name: "module:function"}`` added to the ``plugzoo`` command; the
             function takes the remaining command-line arguments and returns an exit code.
+        arxiv: The paper's arXiv identifier, e.g. ``"2003.08042"``.
+        readme: Path (relative to the repository) of the paper's README. A plugin that sets
+            it is a row of the papers table (``plugzoo list --markdown``); baselines and
+            shared ground leave it unset.
+        status: One clause saying where the plugin stands against the paper's claims, and
+            plainly which claim is not reproduced.
     """
 
     name: str
@@ -35,6 +41,9 @@ class Plugin:
     configs: list[str] = field(default_factory=list)
     demo_stage: str | None = None
     commands: dict[str, str] = field(default_factory=dict)
+    arxiv: str | None = None
+    readme: str | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Extension:
         host_module: Import name of the host, e.g. ``"mmaction"``.
         plugins: The papers this extension provides.
         baseline_stage: ``"module:function"`` running the host's own baseline in the demo.
+        host_title: The host's name as its authors write it, e.g. ``"MMAction2"``.
     """
 
     name: str
@@ -54,6 +64,7 @@ class Extension:
     host_module: str
     plugins: tuple[Plugin, ...] = ()
     baseline_stage: str | None = None
+    host_title: str = ""
 
     def activate(self):
         """Import the extension, which applies host fixes and registers its names."""
@@ -80,3 +91,47 @@ def load_catalogue() -> list[Extension]:
             )
         extensions.append(declared)
     return sorted(extensions, key=lambda e: e.name)
+
+
+PAPERS_TABLE_HEADER = (
+    "| paper | host | registered names | README | status |",
+    "|---|---|---|---|---|",
+)
+
+
+def papers_table(extensions: list[Extension] | None = None, pins: dict[str, str] | None = None):
+    """The papers table in Markdown: one row per plugin that declares a ``readme``.
+
+    Args:
+        extensions: The catalogue to read; default :func:`load_catalogue`.
+        pins: ``{distribution: version}`` giving each host's pinned version; default the
+            repository's pin files (:func:`plugins.doctor.read_pins`).
+
+    Returns:
+        The table's lines joined by newlines, without a trailing newline.
+    """
+    if extensions is None:
+        extensions = load_catalogue()
+    if pins is None:
+        from plugins.doctor import read_pins
+
+        pins = read_pins()
+    lines = list(PAPERS_TABLE_HEADER)
+    for extension in extensions:
+        host = f"{extension.host_title or extension.host} {pins[extension.host]}"
+        for plugin in extension.plugins:
+            if plugin.readme is None:
+                continue
+            if not (plugin.arxiv and plugin.status):
+                raise ValueError(
+                    f"plugin {plugin.name!r} ({extension.name}) declares a readme, so it "
+                    "must also declare arxiv and status"
+                )
+            paper = f"{plugin.name} ([arXiv {plugin.arxiv}](https://arxiv.org/abs/{plugin.arxiv}))"
+            names = "; ".join(
+                f"{', '.join(f'`{name}`' for name in names)} ({registry})"
+                for registry, names in plugin.registry_names.items()
+            )
+            readme = f"[{plugin.readme.rpartition('/')[0]}/]({plugin.readme})"
+            lines.append(f"| {paper} | {host} | {names} | {readme} | {plugin.status} |")
+    return "\n".join(lines)

@@ -11,8 +11,11 @@ from tabulate import tabulate
 
 
 def _list(args) -> int:
-    from plugins.catalogue import load_catalogue
+    from plugins.catalogue import load_catalogue, papers_table
 
+    if args.markdown:
+        print(papers_table())
+        return 0
     rows = []
     for extension in load_catalogue():
         if not extension.plugins:
@@ -70,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plugzoo", description="Research methods as plugins of RecBole, MMAction2, LAVIS."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="print the plugin catalogue").set_defaults(func=_list)
+    listing = commands.add_parser("list", help="print the plugin catalogue")
+    listing.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the papers table (Markdown) that README.md carries",
+    )
+    listing.set_defaults(func=_list)
     commands.add_parser(
         "doctor", help="check the environment against the verified pins"
     ).set_defaults(func=_doctor)

@@ -13,6 +13,12 @@ UPSR = Plugin(
     ],
     commands={"upsr-text": "recbole_ext.text.report:main"},
     demo_stage="recbole_ext.demo:upsr_stage",
+    arxiv="2310.13540",
+    readme="configs/recbole/upsr/README.md",
+    status=(
+        "accuracy claim not reproduced: NDCG@10 0.0146 on all of ML-100K against SASRec's "
+        "0.0645, and below a most-popular ranking"
+    ),
 )
 
 EXTENSION = Extension(
@@ -21,4 +27,5 @@ EXTENSION = Extension(
     host_module="recbole",
     plugins=(UPSR,),
     baseline_stage="recbole_ext.demo:sasrec_baseline",
+    host_title="RecBole",
 )

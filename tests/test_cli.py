@@ -12,6 +12,17 @@ def test_list_prints_every_extension(capsys):
         assert name in out
 
 
+def test_list_markdown_prints_the_papers_table(capsys):
+    from plugins.catalogue import papers_table
+
+    assert cli.main(["list", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out == papers_table() + "\n"
+    assert out.startswith("| paper | host | registered names | README | status |")
+    for paper in ("UPSR", "STH", "TeachCLIP", "BagFormer"):
+        assert f"| {paper} ([arXiv " in out
+
+
 def test_doctor_exits_nonzero_and_names_the_failed_check(monkeypatch, capsys):
     monkeypatch.setattr(
         doctor,
