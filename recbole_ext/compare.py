@@ -1,10 +1,13 @@
 """UPSR beside RecBole's own baselines, on the same split and seed, through RecBole's Trainer.
 
-Used by ``tools/experiments/upsr/upsr_compare.py`` and the ``plugzoo demo`` stage. Runs, on a dataset
-written from RecBole's bundled ML-100K:
+Used by ``tools/experiments/upsr/upsr_compare.py`` and the ``plugzoo demo`` stage. Runs, on
+a dataset written from RecBole's bundled ML-100K:
 
-- supervised: every requested model (UPSR, SASRec, BERT4Rec, Pop) trained and tested on
-  the same leave-one-out split, full ranking; metrics and training time;
+- supervised: every requested model (UPSR, SASRec, BERT4Rec, and RecBole's Pop and ItemKNN
+  as history-free anchors) trained and tested on the same leave-one-out split, full ranking,
+  every model through the sequential test loader (RecBole does not mask a sequential user's
+  seen items; the anchors are scored the same way); metrics, training time and each row's
+  shuffled-history control (``recbole_ext.ranks.shuffled_history_control``);
 - zero-shot: UPSR pre-trained on two ML-100K genre domains (``upsr_stage: pretrain``)
   and tested on the third, whose items no pre-training data contains, without any
   training on it; beside Pop trained on that third domain.
@@ -36,7 +39,7 @@ from pathlib import Path
 from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.mix import mix_datasets
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_genre_domains, write_user_slice
-from recbole_ext.ranks import rank_to_json, target_ranks
+from recbole_ext.ranks import rank_to_json, shuffled_history_control, target_ranks
 
 import torch
 import yaml
@@ -49,7 +52,13 @@ BASELINES = {
     "SASRec": {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2},
     "BERT4Rec": {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2},
     "Pop": {"epochs": 1},  # counting interactions once is all Pop learns
+    "ItemKNN": {"epochs": 1, "k": 100, "shrink": 0.0},  # RecBole's ItemKNN defaults
 }
+# general (non-sequential) models: trained as RecBole trains them, tested on the sequential
+# test loader so that they meet exactly the protocol of the sequential rows
+ANCHORS = ("Pop", "ItemKNN")
+# seeded shuffles of the shuffled-history control
+CONTROL_SHUFFLES = 5
 
 
 @dataclass
@@ -66,6 +75,8 @@ class CompareSettings:
     names the rows of this run (an ablation) beside the model, in results and summaries.
     ``jobs``: rows run in this many processes at once, the threads shared between them
     (results keep the table order; each row's ``threads`` says what it ran with).
+    ``test_users`` / ``valid_users``: every model is tested (validated) on this many seeded
+    users, the same for every row (unset: all of them).
     """
 
     models: list[str] = field(default_factory=lambda: ["SASRec", "BERT4Rec", "UPSR"])
@@ -87,6 +98,8 @@ class CompareSettings:
     zero_shot: bool = True
     jobs: int = 1
     target_domain: str = "drama"
+    test_users: int | None = None
+    valid_users: int | None = None
 
 
 def _jsonable(value):
@@ -117,7 +130,7 @@ def recbole_config(model, dataset, data_path, run_dir, overrides: dict, files=()
         },
         **overrides,
     }
-    if model != "Pop":
+    if model not in ANCHORS:
         settings.update(loss_type="CE", train_neg_sample_args=None)
     files = ([str(UPSR_TEXT)] if model == "UPSR" else []) + [str(f) for f in files]
     with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
@@ -138,7 +151,9 @@ def _run(
 
     Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
     epochs and training rows run, the per-epoch training loss and validation score, the
-    threads and the load average, and the checkpoint file.
+    threads and the load average, the checkpoint file, and the shuffled-history control of
+    the test scores (``control``). An anchor (``ANCHORS``) trains as RecBole trains it and is
+    tested on the sequential test loader of the same data (``_SequentialView``).
     """
     from recbole.data import create_dataset
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
@@ -188,19 +203,28 @@ def _run(
             curve = {**curve, **json.loads(progress.read_text())}
         train_seconds = time.time() - start
         start = time.time()
-        with _logging_test_ranks(network, run_dir / "test_ranks.jsonl"):
-            result = trainer.evaluate(
-                test, load_best_model=bool(saved) or config["epochs"] > 0, model_file=saved
+        load_best = bool(saved) or config["epochs"] > 0
+        checkpoint = saved or trainer.saved_model_file
+        if model in ANCHORS:  # the sequential rows' test loader, RecBole's own evaluation
+            network, trainer, test = _sequential_view(
+                network, data, dataset, data_path, run_dir, overrides
             )
+            load_best = False
+        with _recording_test_scores(network, run_dir / "test_ranks.jsonl") as recorded:
+            result = trainer.evaluate(test, load_best_model=load_best, model_file=saved)
         test_seconds = time.time() - start
     epochs = len(curve["train_loss"])
+    if recorded["scores"]:
+        compute["control"] = shuffled_history_control(
+            torch.cat(recorded["scores"]), torch.cat(recorded["targets"]), CONTROL_SHUFFLES
+        )
     compute.update(
         epochs=epochs,
         training_rows=epochs * train.sample_size,
         train_seconds=round(train_seconds, 3),  # ms: a small test can take under 0.05 s
         test_seconds=round(test_seconds, 3),
         load_end=os.getloadavg()[0],
-        checkpoint=saved or trainer.saved_model_file,
+        checkpoint=checkpoint,
         **curve,
     )
     if hasattr(network, "text_names"):  # UPSR: the item and history constructions used
@@ -215,34 +239,81 @@ def _run_in_process(threads: int, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def _logging_test_ranks(network, path: Path):
-    """Append each test user's rank of the held-out item to ``path`` as it is scored.
+def _recording_test_scores(network, path: Path):
+    """Append each test user's rank of the held-out item to ``path`` as it is scored, and
+    keep the score rows and held-out items (yielded as ``{"scores": [...], "targets":
+    [...]}``) for the shuffled-history control.
 
     A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
     that is stopped early still report metrics on the users it finished (and the
     baselines on the same users). Ranks as ``recbole_ext.ranks`` defines them (``null``:
-    never ranked). Sequential models only (one held-out item per test row).
+    never ranked). Sequential test loaders only (one held-out item per test row).
     """
-    if not hasattr(network, "POS_ITEM_ID"):  # not sequential (Pop): RecBole's metrics only
-        yield
-        return
+    recorded = {"scores": [], "targets": []}
     full_sort_predict = network.full_sort_predict
 
     def logged(interaction):
         scores = full_sort_predict(interaction)
         target = interaction[network.POS_ITEM_ID]
         users = interaction[network.USER_ID].tolist()
+        rows = scores.detach().float().view(len(users), -1).cpu()
+        recorded["scores"].append(rows)
+        recorded["targets"].append(target.cpu())
         with path.open("a") as out:
-            for user, rank in zip(users, target_ranks(scores, target), strict=True):
+            for user, rank in zip(users, target_ranks(rows, target), strict=True):
                 out.write(json.dumps({"user": user, "rank": rank_to_json(rank)}) + "\n")
         return scores
 
     path.unlink(missing_ok=True)
     network.full_sort_predict = logged
     try:
-        yield
+        yield recorded
     finally:
         del network.full_sort_predict  # the class's method again
+
+
+class _SequentialView(torch.nn.Module):
+    """A trained general RecBole model (an anchor) answering a sequential test loader: each
+    batch's users are looked up in the general dataset by token and the scores returned in
+    the sequential dataset's item order, so RecBole's ``Trainer.evaluate`` scores the anchor
+    exactly as it scores SASRec (no masking of seen items, same users and held-out items)."""
+
+    def __init__(self, model, general, sequential, config):
+        super().__init__()
+        self.model = model
+        self.USER_ID, self.POS_ITEM_ID = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
+        users = sequential.id2token(self.USER_ID, range(sequential.user_num))[1:]
+        items = sequential.id2token(self.POS_ITEM_ID, range(sequential.item_num))[1:]
+        self.register_buffer("user_ids", torch.zeros(sequential.user_num, dtype=torch.long))
+        self.register_buffer("item_ids", torch.zeros(sequential.item_num, dtype=torch.long))
+        self.user_ids[1:] = torch.as_tensor(general.token2id(self.USER_ID, users))
+        self.item_ids[1:] = torch.as_tensor(general.token2id(self.POS_ITEM_ID, items))
+
+    def full_sort_predict(self, interaction):
+        from recbole.data.interaction import Interaction
+
+        users = self.user_ids[interaction[self.USER_ID]]
+        scores = self.model.full_sort_predict(Interaction({self.USER_ID: users}))
+        return scores.view(len(users), -1)[:, self.item_ids]  # padding column: any score
+
+
+def _sequential_view(network, general, dataset, data_path, run_dir, overrides):
+    """The anchor ``network`` trained on ``general``, wrapped for the sequential test loader
+    of ``dataset`` (built as SASRec's, with the comparison's common keys); returns
+    ``(view, trainer, test loader)``."""
+    from recbole.data import create_dataset
+    from recbole.trainer import Trainer
+
+    common = ("MAX_ITEM_LIST_LENGTH", "seed", "test_users", "valid_users")
+    config = recbole_config(
+        "SASRec", dataset, data_path, run_dir, {k: overrides[k] for k in common if k in overrides}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        sequential = create_dataset(config)
+    _, _, test = data_preparation(config, sequential)
+    view = _SequentialView(network, general, sequential, config).to(config["device"])
+    return view, Trainer(config, view), test
 
 
 CURVES = ("train_loss", "valid_score", "epoch_seconds", "valid_seconds")  # per epoch
@@ -287,6 +358,20 @@ def summarise(rows: list[dict]) -> list[dict]:
         for key in ("layers", "token_budget", "threads"):
             summary[key] = sorted({str(r.get(key)) for r in runs})
         summary["epochs"] = [r.get("epochs") for r in runs]
+        controls = [r["control"] for r in runs if r.get("control")]
+        if controls:  # the shuffled-history control, per seed
+            borrowed = np.array([c["control_ndcg@10"] for c in controls])
+            summary["control"] = {
+                "control_ndcg@10": {
+                    "mean": float(borrowed.mean()),
+                    "std": float(borrowed.std(ddof=1)) if len(borrowed) > 1 else 0.0,
+                },
+                "row_correlation": float(np.mean([c["row_correlation"] for c in controls])),
+                "own_row_better_share": float(
+                    np.mean([c["own_row_better_share"] for c in controls])
+                ),
+                "passes": [bool(c["passes"]) for c in controls],
+            }
         for key in ("training_rows", "train_seconds", "test_seconds", "load_start", "load_end"):
             values = [r[key] for r in runs if r.get(key) is not None]
             summary[key] = float(np.mean(values)) if values else None
@@ -333,6 +418,9 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     )
     log(f"upsr-compare: {data_info}")
     common = {"MAX_ITEM_LIST_LENGTH": settings.max_item_list_length}
+    for key in ("test_users", "valid_users"):  # the same seeded users for every row
+        if getattr(settings, key) is not None:
+            common[key] = getattr(settings, key)
     upsr = upsr_overrides(settings)
     baselines = {
         model: {
@@ -344,7 +432,8 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         }
         for model in ("SASRec", "BERT4Rec")
     }
-    baselines["Pop"] = BASELINES["Pop"]
+    for model in ANCHORS:
+        baselines[model] = dict(BASELINES[model])
     if settings.baseline_config:  # per model, the file's keys win
         spec = yaml.safe_load(Path(settings.baseline_config).read_text()) or {}
         unknown = set(spec) - set(baselines)

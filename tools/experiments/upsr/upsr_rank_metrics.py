@@ -1,4 +1,5 @@
-"""Recall / NDCG / MRR @k from the per-user test ranks `tools/experiments/upsr/upsr_compare.py` logs.
+"""Recall / NDCG / MRR @k from the per-user test ranks that
+`tools/experiments/upsr/upsr_compare.py` logs.
 
     python tools/experiments/upsr/upsr_rank_metrics.py runs/upsr-full/UPSR/test_ranks.jsonl \
         runs/baselines/SASRec-2020/SASRec/test_ranks.jsonl
