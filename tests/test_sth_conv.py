@@ -1,4 +1,5 @@
-"""STHConv against the masked dense Conv3d reference of shared/specs/sth.md."""
+"""STHConv against the masked dense Conv3d reference: spatial (output, input) group pairs keep
+only the centre temporal slice, temporal pairs only the centre pixel."""
 
 import itertools
 
@@ -413,7 +414,7 @@ def test_inference_fuses_the_add_and_gives_the_autograd_result(
 ):
     """Without autograd (float32, CPU) the spatial conv is added into the temporal output
     by one oneDNN call per chunk; the result equals the autograd path's, in both layouts."""
-    from mmaction_ext.models import sth_conv
+    from mmaction_ext.models import sth_fast_paths as sth_conv
 
     torch.manual_seed(0)
     conv = STHConv(

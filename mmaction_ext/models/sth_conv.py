@@ -1,62 +1,31 @@
 # Copyright (c) plugzoo contributors. Apache-2.0.
-"""STH-Conv: spatial and temporal taps interleaved inside one convolution (arXiv 2003.08042).
+"""STH-Conv: spatial and temporal taps interleaved inside one convolution.
 
-The paper body is not public; this is the reconstruction of ``shared/specs/sth.md``. Input
-and output channels are split into ``num_groups`` (G) groups. Output group ``g`` sees
-``temporal_groups`` (tG) of the input groups through a ``temporal_kernel x 1 x 1`` kernel
-and the other input groups through the ``k x k`` spatial kernel of the conv it replaces;
-with ``interleave=True`` the temporal input groups of output group ``g`` are
+The block of `STH: Spatio-Temporal Hybrid Convolution for Efficient Action Recognition
+<https://arxiv.org/abs/2003.08042>`_, reconstructed from the paper's abstract (its body is not
+public). Input and output channels are split into ``num_groups`` (G) groups. Output group
+``g`` sees ``temporal_groups`` (tG) of the input groups through a ``temporal_kernel x 1 x 1``
+kernel and the other input groups through the ``k x k`` spatial kernel of the conv it
+replaces; with ``interleave=True`` the temporal input groups of output group ``g`` are
 ``(g + j) mod G, j < tG``, so every input channel is seen temporally by some filters and
 spatially by the others. Weights: ``C_out * C_in * (k*k*(1 - r) + k_t*r)``, ``r = tG / G``.
+The block equals a ``(k_t, k, k)`` Conv3d whose weight is masked: spatial (output, input)
+group pairs keep only the centre temporal slice, temporal pairs only the centre pixel
+(:meth:`STHConv.dense_equivalent_weight`).
+
+This module holds the operators as plain convolutions; the faster ways to compute
+:class:`STHConv` (its ``arrangement`` and oneDNN's inference kernels) are in
+:mod:`.sth_fast_paths`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmaction.registry import MODELS
 
-
-def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _centre_taps(x, kernel: int, stride: int, padding: int, dilation: int):
-    """The input pixels at the centres of the ``kernel x kernel`` windows the replaced
-    spatial conv would use: what the 1x1 temporal taps read. Subsampling here, before
-    the temporal conv, moves ``stride**2`` times fewer pixels than a strided Conv3d."""
-    h, w = x.shape[-2:]
-    offset = dilation * (kernel // 2) - padding
-    h_out = _output_size(h, kernel, stride, padding, dilation)
-    w_out = _output_size(w, kernel, stride, padding, dilation)
-    if not (offset == 0 and -(-h // stride) == h_out and -(-w // stride) == w_out):
-        lead = -offset  # F.pad with negative amounts crops
-        trail_h = (h_out - 1) * stride + 1 - (h + lead)
-        trail_w = (w_out - 1) * stride + 1 - (w + lead)
-        x = F.pad(x, (lead, trail_w, lead, trail_h))
-    return x[..., ::stride, ::stride] if stride > 1 else x
-
-
-def _frames_as_rows(x: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """``[N*T, C, H, W]`` stored channels-last, viewed (no copy) as ``[N, C, T, H*W]``
-    stored channels-last: time becomes the image's row axis, so a ``(k_t, 1)`` Conv2d
-    applies the temporal taps. oneDNN runs it several times faster than a ``(k_t, 1, 1)``
-    Conv3d on ``[N, C, T, H, W]``, and no transposed copy is made."""
-    nt, c, h, w = x.shape
-    # [N*T, C, H, W] (memory N*T, H, W, C) -> [N, T, H*W, C] -> [N, C, T, H*W]
-    return (
-        x.permute(0, 2, 3, 1)
-        .reshape(nt // num_segments, num_segments, h * w, c)
-        .permute(0, 3, 1, 2)
-    )
-
-
-def _rows_as_frames(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`_frames_as_rows`: ``[N, C, T, H*W]`` -> ``[N*T, C, H, W]``."""
-    n, c, t, _ = y.shape
-    # [N, C, T, H*W] (memory N, T, H*W, C) -> [N*T, H, W, C] -> [N*T, C, H, W]
-    return y.permute(0, 2, 3, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
+from . import sth_fast_paths
+from .sth_layout import centre_taps, frames_as_rows, rows_as_frames
 
 
 def _kaiming_normal_(weight: torch.Tensor, fan: int) -> None:
@@ -119,13 +88,20 @@ def _pair_to_int(value, name: str) -> int:
 class STHConv(nn.Module):
     """Spatio-temporal hybrid convolution, a drop-in for a ``k x k`` 2D conv of a 2D CNN.
 
+    This block is proposed in `STH: Spatio-Temporal Hybrid Convolution for Efficient Action
+    Recognition <https://arxiv.org/abs/2003.08042>`_.
+
     Input and output use MMAction2's ``[N * num_segments, C, H, W]`` layout, and the output
-    is stored in the input's memory format, as ``nn.Conv2d`` does. Inside, the block runs
-    channels-last: the spatial taps are one ``Conv2d`` (grouped by output group when the
-    spatial input groups rotate) and the temporal taps one ``(k_t, 1)`` ``Conv2d`` over the
-    frames seen as image rows (see :func:`_frames_as_rows`), holding exactly the counted
-    weights: no masked dense kernel exists. A channels-first input pays two layout copies;
-    ``ResNetSTH`` runs channels-last end to end and pays them once, at its boundary.
+    is stored in the input's memory format, as ``nn.Conv2d`` does. The parameters hold
+    exactly the counted weights, in two convs: ``spatial``, the ``k x k`` spatial taps (one
+    ``Conv2d``, grouped by output group when the spatial input groups rotate), and
+    ``temporal``, the temporal taps (one ``(k_t, 1)`` ``Conv2d`` over the frames of each
+    clip seen as image rows, see :func:`~.sth_layout.frames_as_rows`). :meth:`forward`
+    applies these two convs and sums their outputs; :mod:`.sth_fast_paths` replaces that
+    computation by a faster one with the same result where one applies (the
+    ``arrangement='masked'`` dense conv, oneDNN's inference kernels). Inside, the block
+    runs channels-last: a channels-first input pays two layout copies; ``ResNetSTH`` runs
+    channels-last end to end and pays them once, at its boundary.
 
     Weight layout: row block ``g`` (output group ``g``) of ``spatial.weight`` holds the
     input groups :meth:`spatial_input_groups` ``(g)`` in that order, and row block ``g`` of
@@ -155,23 +131,25 @@ class STHConv(nn.Module):
             per-frame spatial conv), and the replaced 2D kernel's sum on the centre tap in
             :meth:`load_2d_weight`; ``'random'``: every tap random. See
             :meth:`init_weights`. Defaults to ``'static'``.
-        max_chunk_bytes (int): With the ``'grouped'`` arrangement, clips are processed in
-            chunks whose gathered spatial input stays under this size (cache-sized
-            temporaries instead of page-faulting ones); with ``'masked'``, inference adds
-            the off-centre temporal taps in place (see :meth:`_masked_inference`) when
-            input and output together stay under it. A speed setting, the result is the
-            same. Defaults to 16 MiB.
+        max_chunk_bytes (int): The spatial taps of the ``'grouped'`` arrangement run on
+            chunks of whole clips whose gathered input stays under this size (cache-sized
+            temporaries instead of page-faulting ones); without autograd, the
+            ``'masked'`` arrangement adds the off-centre temporal taps in place when input
+            and output together stay under it. A speed setting, the result is the same.
+            Defaults to 16 MiB.
         arrangement (str): How the spatial taps run (a speed setting; the result, the
-            parameters and the counted FLOPs are the same). ``'grouped'``: one grouped
-            ``Conv2d`` over the gathered input groups of each output group.
-            ``'masked'``: one dense ``k x k`` ``Conv2d`` over the input as it is, its
-            weight assembled at each call from the spatial taps with zeros in the
-            temporal (output, input) group pairs: ``1 / (1 - r)`` times the spatial
-            multiply-adds, but no gather and the dense conv's oneDNN kernel, which is
-            faster where the grouped conv's groups are narrow. ``'auto'`` (default):
+            parameters and the counted FLOPs are the same). ``'grouped'``: the ``spatial``
+            conv over the gathered input groups of each output group. ``'masked'``: one
+            dense ``k x k`` ``Conv2d`` over the input as it is, whose weight is
+            ``spatial.weight`` spread over a ``[C_out, C_in, k, k]`` tensor with zeros in
+            the temporal (output, input) group pairs: ``1 / (1 - r)`` times the spatial
+            multiply-adds, but no gather and the dense conv's kernel. With autograd that
+            weight is rebuilt at each call, so that gradients reach ``spatial.weight``;
+            without, it is cached until a weight changes. ``'auto'`` (default):
             ``'masked'`` when the spatial input groups rotate and each output group has
-            fewer than 32 channels (ResNet-50's 64-channel stage at G = 4), else
-            ``'grouped'``. See :meth:`_choose_arrangement`.
+            fewer than 32 channels, else ``'grouped'``
+            (:func:`.sth_fast_paths.choose_arrangement`). A block without spatial taps is
+            always ``'grouped'``.
     """
 
     def __init__(
@@ -265,11 +243,8 @@ class STHConv(nn.Module):
                 bias=bias and self.spatial is None,
             )
             self._set_index("_temporal_index", self.temporal_input_groups, conv_groups)
-        self.arrangement = self._choose_arrangement(arrangement, conv_groups)
-        self._weight_cache = _WeightCache()  # name -> (key, weight), see _cached
-        if self.arrangement == "masked":
-            # where each output group's spatial input groups sit in the dense weight
-            self.register_buffer("_masked_slots", self._slot_index(), persistent=False)
+        self.arrangement = sth_fast_paths.choose_arrangement(self, arrangement, conv_groups)
+        sth_fast_paths.prepare(self)
         self.init_weights()
 
     # --- layout ------------------------------------------------------------------------
@@ -320,74 +295,6 @@ class STHConv(nn.Module):
             for m, i in enumerate(input_groups(g)):
                 cols = slice(i * in_group, (i + 1) * in_group)
                 yield rows, cols, weight[rows, m * in_group : (m + 1) * in_group]
-
-    def _choose_arrangement(self, arrangement: str, conv_groups: int) -> str:
-        """``'auto'`` -> ``'masked'`` or ``'grouped'``, by rule (measured in
-        ``tools/analysis_tools/sth_efficiency.py``: oneDNN's grouped conv with 16 output channels per
-        group ran at about two thirds of the dense conv's multiply-add rate, so a dense
-        conv with a quarter of its taps zero finished sooner; from 32 per group on the
-        grouped conv won). Without rotation the spatial taps are already one dense conv."""
-        if arrangement != "auto":
-            return arrangement if self.spatial is not None else "grouped"
-        narrow = self.out_channels // self.num_groups < 32
-        return "masked" if self.spatial is not None and conv_groups > 1 and narrow else "grouped"
-
-    def _slot_index(self) -> torch.Tensor:
-        """``[G, G]``: entry ``(g, i)`` is the slot of input group ``i`` in output group
-        ``g``'s row of the spatial weight extended by one zero block (slot ``G - tG``)
-        for the groups it sees temporally."""
-        G = self.num_groups
-        slots = torch.full((G, G), G - self.temporal_groups, dtype=torch.long)
-        for g in range(G):
-            for m, i in enumerate(self.spatial_input_groups(g)):
-                slots[g, i] = m
-        return slots
-
-    def _masked_spatial_weight(self) -> torch.Tensor:
-        """The spatial taps as a dense ``[C_out, C_in, k, k]`` weight, zero in the
-        temporal group pairs; built by indexing, so gradients flow to ``spatial.weight``.
-        Without autograd it is kept until ``spatial.weight`` changes (its version counter
-        moves with every in-place update: optimiser steps, ``load_state_dict``)."""
-        weight = self.spatial.weight
-        if torch.is_grad_enabled() and weight.requires_grad:
-            return self._build_masked_spatial_weight()
-        return self._cached("masked", (weight,), self._build_masked_spatial_weight)
-
-    def _folded_weight(self) -> torch.Tensor:
-        """Inference only: :meth:`_masked_spatial_weight` with the temporal centre taps
-        written into its zero blocks (the temporal pairs' ``k x k`` centre reads the
-        same pixel as the centre tap does), kept until either weight changes."""
-
-        def build():
-            weight = self._build_masked_spatial_weight()
-            k, kt = self.kernel_size // 2, self.temporal_kernel // 2
-            for rows, cols, block in self._weight_blocks(
-                self.temporal.weight, self.temporal_input_groups
-            ):
-                weight[rows, cols, k, k] = block[:, :, kt, 0]
-            return weight
-
-        return self._cached("folded", (self.spatial.weight, self.temporal.weight), build)
-
-    def _cached(self, name: str, sources, build) -> torch.Tensor:
-        """``build()`` without autograd, kept under ``name`` and rebuilt only when a tensor
-        of ``sources`` changed (storage, version counter: optimiser steps and
-        ``load_state_dict`` move it)."""
-        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in sources)
-        if self._weight_cache.get(name, (None,))[0] != key:
-            with torch.no_grad():
-                self._weight_cache[name] = (key, build())
-        return self._weight_cache[name][1]
-
-    def _build_masked_spatial_weight(self) -> torch.Tensor:
-        G, k = self.num_groups, self.kernel_size
-        weight = self.spatial.weight
-        blocks = weight.view(G, self.out_channels // G, -1, self.in_channels // G, k, k)
-        blocks = torch.cat([blocks, blocks.new_zeros(1).expand_as(blocks[:, :, :1])], dim=2)
-        rows = torch.arange(G, device=weight.device).unsqueeze(1)
-        # [G, G(input groups), C_out/G, C_in/G, k, k] -> [C_out, C_in, k, k]
-        dense = blocks[rows, :, self._masked_slots].permute(0, 2, 1, 3, 4, 5)
-        return dense.reshape(self.out_channels, self.in_channels, k, k)
 
     @property
     def temporal_ratio(self) -> float:
@@ -507,39 +414,33 @@ class STHConv(nn.Module):
             x.is_contiguous()  # [.., 1, 1] tensors are both; treat them as the caller's NCHW
         )
         x = x.contiguous(memory_format=torch.channels_last)
-        masked = self.arrangement == "masked" and not torch.jit.is_tracing()
-        if (
-            masked
-            and self.temporal is not None
-            and self._cache_sized(x)
-            and _can_fuse_add(x, self.spatial.weight, x)
-        ):
-            out = self._masked_inference(x)
-            return out if channels_last else out.contiguous()
-        # inference with a spatial conv to fuse: both convs take packed weights
-        packed = self.spatial is not None and _can_fuse_add(x, self.spatial.weight, x)
-        yt = self._temporal_taps(x, packed) if self.temporal is not None else None
-        if self.spatial is None:
-            return yt if channels_last else yt.contiguous()
-        # without autograd, the spatial conv adds its result into the temporal output in
-        # place (a oneDNN post-op): no separate pass over the output, no new tensor
-        fuse = yt is not None and _can_fuse_add(x, self.spatial.weight, yt)
-        # the FLOP counters trace the block: they see the grouped convs, which hold
-        # exactly the block's multiply-adds (the masked arrangement adds zero taps)
-        if masked:
-            out = self._spatial_taps(x, yt, fuse, masked=True)
-        else:
-            # whole clips per chunk, so that the gathered inputs stay cache-sized
-            per_clip = self.num_segments * c * h * w * x.element_size()
-            clips = self.max_chunk_bytes * c // (per_clip * self.spatial.in_channels)
-            step = max(1, int(clips)) * self.num_segments
-            chunks = [
-                self._spatial_taps(x[i : i + step], None if yt is None else yt[i : i + step], fuse)
-                for i in range(0, nt, step)
-            ]
-            # fused: each chunk was added into its slice of yt
-            out = yt if fuse else chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        out = sth_fast_paths.forward(self, x)
+        if out is None:
+            out = self._spatial_plus_temporal(x)
         return out if channels_last else out.contiguous()
+
+    def _spatial_plus_temporal(self, x: torch.Tensor) -> torch.Tensor:
+        """The block as its two convs, for channels-last ``x``: the temporal taps over the
+        whole batch, then the spatial taps clip chunk by clip chunk (see
+        :meth:`_chunk_frames`), each added to its frames of the temporal output. The FLOP
+        counters trace this path: its convs hold exactly the block's multiply-adds."""
+        yt = self._temporal_taps(x) if self.temporal is not None else None
+        if self.spatial is None:
+            return yt
+        step = self._chunk_frames(x)
+        chunks = []
+        for i in range(0, x.shape[0], step):
+            ys = self.spatial(self._gather(x[i : i + step], self._spatial_index))
+            chunks.append(ys if yt is None else ys.add_(yt[i : i + step]))
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+    def _chunk_frames(self, x: torch.Tensor) -> int:
+        """Frames per chunk of the spatial taps: whole clips, as many as keep the gathered
+        spatial input of a chunk under ``max_chunk_bytes`` (at least one clip)."""
+        _, c, h, w = x.shape
+        per_clip = self.num_segments * c * h * w * x.element_size()
+        clips = self.max_chunk_bytes * c // (per_clip * self.spatial.in_channels)
+        return max(1, int(clips)) * self.num_segments
 
     def _gather(self, x: torch.Tensor, index: torch.Tensor | slice | None) -> torch.Tensor:
         """Channels-last ``x``'s input groups given by ``index`` (see :meth:`_gather_index`),
@@ -560,200 +461,15 @@ class STHConv(nn.Module):
     def _temporal_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the temporal taps of channels-last ``x`` read, channels-last frames."""
         xt = self._gather(x, self._temporal_index)
-        xt = _centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
+        xt = centre_taps(xt, self.kernel_size, self.stride, self.padding, self.dilation)
         return xt.contiguous(memory_format=torch.channels_last)
 
-    def _temporal_taps(self, x: torch.Tensor, packed: bool = False) -> torch.Tensor:
-        """The temporal path's output for whole clips of channels-last ``x``, channels-last;
-        with ``packed`` (inference, oneDNN) the weight is packed once per input shape."""
+    def _temporal_taps(self, x: torch.Tensor) -> torch.Tensor:
+        """The temporal path's output for whole clips of channels-last ``x``, channels-last:
+        the ``(k_t, 1)`` conv over the frames seen as rows."""
         xt = self._temporal_input(x)
-        rows = _frames_as_rows(xt, self.num_segments)
-        if packed:
-            padding = [self.temporal_kernel // 2, 0]
-            weight = self._packed(
-                "temporal", self.temporal.weight, padding, self.temporal.groups, rows.shape
-            )
-            yt = _CONV(
-                rows,
-                weight,
-                self.temporal.bias,
-                padding,
-                [1, 1],
-                [1, 1],
-                self.temporal.groups,
-                "none",
-                [],
-                "",
-            )
-        else:
-            yt = self.temporal(rows)
-        return _rows_as_frames(yt, *xt.shape[-2:])
-
-    def _packed(self, name, weight, padding, groups, shape, stride=1, dilation=1, sources=None):
-        """``weight`` packed for oneDNN (:func:`_pack`) for inputs of ``shape``, cached
-        per shape until one of ``sources`` (default: ``weight``) changes."""
-        return self._cached(
-            f"{name} packed {tuple(shape)}",
-            (weight,) if sources is None else sources,
-            lambda: _pack(weight, padding, stride, dilation, groups, shape),
-        )
-
-    def _cache_sized(self, x: torch.Tensor) -> bool:
-        """Whether input and output of this call fit ``max_chunk_bytes``. The in-place
-        temporal taps of :meth:`_masked_inference` re-read both once per tap: cheap from
-        cache (one 64-channel 56x56 clip: faster than the temporal conv + fused add),
-        not from memory (eight such clips: slower)."""
-        in_bytes = x.numel() * x.element_size()
-        out_bytes = in_bytes * self.out_channels // (self.in_channels * self.stride**2)
-        return in_bytes + out_bytes <= self.max_chunk_bytes
-
-    def _masked_inference(self, x: torch.Tensor) -> torch.Tensor:
-        """The masked arrangement without autograd (see :func:`_can_fuse_add`), for
-        channels-last ``x``: one dense conv computes the spatial taps and, in the zero
-        blocks of the temporal group pairs, the temporal centre taps; each off-centre
-        temporal tap is then added in place by a grouped 1x1 conv per clip that reads
-        the frames ``offset`` away (frames-as-rows views: a frame offset is a row offset,
-        no shifted copy). Zero padding at clip borders = the rows a tap does not reach.
-        At ResNet-50's 64-channel stage (one clip, 1 thread) this took 0.86x to 0.97x the
-        time of the temporal conv + fused add (README, STH efficiency): the fresh conv
-        skips the add post-op, and two 1x1 taps cost less than the ``(k_t, 1)`` conv."""
-        # weights are packed once into oneDNN's layout for this input shape: no weight
-        # reorder per call (at 2 threads each is one more parallel region)
-        sources = (self.spatial.weight, self.temporal.weight)
-        conv_args = (self.padding, self.stride, self.dilation)
-        weight = self._packed(
-            "folded", self._folded_weight(), self.padding, 1, x.shape, self.stride,
-            self.dilation, sources=sources,
-        )  # fmt: skip
-        out = _CONV(x, weight, self.spatial.bias, *map(_pair, conv_args), 1, "none", [], "")
-        rows_in = _frames_as_rows(self._temporal_input(x), self.num_segments)
-        rows_out = _frames_as_rows(out, self.num_segments)
-        steps = self.num_segments
-        for tap in range(self.temporal_kernel):
-            offset = tap - self.temporal_kernel // 2
-            if offset == 0 or abs(offset) >= steps:
-                continue  # the centre tap is in the conv; beyond the clip: zero padding
-            read = slice(max(offset, 0), steps + min(offset, 0))
-            write = slice(max(-offset, 0), steps + min(-offset, 0))
-            weight = self._packed(
-                f"tap {tap}",
-                self.temporal.weight[:, :, tap : tap + 1],
-                0,
-                self.temporal.groups,
-                rows_in[:1, :, read].shape,
-                sources=sources[1:],
-            )
-            for clip in range(rows_out.shape[0]):  # one clip: a contiguous block of rows
-                _conv_add_(
-                    rows_out[clip : clip + 1, :, write],
-                    rows_in[clip : clip + 1, :, read],
-                    weight,
-                    None,
-                    1,  # stride
-                    0,  # padding
-                    1,  # dilation
-                    self.temporal.groups,
-                )
-        return out
-
-    def _spatial_taps(
-        self, x: torch.Tensor, yt: torch.Tensor | None, fuse: bool, masked: bool = False
-    ) -> torch.Tensor:
-        """Spatial taps of whole clips of channels-last ``x`` plus the temporal output
-        ``yt`` of the same clips (if any), channels-last; with ``fuse`` written into ``yt``."""
-        if masked:
-            inputs, weight, groups = x, self._masked_spatial_weight(), 1
-        else:
-            inputs = self._gather(x, self._spatial_index)
-            weight, groups = self.spatial.weight, self.spatial.groups
-        conv_args = (self.spatial.bias, self.stride, self.padding, self.dilation, groups)
-        if fuse:
-            name = "masked" if masked else "spatial"
-            weight = self._packed(
-                name,
-                weight,
-                self.padding,
-                groups,
-                inputs.shape,
-                self.stride,
-                self.dilation,
-                sources=(self.spatial.weight,),
-            )
-            return _conv_add_(yt, inputs, weight, *conv_args)
-        out = F.conv2d(inputs, weight, *conv_args)
-        return out if yt is None else out.add_(yt)
-
-
-def _can_fuse_add(inputs: torch.Tensor, weight: torch.Tensor, other: torch.Tensor) -> bool:
-    """Whether ``conv(inputs, weight) + other`` can be one oneDNN convolution with a
-    binary add post-op written into ``other``: inference only (the fused op has no
-    backward), float32 on CPU, channels-last tensors, oneDNN present."""
-    return (
-        _CONV_ADD is not None
-        and not (torch.is_grad_enabled() and (inputs.requires_grad or weight.requires_grad))
-        and not torch.jit.is_tracing()
-        and inputs.device.type == "cpu"
-        and inputs.dtype == weight.dtype == other.dtype == torch.float32
-        and other.is_contiguous(memory_format=torch.channels_last)
-    )
-
-
-def _pair(value) -> list:
-    """A conv setting as oneDNN's ops take it: ``[h, w]``."""
-    return list(value) if isinstance(value, (list, tuple)) else [value, value]
-
-
-def _conv_add_(other, inputs, weight, bias, stride, padding, dilation, groups):
-    """``other += conv2d(inputs, weight, bias)`` in one oneDNN call; returns ``other``."""
-    return _CONV_ADD(
-        other,
-        inputs,
-        weight,
-        bias,
-        _pair(padding),
-        _pair(stride),
-        _pair(dilation),
-        groups,
-        "add",
-        None,
-        None,
-        [],
-        None,
-    )
-
-
-# TorchInductor's oneDNN ops: conv + add in place, plain conv, weight packing; absent in
-# builds without oneDNN
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_convolution_pointwise_"
-)
-_CONV_ADD = torch.ops.mkldnn._convolution_pointwise_.binary if _ONEDNN else None
-_CONV = torch.ops.mkldnn._convolution_pointwise.default if _ONEDNN else None
-
-
-def _pack(weight, padding, stride, dilation, groups, input_shape) -> torch.Tensor:
-    """``weight`` in the layout oneDNN's conv picks for ``input_shape`` (an opaque
-    oneDNN tensor, as TorchInductor's frozen weights): the conv then skips its per-call
-    weight reorder. Used by :data:`_CONV` and :data:`_CONV_ADD` alike."""
-    return torch._C._nn.mkldnn_reorder_conv2d_weight(
-        weight.contiguous().to_mkldnn(),
-        _pair(padding),
-        _pair(stride),
-        _pair(dilation),
-        groups,
-        list(input_shape),
-    )
-
-
-class _WeightCache(dict):
-    """Weights derived from the parameters, rebuilt on demand. A copy or a pickle of the
-    module starts empty: packed oneDNN tensors can be neither copied nor saved."""
-
-    def __deepcopy__(self, memo):
-        return _WeightCache()
-
-    def __reduce__(self):
-        return (_WeightCache, ())
+        yt = self.temporal(frames_as_rows(xt, self.num_segments))
+        return rows_as_frames(yt, *xt.shape[-2:])
 
 
 @MODELS.register_module()
@@ -910,10 +626,10 @@ class STHDepthwiseConv(nn.Module):
         ct = self.temporal_channels
         parts = []
         if self.temporal is not None:
-            xt = _centre_taps(x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation)
+            xt = centre_taps(x[:, :ct], self.kernel_size, self.stride, self.padding, self.dilation)
             xt = xt.contiguous(memory_format=torch.channels_last)
-            yt = self.temporal(_frames_as_rows(xt, self.num_segments))
-            parts.append(_rows_as_frames(yt, *xt.shape[-2:]))
+            yt = self.temporal(frames_as_rows(xt, self.num_segments))
+            parts.append(rows_as_frames(yt, *xt.shape[-2:]))
         if self.spatial is not None:
             parts.append(self.spatial(x[:, ct:]))
         out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
