@@ -5,8 +5,8 @@
 # changed reuses the cached one (CI runs in a fresh clone on the same machine). It lives
 # outside the repository, under $PLUGZOO_VENV_ROOT (default ~/.cache/plugzoo/venvs).
 #
-# Two-step install (../shared/specs/stack.md): requirements/base.txt with dependencies,
-# then requirements/hosts.txt with --no-deps, then plugzoo itself, editable.
+# Two-step install (why, and why each pin: docs/environment.md): requirements/base.txt with
+# dependencies, then requirements/hosts.txt with --no-deps, then plugzoo itself, editable.
 #
 # Usage: bash tools/setup_env.sh            # idempotent; prints the venv path at the end
 #        PLUGZOO_PYTHON=/path/python3.11 bash tools/setup_env.sh

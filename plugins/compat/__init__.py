@@ -1,5 +1,6 @@
-"""Host-compatibility fixes for the defects listed in shared/specs/stack.md.
+"""Host-compatibility fixes for the defects listed in plugins/compat/README.md.
 
+The pinned versions these fixes are verified on, and why each is pinned: docs/environment.md.
 Each fix is a small named function, idempotent (returns False when already in force), whose
 docstring names the upstream issue. An extension package calls :func:`apply_host_fixes`
 with its host when it is imported, so users never call these by hand.
