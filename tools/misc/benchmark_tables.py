@@ -31,7 +31,8 @@ A markdown file shows a table with a block:
 
 The tool rewrites everything between the two comments in docs/benchmarks/*.md and in
 configs/**/README.md (or in the files given). An unknown paper or table id, a block that
-is not closed and a row reference that does not resolve are errors naming the file.
+is not closed and a row reference that does not resolve are errors naming the file. Blocks
+inside fenced code blocks are examples and left alone.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path("docs/benchmarks/results")
 OPEN = re.compile(r"^<!-- table: (?P<id>[^ ]*) -->\s*$")
 CLOSE = re.compile(r"^<!-- /table -->\s*$")
+FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 WRAP = 100
 
 
@@ -72,11 +74,14 @@ class Results:
     def path(self, paper: str) -> Path:
         return self.root / RESULTS_DIR / f"{paper}.json"
 
-    def tables(self, paper: str, where: str) -> dict:
+    def tables(self, paper: str, where: str, where_id: str) -> dict:
         if paper not in self._papers:
             path = self.path(paper)
             if not path.is_file():
-                raise TableError(f"{where}: no results file {RESULTS_DIR / (paper + '.json')}")
+                raise TableError(
+                    f"{where}: unknown table id {where_id!r}: "
+                    f"no results file {RESULTS_DIR / (paper + '.json')}"
+                )
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as error:
@@ -88,7 +93,7 @@ class Results:
         paper, sep, name = table_id.partition("/")
         if not sep or not paper or not name:
             raise TableError(f"{where}: table id {table_id!r} is not '<paper>/<table-id>'")
-        tables = self.tables(paper, where)
+        tables = self.tables(paper, where, table_id)
         if name not in tables:
             known = ", ".join(sorted(tables)) or "none"
             raise TableError(
@@ -203,11 +208,15 @@ def rewrite(text: str, results: Results, name: str) -> str:
     """``text`` with every table block regenerated."""
     out: list[str] = []
     lines = text.split("\n")
+    fence = None  # the fence of the code block we are in: blocks there are examples
     i = 0
     while i < len(lines):
         line = lines[i]
-        match = OPEN.match(line)
-        if CLOSE.match(line):
+        marker = FENCE.match(line)
+        if marker and (fence is None or marker[1].startswith(fence)):
+            fence = marker[1] if fence is None else None
+        match = None if fence else OPEN.match(line)
+        if not fence and CLOSE.match(line):
             raise TableError(f"{name}:{i + 1}: '<!-- /table -->' without an opening block")
         if not match:
             out.append(line)
@@ -228,7 +237,9 @@ def rewrite(text: str, results: Results, name: str) -> str:
     return "\n".join(out)
 
 
-def run(root: Path, files: list[Path] | None, check: bool, out=sys.stdout) -> int:
+def run(root: Path, files: list[Path] | None, check: bool, out=None) -> int:
+    """Rewrite (or, with ``check``, compare) the blocks; 1 if ``check`` found a stale one."""
+    out = out or sys.stdout
     results = Results(root)
     stale = 0
     for path in files if files else markdown_files(root):
