@@ -158,7 +158,11 @@ def _run(
     from recbole.data import create_dataset
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
-    config = recbole_config(model, dataset, data_path, run_dir, overrides, files)
+    # an anchor trains on the general split; the seeded user subsets apply to its sequential test
+    general = {k: v for k, v in overrides.items() if k not in ("test_users", "valid_users")}
+    config = recbole_config(
+        model, dataset, data_path, run_dir, general if model in ANCHORS else overrides, files
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(
         json.dumps({k: _jsonable(v) for k, v in config.final_config_dict.items()}, indent=1)
