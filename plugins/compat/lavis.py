@@ -12,7 +12,7 @@ def isolate_lavis_decord_bridge() -> bool:
     Upstream: no LAVIS issue tracks it. ``lavis/datasets/data_utils.py`` runs
     ``decord.bridge.set_bridge("torch")`` at import, switching decord's global output to
     torch tensors; MMAction2's ``DecordDecode`` then fails with "'Tensor' object has no
-    attribute 'asnumpy'" in any process that imported LAVIS (one test session, one demo).
+    attribute 'asnumpy'" in any process that imported LAVIS (one pytest run, one demo).
     The fix restores decord's native bridge and runs LAVIS's ``load_video`` (its only
     decord reader, which relies on the torch bridge) inside ``decord.bridge.use_torch()``.
 

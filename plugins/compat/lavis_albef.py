@@ -435,7 +435,7 @@ def albef_runs_without_a_queue() -> bool:
     into the queue (and moves its pointer ``% self.queue_size``): for a queue of 0 the first
     batch fails ("The expanded size of the tensor (0) must match..."), so every ALBEF has a
     queue of at least one global batch. From random weights a queue of
-    keys from earlier steps stops the ITC learning (measured, see README); with 0 the
+    keys from earlier steps stops the ITC learning (measured: docs/benchmarks/albef.md); with 0 the
     concatenated queue tensors are empty and the loss is LAVIS's over the batch alone.
 
     Returns:

@@ -263,9 +263,10 @@ def recbole_leaves_anomaly_detection_off() -> bool:
     ``torch.autograd.set_detect_anomaly(True)`` at import, and ``recbole.model`` imports it
     with every other model, so any RecBole run (``run_recbole``, ``get_model``) trains with
     anomaly detection on: every backward pass records and checks its graph, which slows a
-    SASRec training step (measured: README, Host defects absorbed). The fix imports the
-    module once and sets the mode back to what it was before; a user who wants anomaly
-    detection turns it on after importing RecBole.
+    SASRec training step (30 steps of batch 256 on ML-100K, 1 thread: 4.79 s of thread CPU
+    time with it against 2.85 s without, 1.68x). The fix imports the module once and sets the
+    mode back to what it was before; a user who wants anomaly detection turns it on after
+    importing RecBole.
 
     Returns:
         True if applied by this call.

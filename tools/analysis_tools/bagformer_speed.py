@@ -7,7 +7,7 @@ attention) scoring of every pair, side by side in one run.
         [--captions data/image_text/annotations/test.json]
         [--dictionary data/image_text/entities.txt]
 
-Protocol (README "BagFormer speed protocol"):
+Protocol (measured: docs/benchmarks/bagformer.md):
 - Model: bagformer_retrieval from the config's ``model`` section (default: the official
   sizes, ViT-B/16 at 256 px = 257 image tokens, BERT-base split 6 text + 6 fusion layers,
   256-d projections), random weights (speed does not depend on the values), eval mode,
