@@ -8,7 +8,7 @@ Checked in each tracked ``*.md`` file:
   ``configs/``, ``tools/`` or ``docs/``: they exist, relative to the repository root.
   ``{a,b}`` is expanded and a glob must match at least one file; a path with a placeholder
   (``<run>``, ``$VAR``, ``...``) is not checked, nor is a path that the text says belongs to
-  a host (``MMAction2's `tools/data/sthv2/```).
+  a host (``MMAction2's `tools/data/sthv2/```, ``the wheel's `tools/train.py```).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ REPO_PATH = re.compile(
     r"(?<![\w./-])(?:\./)?((?:configs|tools|docs)/(?:\{[^}\s]*\}|[^\s`'\"()\[\]<>|;,{}])*)"
 )
 HOST_OWNED = re.compile(
-    r"(?:MMAction2|mmaction2|MMPretrain|mmengine|LAVIS|RecBole|upstream|host)(?:'s)?\s*$"
+    r"(?:MMAction2|mmaction2|MMPretrain|mmengine|LAVIS|RecBole|upstream|host|wheel)(?:'s)?\s*$"
 )
 PLACEHOLDER = re.compile(r"<|>|\$|\.\.\.")
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)

@@ -107,14 +107,22 @@ def test_files_are_found():
 @pytest.mark.parametrize("name", FILES)
 def test_no_outside_references(name):
     text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="replace")
-    found = [f"{name}:{n}: {rule}: {match!r}" for n, rule, match in references(text)]
+    lines = text.split("\n")
+    found = [
+        f"{name}:{n}: {rule} ({match!r}): {lines[n - 1].strip()[:160]}"
+        for n, rule, match in references(text)
+    ]
     assert not found, "\n".join(found)
 
 
 @pytest.mark.parametrize("name", CODE_FILES)
 def test_code_does_not_point_into_readme_sections(name):
     text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="replace")
-    found = [f"{name}:{n}: {match!r}" for n, match in readme_section_pointers(text)]
+    lines = text.split("\n")
+    found = [
+        f"{name}:{n}: points into a README section: {lines[n - 1].strip()}"
+        for n, _ in readme_section_pointers(text)
+    ]
     assert not found, "\n".join(found)
 
 
