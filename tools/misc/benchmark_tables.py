@@ -18,10 +18,12 @@ Every measured table lives once, as data, in ``docs/benchmarks/results/<paper>.j
 
 A cell is a string (written as it is), null (empty), a number or a list of numbers
 (formatted with the column's ``format``, a Python format string; without one a number is
-written with ``str``), or ``{"value": ..., "format": "..."}`` for a cell written its own
-way. A row may also be ``{"from": "<paper>/<table-id>", "row": "<first
-cell>"}``: that row of another table, written with that table's formats, so a measurement
-shown in two tables is stored once (``"label"`` replaces its first cell).
+written with ``str``; a single number in a column whose format takes several, such as one
+seed's row in a "mean ± std" column, is written with the format's first field), or
+``{"value": ..., "format": "..."}`` for a cell written its own way. A row may also be
+``{"from": "<paper>/<table-id>", "row": "<first cell>"}``: that row of another table,
+written with that table's formats, so a measurement shown in two tables is stored once
+(``"label"`` replaces its first cell).
 
 A markdown file shows a table with a block:
 
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path("docs/benchmarks/results")
 OPEN = re.compile(r"^<!-- table: (?P<id>[^ ]*) -->\s*$")
 CLOSE = re.compile(r"^<!-- /table -->\s*$")
+FIELD = re.compile(r"(?<!\{)\{[^{}]*\}")
 FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 WRAP = 100
 
@@ -124,7 +127,12 @@ def format_cell(value, fmt: str | None, where: str) -> str:
             if fmt is None:
                 return " ".join(str(v) for v in value)
             return fmt.format(*value)
-        return str(value) if fmt is None else fmt.format(value)
+        if fmt is None:
+            return str(value)
+        fields = FIELD.findall(fmt)
+        if len(fields) > 1:  # one number in a column of several (one seed in a mean ± std)
+            fmt = fmt[: fmt.index(fields[0]) + len(fields[0])]
+        return fmt.format(value)
     except (ValueError, IndexError, TypeError) as error:
         raise TableError(f"{where}: cannot format {value!r} with {fmt!r}: {error}") from None
 
