@@ -122,8 +122,14 @@ def test_cells_are_formatted_by_their_column():
             ["a", [0.1, 0.02], 3],
             ["b", "-", None],
             ["c", {"value": 1795, "format": "{:,} s"}, 1],
+            ["d", 0.5, 2],
         ],
     }
     rows = [tables.row_cells(results, table, row, "test") for row in table["rows"]]
-    assert rows == [["a", "0.1000 ± 0.0200", "3"], ["b", "-", ""], ["c", "1,795 s", "1"]]
+    assert rows == [
+        ["a", "0.1000 ± 0.0200", "3"],
+        ["b", "-", ""],
+        ["c", "1,795 s", "1"],
+        ["d", "0.5000", "2"],  # one number in a mean ± std column: the first field
+    ]
     assert tables.table_line(rows[1]) == "| b | - | |"
