@@ -92,3 +92,101 @@ def test_sampled_frames_match_the_models_num_segments(path: Path):
         assert sample["num_clips"] * sample["clip_len"] == segments, (split, sample)
         if "num_segments" in cfg.model.cls_head:
             assert cfg.model.cls_head.num_segments == segments
+
+
+# --- one data recipe per dataset ---------------------------------------------------------
+
+BASE_ROOT = CONFIG_ROOT / "_base_"
+LEAF_CONFIGS = sorted(
+    p for p in CONFIG_ROOT.rglob("*.py") if "_base_" not in p.relative_to(CONFIG_ROOT).parts
+)
+# Top-level keys a leaf config may set besides `_base_`, and may differ between the
+# configs of one dataset, with the reason.
+MODEL_KEYS = {
+    "model": "the model is what STH and its baselines compare",
+    "load_from": "each model fine-tunes from its own Kinetics-400 checkpoint (HMDB-51)",
+    "pretrained_2d": "a variable naming the 2D weights of the STH backbone, used in `model`",
+}
+# Keys every compared config must hold, so that the comparison covers the data pipeline.
+DATA_KEYS = (
+    "train_dataloader",
+    "val_dataloader",
+    "test_dataloader",
+    "train_pipeline",
+    "val_evaluator",
+    "test_evaluator",
+    "train_cfg",
+    "val_cfg",
+    "test_cfg",
+    "optim_wrapper",
+    "param_scheduler",
+)
+
+
+def _declared_base(path: Path) -> Path:
+    """The one `_base_` file a leaf config names, resolved."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    bases = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["_base_"]
+    ]
+    assert len(bases) == 1, f"{path.name}: expected one `_base_ = [...]`"
+    names = ast.literal_eval(bases[0])
+    assert isinstance(names, list) and len(names) == 1, f"{path.name}: one base, got {names}"
+    return (path.parent / names[0]).resolve()
+
+
+def _leaves_by_dataset() -> dict[str, list[Path]]:
+    groups: dict[str, list[Path]] = {}
+    for path in LEAF_CONFIGS:
+        groups.setdefault(_declared_base(path).stem, []).append(path)
+    return groups
+
+
+def test_every_config_inherits_one_dataset_base_and_sets_only_its_model():
+    """Each STH, TSM or TSN config names one file of _base_/ (its dataset's data pipeline,
+    evaluation, schedule and optimiser) and sets nothing but its model."""
+    import ast
+
+    assert LEAF_CONFIGS
+    for path in LEAF_CONFIGS:
+        assert _declared_base(path).parent == BASE_ROOT.resolve(), path.name
+        names = {
+            target.id
+            for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+        }
+        assert names - {"_base_"} <= set(MODEL_KEYS), (path.name, names)
+    groups = _leaves_by_dataset()
+    assert set(groups) == {p.stem for p in BASE_ROOT.glob("*.py")}  # no unused base
+    for dataset, paths in groups.items():
+        kinds = {p.name.split("_")[0] for p in paths}
+        assert "sth" in kinds and len(paths) >= 2, (dataset, [p.name for p in paths])
+
+
+@pytest.mark.parametrize("dataset", sorted(_leaves_by_dataset()))
+def test_sth_and_its_baselines_share_the_data_recipe_of_their_dataset(dataset: str):
+    """Loaded through mmengine's Config, the configs of one dataset are equal in every key
+    but the model keys of MODEL_KEYS: dataloaders, pipelines, evaluators, loops, optimiser
+    and schedule are the same objects for STH and its TSM/TSN baselines."""
+    from mmengine.config import Config
+
+    paths = _leaves_by_dataset()[dataset]
+    configs = {p.name: Config.fromfile(str(p)).to_dict() for p in paths}
+    shared = {
+        name: {k: v for k, v in cfg.items() if k not in MODEL_KEYS} for name, cfg in configs.items()
+    }
+    (first, reference), *others = shared.items()
+    for key in DATA_KEYS:
+        assert key in reference, (first, key)
+    for name, cfg in others:
+        assert cfg.keys() == reference.keys(), (first, name)
+        for key in reference:
+            assert cfg[key] == reference[key], (first, name, key)
+    # the model keys are the only ones allowed to differ, and the models do
+    models = [cfg["model"] for cfg in configs.values()]
+    assert all(m != models[0] for m in models[1:])

@@ -1,5 +1,6 @@
-# TSM-R50 on the same data and recipe as the STH config in _base_ (side-by-side runs).
-_base_ = ["../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py"]
+# TSM-R50 on the data and recipe of the STH config of the same name (both inherit
+# ../_base_/jester-rgb_1x1x8.py), for side-by-side runs.
+_base_ = ["../_base_/jester-rgb_1x1x8.py"]
 
 model = dict(
     backbone=dict(
@@ -8,7 +9,7 @@ model = dict(
         depth=50,
         pretrained="checkpoints/torchvision/resnet50-0676ba61.pth",
         norm_eval=False,
-        num_segments=8,
+        num_segments={{_base_.num_segments}},
         shift_div=8,
     )
 )

@@ -1,5 +1,6 @@
-# TSM-R50 on the same data and recipe as the STH config in _base_ (side-by-side runs).
-_base_ = ["../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py"]
+# TSM-R50 on the data and recipe of the STH config of the same name (both inherit
+# ../_base_/hmdb51-split1-rgb_1x1x8.py), fine-tuned from its own Kinetics-400 checkpoint.
+_base_ = ["../_base_/hmdb51-split1-rgb_1x1x8.py"]
 
 load_from = "checkpoints/tsm_r50_1x1x8_kinetics400.pth"  # local path: required
 model = dict(
@@ -10,7 +11,7 @@ model = dict(
         pretrained=None,
         pretrained2d=False,  # weights come from load_from
         norm_eval=False,
-        num_segments=8,
+        num_segments={{_base_.num_segments}},
         shift_div=8,
     )
 )

@@ -1,5 +1,6 @@
-# TSN-R50 (frame-order-blind) on the same data and recipe as the STH config in _base_.
-_base_ = ["../sth/sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_jester-rgb.py"]
+# TSN-R50 (frame-order-blind) on the data and recipe of the STH config of the same name
+# (both inherit ../_base_/jester-rgb_1x1x8.py).
+_base_ = ["../_base_/jester-rgb_1x1x8.py"]
 
 model = dict(
     backbone=dict(

@@ -1,9 +1,9 @@
-# TSN-R50 (frame-order-blind) on the same data and recipe as the STH config in _base_.
-_base_ = ["../sth/sth_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py"]
+# TSN-R50 (frame-order-blind) on the data and recipe of the STH config of the same name
+# (both inherit ../_base_/sthv1-rgb_1x1x8.py).
+_base_ = ["../_base_/sthv1-rgb_1x1x8.py"]
 
 model = dict(
     backbone=dict(
-        _delete_=True,
         type="ResNet",
         depth=50,
         pretrained="checkpoints/torchvision/resnet50-0676ba61.pth",

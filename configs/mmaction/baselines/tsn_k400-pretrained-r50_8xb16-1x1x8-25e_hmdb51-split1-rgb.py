@@ -1,5 +1,7 @@
-# TSN-R50 (frame-order-blind) on the same data and recipe as the STH config in _base_.
-_base_ = ["../sth/sth_k400-pretrained-r50_8xb16-1x1x8-25e_hmdb51-split1-rgb.py"]
+# TSN-R50 (frame-order-blind) on the data and recipe of the STH config of the same name
+# (both inherit ../_base_/hmdb51-split1-rgb_1x1x8.py), fine-tuned from its own Kinetics-400
+# checkpoint.
+_base_ = ["../_base_/hmdb51-split1-rgb_1x1x8.py"]
 
 load_from = "checkpoints/tsn_r50_1x1x8_kinetics400.pth"  # local path: required
 model = dict(

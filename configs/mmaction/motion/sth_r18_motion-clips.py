@@ -1,5 +1,5 @@
 # STH-R18 (r = 1/4) on the embedded temporal benchmark.
-_base_ = ["./motion-clips_r18_base.py"]
+_base_ = ["../_base_/motion-clips.py"]
 
 model = dict(
     backbone=dict(

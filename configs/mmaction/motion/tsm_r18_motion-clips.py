@@ -1,5 +1,5 @@
 # TSM-R18 on the embedded temporal benchmark.
-_base_ = ["./motion-clips_r18_base.py"]
+_base_ = ["../_base_/motion-clips.py"]
 
 model = dict(
     backbone=dict(

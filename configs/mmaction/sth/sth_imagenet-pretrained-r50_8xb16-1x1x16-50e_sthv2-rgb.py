@@ -1,9 +1,7 @@
-# STH-R50, 16 frames, Something-Something V2 (MMAction2's TSM-R50 16f sthv2 recipe).
-_base_ = ["mmaction::recognition/tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_sthv2-rgb.py"]
+# STH-R50, 16 frames, Something-Something V2 (MMAction2's TSM-R50 16f sthv2 recipe,
+# ../_base_/sthv2-rgb_1x1x16.py) with the backbone swapped.
+_base_ = ["../_base_/sthv2-rgb_1x1x16.py"]
 
-custom_imports = dict(imports=["mmaction_ext"], allow_failed_imports=False)
-
-num_segments = 16
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -11,28 +9,8 @@ model = dict(
         depth=50,
         pretrained="checkpoints/torchvision/resnet50-0676ba61.pth",
         norm_eval=False,
-        num_segments=num_segments,
+        num_segments={{_base_.num_segments}},
         num_groups=4,
         temporal_groups=1,
-    ),
-    cls_head=dict(num_segments=num_segments),
-)
-
-# MMAction2's 16f recipe writes `test_dataloader = dict(pipeline=..., test_mode=True)`: the
-# keys land on the DataLoader, not its dataset, so `mim test` stops with "DataLoader.__init__()
-# got an unexpected keyword argument 'pipeline'". This is the 8f recipe's test loader with the
-# 16-frame test pipeline (2 samplings x 3 crops of 16 frames, each a whole clip).
-test_dataloader = dict(
-    _delete_=True,
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    dataset=dict(
-        type={{_base_.dataset_type}},
-        ann_file={{_base_.ann_file_val}},
-        data_prefix=dict(video={{_base_.data_root}}),
-        pipeline={{_base_.test_pipeline}},
-        test_mode=True,
-    ),
+    )
 )

@@ -1,39 +1,15 @@
-# STH-R50, 8 frames, Something-Something V1 (rawframes): MMAction2's TANet sthv1 recipe
-# (RawframeDataset, '{:05}.jpg' frames, flip label map {2<->4, 30<->41, 52<->66}, TSM
-# schedule) with MMAction2's TSM-R50 model and the backbone swapped to STH.
-_base_ = ["mmaction::recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py"]
+# STH-R50, 8 frames, Something-Something V1 (rawframes): MMAction2's TANet sthv1 data recipe
+# with MMAction2's TSM-R50 model (../_base_/sthv1-rgb_1x1x8.py) and the STH backbone.
+_base_ = ["../_base_/sthv1-rgb_1x1x8.py"]
 
-custom_imports = dict(imports=["mmaction_ext"], allow_failed_imports=False)
-
-num_segments = 8
 model = dict(
-    _delete_=True,
-    type="Recognizer2D",
     backbone=dict(
         type="ResNetSTH",
         depth=50,
         pretrained="checkpoints/torchvision/resnet50-0676ba61.pth",
         norm_eval=False,
-        num_segments=num_segments,
+        num_segments={{_base_.num_segments}},
         num_groups=4,
         temporal_groups=1,
-    ),
-    cls_head=dict(
-        type="TSMHead",
-        num_classes=174,
-        in_channels=2048,
-        num_segments=num_segments,
-        spatial_type="avg",
-        consensus=dict(type="AvgConsensus", dim=1),
-        dropout_ratio=0.5,
-        init_std=0.001,
-        is_shift=True,
-        average_clips="prob",
-    ),
-    data_preprocessor=dict(
-        type="ActionDataPreprocessor",
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape="NCHW",
-    ),
+    )
 )

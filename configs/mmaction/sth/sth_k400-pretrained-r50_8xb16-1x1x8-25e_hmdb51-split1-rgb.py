@@ -1,78 +1,21 @@
-# STH-R50, 8 frames, HMDB-51 split 1, fine-tuned from an STH-R50 Kinetics-400 checkpoint
-# given as a local file (load_from; e.g. one trained with MMAction2's TSM-R50 k400 recipe
-# and the STH backbone). MMAction2 1.2.0 ships no HMDB-51 RGB recipe: this follows its
-# TSM recipes (VideoDataset, 8x1x1 sampling, TSMHead) with a 25-epoch fine-tune schedule.
-_base_ = ["./sth_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.py"]
+# STH-R50, 8 frames, HMDB-51 split 1 (../_base_/hmdb51-split1-rgb_1x1x8.py), fine-tuned from an
+# STH-R50 Kinetics-400 checkpoint given as a local file (load_from; e.g. one trained with
+# MMAction2's TSM-R50 k400 recipe and the STH backbone).
+_base_ = ["../_base_/hmdb51-split1-rgb_1x1x8.py"]
 
 load_from = "checkpoints/sth_r50_1x1x8_kinetics400.pth"  # local path: required
 model = dict(
-    backbone=dict(pretrained=None),  # every weight comes from load_from
-    cls_head=dict(num_classes=51),
-)
-
-dataset_type = "VideoDataset"
-data_root = "data/hmdb51/videos"
-ann_file_train = "data/hmdb51/hmdb51_train_split_1_videos.txt"
-ann_file_val = "data/hmdb51/hmdb51_val_split_1_videos.txt"
-
-train_pipeline = [
-    dict(type="DecordInit"),
-    dict(type="SampleFrames", clip_len=1, frame_interval=1, num_clips=8),
-    dict(type="DecordDecode"),
-    dict(type="Resize", scale=(-1, 256)),
-    dict(
-        type="MultiScaleCrop",
-        input_size=224,
-        scales=(1, 0.875, 0.75, 0.66),
-        random_crop=False,
-        max_wh_scale_gap=1,
-        num_fixed_crops=13,
-    ),
-    dict(type="Resize", scale=(224, 224), keep_ratio=False),
-    dict(type="Flip", flip_ratio=0.5),  # HMDB-51 classes are not direction-sensitive
-    dict(type="FormatShape", input_format="NCHW"),
-    dict(type="PackActionInputs"),
-]
-val_pipeline = [
-    dict(type="DecordInit"),
-    dict(type="SampleFrames", clip_len=1, frame_interval=1, num_clips=8, test_mode=True),
-    dict(type="DecordDecode"),
-    dict(type="Resize", scale=(-1, 256)),
-    dict(type="CenterCrop", crop_size=224),
-    dict(type="FormatShape", input_format="NCHW"),
-    dict(type="PackActionInputs"),
-]
-test_pipeline = val_pipeline
-
-train_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_train,
-        data_prefix=dict(video=data_root),
-        pipeline=train_pipeline,
+    backbone=dict(
+        _delete_=True,
+        type="ResNetSTH",
+        depth=50,
+        pretrained=None,  # every weight comes from load_from
+        norm_eval=False,
+        num_segments={{_base_.num_segments}},
+        num_groups=4,  # G
+        temporal_groups=1,  # r = 1/4 (assumption: the paper's r is not public)
+        interleave=True,
+        temporal_kernel=3,
+        temporal_init="static",
     )
 )
-val_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root),
-        pipeline=val_pipeline,
-        test_mode=True,
-    )
-)
-test_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root),
-        pipeline=test_pipeline,
-        test_mode=True,
-    )
-)
-
-train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=25, val_begin=1, val_interval=1)
-param_scheduler = [
-    dict(type="MultiStepLR", begin=0, end=25, by_epoch=True, milestones=[10, 20], gamma=0.1)
-]
-optim_wrapper = dict(optimizer=dict(lr=0.00125))  # 8 GPUs x 16 clips, fine-tuning
