@@ -1,19 +1,13 @@
-"""What the embedded-data comparisons (``tools/experiments/teachclip/teachclip_compare_teachers.py``,
-``tools/experiments/teachclip/teachclip_ablation.py``) share: one recorded training run per (row, seed), and the
-mean ± spread table over seeds."""
+"""What the embedded-data comparisons
+(``tools/experiments/teachclip/teachclip_compare_teachers.py``,
+``tools/experiments/teachclip/teachclip_ablation.py``) share: one recorded training run per
+(row, seed), and the mean ± spread table over seeds."""
 
 from __future__ import annotations
 
-import statistics
-
 from retrieval_ext.launch import run
 
-
-def summarise(values: list[float]) -> str:
-    """``mean ± sample std`` (the std needs two runs)."""
-    if len(values) < 2:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+from plugins.benchmarking import mean_std_text as summarise
 
 
 def seeded_run(name: str, seed: int, config, options: list[str]) -> dict:

@@ -16,11 +16,10 @@ chunk plus noise, as bags. Latency: one query at a time, ``--threads`` intra-op 
 median over the queries; brute force = the sum over chunks of exact MaxSim of the query
 against the chunk (generation not timed). Recall@10 vs exact: share of the exact top 10
 that the index returns; source@1: share of queries whose source image ranks first.
-Writes results.json (every row and the settings) and report.md.
+Writes results.json (every row, the settings and the machine stamp) and report.md.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,8 @@ from retrieval_ext.multivector import MultiVectorIndex, exact_search
 import torch
 import torch.nn.functional as F
 from tabulate import tabulate
+
+from plugins.benchmarking import machine_stamp, set_threads, write_results
 
 
 class ClusteredGallery:
@@ -81,10 +82,7 @@ def brute_force(gallery, queries, k=10):
 
 def build(gallery, args):
     """The index over every chunk, trained on a sample of the first chunk's tokens."""
-    import faiss
-
-    faiss.omp_set_num_threads(args.build_threads)
-    torch.set_num_threads(args.build_threads)
+    set_threads(args.build_threads)
     start = time.perf_counter()
     index, first = None, None
     for offset, chunk in gallery.chunks():
@@ -99,8 +97,7 @@ def build(gallery, args):
         index.add(chunk)
         print(f"  indexed {offset + len(chunk):,} images ({time.perf_counter() - start:.0f} s)")
     index._inverted_lists()  # part of the build
-    faiss.omp_set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     return index, first, time.perf_counter() - start
 
 
@@ -121,11 +118,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    import faiss
+    import faiss  # noqa: F401  (loaded before set_threads, which pins its threads too)
 
-    faiss.omp_set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    set_threads(args.threads)
+    machine = machine_stamp()
     rows = []
     for n in args.gallery:
         gallery = ClusteredGallery(n, args.tokens, args.dim, args.concepts, args.chunk, args.seed)
@@ -167,11 +163,8 @@ def main(argv=None) -> int:
                 print(rows[-1], flush=True)
         del index
     settings = vars(args) | {"out": str(args.out), "load_average": os.getloadavg()}
-    (args.out / "results.json").write_text(
-        json.dumps({"settings": settings, "rows": rows}, indent=1)
-    )
     table = tabulate(rows, headers="keys", tablefmt="github", floatfmt=".3f")
-    (args.out / "report.md").write_text(table + "\n")
+    write_results(args.out, {"settings": settings, "machine": machine, "rows": rows}, table + "\n")
     print(table)
     return 0
 

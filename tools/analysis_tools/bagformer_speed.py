@@ -1,7 +1,8 @@
 """BagFormer's speed protocol: the bag-wise dual encoder against single-encoder (cross-
 attention) scoring of every pair, side by side in one run.
 
-    python tools/analysis_tools/bagformer_speed.py --out runs/bagformer-speed [--gallery 100 1000 10000]
+    python tools/analysis_tools/bagformer_speed.py --out runs/bagformer-speed
+        [--gallery 100 1000 10000]
         [--cfg-path retrieval_ext/configs/models/bagformer_retrieval_base.yaml]
         [--threads 1] [--query-batch 32] [--pair-batch 32] [--max-measured-pairs 256]
         [--captions data/image_text/annotations/test.json]
@@ -27,11 +28,11 @@ Protocol (measured: docs/benchmarks/bagformer.md):
   (ITM cost is the same for every batch) and marked ``extrapolated``.
 - Bagging cost per caption: the Aho-Corasick match of a batch of captions, uncached
   (a fresh bagger) and cached (the same captions again).
-Writes results.json (every timing and the settings, load average, threads) and report.md.
+Writes results.json (every timing and the settings, load average, threads, the machine
+stamp) and report.md.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -48,18 +49,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
+from plugins.benchmarking import machine_stamp, median_seconds, set_threads, write_results
+
 REPO = Path(__file__).resolve().parents[2]
 PAPER = {"latency": 20.72, "throughput": 25.74}
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build_model(cfg_path: str, dictionary: str) -> BagFormerRetrieval:
@@ -112,24 +105,24 @@ def measure(setup: Setup, gallery: list[int], args) -> dict:
     pair_batch = args.pair_batch
     # single encoder: one batch of pairs, timed once per setting (cost is linear in batches)
     feats = torch.randn(pair_batch, setup.image_tokens, setup.vision_width, generator=gen)
-    text_one = _median_seconds(lambda: setup.encode(query), args.repeats)
-    text_batch = _median_seconds(lambda: setup.encode(batch), args.repeats)
+    text_one = median_seconds(lambda: setup.encode(query), args.repeats)
+    text_batch = median_seconds(lambda: setup.encode(batch), args.repeats)
     per_pair_batch = (
-        _median_seconds(lambda: setup.single(query, feats, pair_batch), args.repeats) - text_one
+        median_seconds(lambda: setup.single(query, feats, pair_batch), args.repeats) - text_one
     )
     rows = []
     for n in gallery:
         tokens = F.normalize(
             torch.randn(n, setup.image_tokens, setup.embed_dim, generator=gen), dim=-1
         )
-        dual_latency = _median_seconds(lambda t=tokens: setup.dual(query, t), args.repeats)
-        dual_batch = _median_seconds(
+        dual_latency = median_seconds(lambda t=tokens: setup.dual(query, t), args.repeats)
+        dual_batch = median_seconds(
             lambda t=tokens: setup.dual(batch, t), max(1, args.repeats // 2)
         )
         batches = -(-n // pair_batch)
         if n <= args.max_measured_pairs:
             gallery_feats = torch.randn(n, setup.image_tokens, setup.vision_width, generator=gen)
-            single_latency = _median_seconds(
+            single_latency = median_seconds(
                 lambda g=gallery_feats: setup.single(query, g, pair_batch), args.repeats
             )
             latency_note = "measured"
@@ -212,11 +205,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dictionary", default="data/image_text/entities.txt")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    set_threads(args.threads)
     captions = read_caption_corpus([args.captions])
     model = build_model(args.cfg_path, args.dictionary)
     setup = Setup(model, captions)
+    machine = machine_stamp()
     load_before = os.getloadavg()
     timings = measure(setup, args.gallery, args)
     bagging = bagging_cost(model, captions)
@@ -228,11 +221,11 @@ def main(argv=None) -> int:
         - model.text_encoder.config.fusion_layer,
         "load_average_before_after": [load_before, os.getloadavg()],
         "torch_threads": torch.get_num_threads(),
+        "machine": machine,
         **timings,
         "bagging": bagging,
         "paper_ratios": PAPER,
     }
-    (args.out / "results.json").write_text(json.dumps(result, indent=1))
     table = [
         {
             "N": r["N"],
@@ -258,7 +251,7 @@ def main(argv=None) -> int:
         f"({bagging['captions']} captions)",
         "",
     ]
-    (args.out / "report.md").write_text("\n".join(lines))
+    write_results(args.out, result, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -1,6 +1,7 @@
 """Export a model's video and caption embeddings for a split, then search them with FAISS.
 
-    python tools/analysis_tools/retrieval_export.py --cfg-path configs/lavis/clip4clip/embedded_meanP.yaml \
+    python tools/analysis_tools/retrieval_export.py \
+        --cfg-path configs/lavis/clip4clip/embedded_meanP.yaml \
         --out runs/embeddings/embedded_test --split test \
         --options model.load_finetuned=true model.finetuned=<run>/checkpoint_best.pth
 

@@ -1,7 +1,8 @@
 """Query latency and throughput versus gallery size: brute force, FAISS exact, FAISS IVF.
 
-    python tools/analysis_tools/retrieval_index_benchmark.py [--sizes 1000 10000 100000 1000000] [--dim 512]
-        [--threads 2] [--queries 256] [--nprobe 16] [--seed 0] [--out runs/index_benchmark]
+    python tools/analysis_tools/retrieval_index_benchmark.py [--sizes 1000 10000 100000 1000000]
+        [--dim 512] [--threads 2] [--queries 256] [--nprobe 16] [--seed 0]
+        [--out runs/index_benchmark]
 
 Protocol (one run, one machine, every method on the same vectors):
 - gallery: N L2-normalised float32 vectors (CLIP4Clip's one vector per video) drawn as a
@@ -19,12 +20,12 @@ Protocol (one run, one machine, every method on the same vectors):
   sample of 64 points a cell, ``--nprobe`` cells per query);
 - recall@10 of the approximate index: the fraction of the exact top-10 it returns;
 - threads: ``--threads`` for both torch and FAISS.
-Writes ``results.json`` (every number and the arguments) and ``table.md`` to ``--out``.
+Writes ``results.json`` (every number, the arguments and the machine stamp) and ``table.md``
+to ``--out``.
 """
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from retrieval_ext.index import brute_force_search, build_index, search
 
 import numpy as np
 from tabulate import tabulate
+
+from plugins.benchmarking import machine_stamp, median_seconds, set_threads, write_results
 
 K = 10
 
@@ -60,13 +63,9 @@ def _latency(fn, queries, repeats):
 
 
 def _throughput(fn, queries, repeats: int = 3):
-    """Median queries/s of ``repeats`` batched searches of all ``queries``."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(queries)
-        rates.append(len(queries) / (time.perf_counter() - start))
-    return float(np.median(rates))
+    """Queries/s of the median of ``repeats`` batched searches of all ``queries`` (an odd
+    ``repeats``: the median rate)."""
+    return len(queries) / median_seconds(lambda: fn(queries), repeats, warmup=False)
 
 
 def _searcher(index, gallery):
@@ -82,11 +81,9 @@ def _recall(ids, exact_ids) -> float:
 def benchmark(
     sizes, dim, threads, num_queries, nprobe, seed, latency_repeats, spread=1.0, progress=print
 ):
-    import faiss
-    import torch
+    import faiss  # noqa: F401  (loaded before set_threads, which pins its threads too)
 
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
+    set_threads(threads)
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:
@@ -114,9 +111,7 @@ def benchmark(
             latency = _latency(fn, queries, latency_repeats)
             qps = _throughput(fn, queries)
             _, ids = fn(queries)
-            recall = float(
-                np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact_ids, strict=True)])
-            )
+            recall = _recall(ids, exact_ids)
             if base is None:
                 base = (latency, qps)
             row = {
@@ -149,6 +144,7 @@ def main(argv=None):
     parser.add_argument("--spread", type=float, default=1.0, help="cluster noise / centre norm")
     parser.add_argument("--out", default="runs/index_benchmark")
     args = parser.parse_args(argv)
+    machine = machine_stamp()
     rows = benchmark(
         args.sizes,
         args.dim,
@@ -159,13 +155,9 @@ def main(argv=None):
         args.latency_repeats,
         args.spread,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     table = tabulate(rows, headers="keys", tablefmt="github")
-    (out / "table.md").write_text(table + "\n")
-    (out / "results.json").write_text(
-        json.dumps({"args": vars(args), "machine": platform.platform(), "rows": rows}, indent=1)
-    )
+    results = {"args": vars(args), "machine": machine, "rows": rows}
+    write_results(Path(args.out), results, table + "\n", markdown_name="table.md")
     print(table)
 
 

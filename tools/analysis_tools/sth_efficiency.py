@@ -23,8 +23,8 @@ inflates it far less than the wall time (caches and memory bandwidth are still s
    resident-memory increase of a batch-8 forward (a fresh process per model, 2 threads,
    sampled every 2 ms).
 
-    python tools/analysis_tools/sth_efficiency.py [--threads 1 2] [--repeats 5] [--layer-repeats 9] [--size 224]
-        [--out runs/sth_efficiency]
+    python tools/analysis_tools/sth_efficiency.py [--threads 1 2] [--repeats 5]
+        [--layer-repeats 9] [--size 224] [--out runs/sth_efficiency]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from functools import partial
 from pathlib import Path
+
+from plugins.benchmarking import machine_stamp, set_threads, time_calls, write_results
 
 MODELS = {
     "TSN-R50": dict(type="ResNet", depth=50, pretrained=None),
@@ -112,21 +113,13 @@ STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # ResNet-50's 3x3 convs: ch
 
 def median_ms(calls: dict, repeats: int, cpu: dict | None = None) -> dict:
     """Median wall milliseconds of each zero-argument call, repeats interleaved across
-    calls; with ``cpu`` (a dict), also the median CPU milliseconds of the calling thread
-    (meaningful at one thread, where torch computes in this thread) written into it."""
-    times = {name: [] for name in calls}
-    cpu_times = {name: [] for name in calls}
-    for call in calls.values():  # warm-up
-        call()
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            call()
-            cpu_times[name].append(time.thread_time() - start_cpu)
-            times[name].append(time.perf_counter() - start)
+    calls (:func:`plugins.benchmarking.time_calls`); with ``cpu`` (a dict), also the median
+    CPU milliseconds of the calling thread (meaningful at one thread, where torch computes
+    in this thread) written into it."""
+    timings = time_calls(calls, repeats)
     if cpu is not None:
-        cpu.update({name: 1e3 * statistics.median(v) for name, v in cpu_times.items()})
-    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+        cpu.update({name: 1e3 * t.cpu_median for name, t in timings.items()})
+    return {name: 1e3 * t.median for name, t in timings.items()}
 
 
 def layer_rows(threads: int, batches, repeats: int) -> list[dict]:
@@ -218,7 +211,7 @@ def peak_memory_child(name: str, batch: int, size: int) -> None:
     import psutil
     import torch
 
-    torch.set_num_threads(2)
+    set_threads(2)
     model = build(name)
     frames = torch.randn(batch * NUM_SEGMENTS, 3, size, size)
     process = psutil.Process()
@@ -261,6 +254,7 @@ def main(argv=None) -> int:
     from mmengine.analysis import get_model_complexity_info
     from tabulate import tabulate
 
+    machine = machine_stamp()
     print(
         f"torch {torch.__version__}, threads {args.threads}, {NUM_SEGMENTS}x{args.size}x"
         f"{args.size} clips, {os.cpu_count()} CPUs, load average {os.getloadavg()}",
@@ -284,7 +278,7 @@ def main(argv=None) -> int:
 
     layers, boundary, loads = [], [], {}
     for threads in args.threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
         loads[f"before {threads} threads"] = os.getloadavg()
         layers += layer_rows(threads, args.batches, args.layer_repeats)
         boundary += boundary_rows(threads, args.batches, args.size, args.repeats)
@@ -341,7 +335,6 @@ def main(argv=None) -> int:
                 row[f"{clock}train vs TSM t{threads}"] = tsm[key] / row[key]
     table = list(rows.values())
     tables = {"layers": layers, "networks": table, "boundary": boundary}
-    args.out.mkdir(parents=True, exist_ok=True)
     markdown = []
     for title, content in tables.items():
         print(f"\n{title}")
@@ -363,11 +356,18 @@ def main(argv=None) -> int:
             "load_average": loads,
             "torch": torch.__version__,
             "models": {name: MODELS[name] for name in args.models},
+            "machine": machine,
         },
         **tables,
     }
-    (args.out / "sth_efficiency.json").write_text(json.dumps(result, indent=2))
-    (args.out / "sth_efficiency.md").write_text("\n\n".join(markdown) + "\n")
+    write_results(
+        args.out,
+        result,
+        "\n\n".join(markdown) + "\n",
+        json_name="sth_efficiency.json",
+        markdown_name="sth_efficiency.md",
+        indent=2,
+    )
     print(f"\nwritten: {args.out / 'sth_efficiency.md'} and .json")
     return 0
 

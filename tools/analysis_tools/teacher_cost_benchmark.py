@@ -1,8 +1,9 @@
 """Retrieval cost of the TeachCLIP student and teachers against CLIP4Clip, with precomputed
 features, and the training cost of teaching, in one run.
 
-    python tools/analysis_tools/teacher_cost_benchmark.py [--sizes 1000 10000 100000] [--vector-sizes 1000000]
-        [--threads 2] [--train-steps 3] [--train-size vit-b32] [--out runs/teacher_cost]
+    python tools/analysis_tools/teacher_cost_benchmark.py [--sizes 1000 10000 100000]
+        [--vector-sizes 1000000] [--threads 2] [--train-steps 3] [--train-size vit-b32]
+        [--out runs/teacher_cost]
 
 Protocol (what TeachCLIP's efficiency argument is about: the cost of a query once the
 gallery is encoded):
@@ -35,13 +36,11 @@ gallery is encoded):
   configs' small CLIP, 32-pixel frames) or ``vit-b32`` (CLIP ViT-B/32's architecture at
   224 pixels, random weights: the cost does not depend on them).
 
-Prints the tables and writes ``<out>/results.json`` with the protocol's settings.
+Prints the tables and writes ``<out>/results.json`` (with the protocol's settings and the
+machine it ran on) and ``<out>/table.md``.
 """
 
 import argparse
-import json
-import statistics
-import time
 from pathlib import Path
 
 from retrieval_ext.models.xclip import XCLIPInteraction
@@ -53,27 +52,19 @@ import torch.nn.functional as F
 from lavis.common.registry import registry
 from omegaconf import OmegaConf
 
+from plugins.benchmarking import (
+    machine_stamp,
+    median_seconds,
+    median_seconds_within,
+    set_threads,
+    write_results,
+)
+
 FLOAT = 4
 
 
 def _unit(*shape, generator):
     return F.normalize(torch.randn(*shape, generator=generator), dim=-1)
-
-
-def _timed(fn, seconds: float) -> float:
-    """Median wall time of ``fn()``: a first call (warm-up, or the measurement itself when
-    it alone takes over ``seconds``), then at least 3 more while under ``seconds``."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    if first > seconds:  # the warm-up effects are negligible at this cost
-        return first
-    times, start = [], time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 50):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _top10(scores: torch.Tensor):
@@ -100,33 +91,33 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
 
     record(
         "CLIP4Clip (dot product)",
-        _timed(lambda: _top10(queries[:1] @ videos.t()), args.seconds),
+        median_seconds_within(lambda: _top10(queries[:1] @ videos.t()), args.seconds),
         256,
-        _timed(lambda: _top10(queries @ videos.t()), args.seconds),
+        median_seconds_within(lambda: _top10(queries @ videos.t()), args.seconds),
     )
     index = faiss.IndexFlatIP(dim)
     index.add(videos.numpy())
     record(
         "CLIP4Clip (FAISS exact)",
-        _timed(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
+        median_seconds_within(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
         256,
-        _timed(lambda: index.search(queries.numpy(), 10), args.seconds),
+        median_seconds_within(lambda: index.search(queries.numpy(), 10), args.seconds),
     )
     index = None
     students = _unit(n, dim, generator=generator)  # the student's own gallery, same width
     record(
         "TeachCLIP student (dot product)",
-        _timed(lambda: _top10(queries[:1] @ students.t()), args.seconds),
+        median_seconds_within(lambda: _top10(queries[:1] @ students.t()), args.seconds),
         256,
-        _timed(lambda: _top10(queries @ students.t()), args.seconds),
+        median_seconds_within(lambda: _top10(queries @ students.t()), args.seconds),
     )
     index = faiss.IndexFlatIP(dim)
     index.add(students.numpy())
     record(
         "TeachCLIP student (FAISS exact)",
-        _timed(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
+        median_seconds_within(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
         256,
-        _timed(lambda: index.search(queries.numpy(), 10), args.seconds),
+        median_seconds_within(lambda: index.search(queries.numpy(), 10), args.seconds),
     )
     index = students = None  # free them before the teachers' galleries
     if not with_teachers:
@@ -148,9 +139,9 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
 
     record(
         "X-CLIP teacher",
-        _timed(lambda: xclip_scores(1), args.seconds),
+        median_seconds_within(lambda: xclip_scores(1), args.seconds),
         args.batch,
-        _timed(lambda: xclip_scores(args.batch), args.seconds),
+        median_seconds_within(lambda: xclip_scores(args.batch), args.seconds),
     )
     videos = None  # X-Pool stores keys and values instead
     stored = [xpool.keys_values(frame_feats[i : i + block]) for i in starts]  # per video: K, V
@@ -165,9 +156,9 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
 
     record(
         "X-Pool teacher",
-        _timed(lambda: xpool_scores(1), args.seconds),
+        median_seconds_within(lambda: xpool_scores(1), args.seconds),
         args.batch,
-        _timed(lambda: xpool_scores(args.batch), args.seconds),
+        median_seconds_within(lambda: xpool_scores(args.batch), args.seconds),
     )
     return rows
 
@@ -313,13 +304,8 @@ def bench_training(args) -> list[dict]:
                 opt.step()
                 opt.zero_grad()
 
-            step()  # warm-up
-            times = []
-            for _ in range(args.train_steps):
-                t0 = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - t0)
-            rows.append({"setting": label, "seconds per step": statistics.median(times)})
+            seconds = median_seconds(step, args.train_steps)  # after a warm-up step
+            rows.append({"setting": label, "seconds per step": seconds})
             print(f"training step, {label:<18} {rows[-1]['seconds per step']:.3f} s", flush=True)
     for row in rows:
         row["vs student alone"] = row["seconds per step"] / rows[0]["seconds per step"]
@@ -342,9 +328,9 @@ def main(argv=None):
     parser.add_argument("--train-batch", type=int, default=4)
     parser.add_argument("--out", default="runs/teacher_cost")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
+    set_threads(args.threads)
     torch.set_grad_enabled(False)
+    machine = machine_stamp()
     generator = torch.Generator().manual_seed(0)
     heads = (
         XCLIPInteraction(args.dim, args.words, args.frames).eval(),
@@ -382,11 +368,8 @@ def main(argv=None):
         ]
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = {"protocol": vars(args), "rows": rows, "training": training}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "table.md").write_text(table + "\n")
+    results = {"protocol": vars(args), "machine": machine, "rows": rows, "training": training}
+    write_results(Path(args.out), results, table + "\n", markdown_name="table.md")
 
 
 if __name__ == "__main__":

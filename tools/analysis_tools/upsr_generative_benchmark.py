@@ -2,8 +2,9 @@
 trained model, as the catalogue grows.
 
 Trains UPSR once on RecBole's bundled ML-100K (leave-one-out by time, every user, the
-settings of ``tools/experiments/upsr/upsr_compare.py --upsr-config configs/recbole/upsr_ml100k_cpu.yaml``),
-or takes a saved UPSR checkpoint (``--checkpoint``, loaded with ``weights_only=True``).
+settings of ``tools/experiments/upsr/upsr_compare.py --upsr-config
+configs/recbole/upsr_ml100k_cpu.yaml``), or takes a saved UPSR checkpoint (``--checkpoint``,
+loaded with ``weights_only=True``).
 Then, per catalogue size, writes ML-100K plus seeded synthetic distractor items nobody
 interacted with (RecBole atomic files), rebuilds UPSR for that catalogue with the trained
 PLM weights and the item / history texts chosen on ML-100K (pinned by name), and on the
@@ -19,7 +20,8 @@ It also records which texts the fine-tuning stage policy would choose on each en
 catalogue, to show whether the distractors change the choice. Writes results.json
 (rewritten after each catalogue) and report.md, both with the command and settings.
 
-    OMP_NUM_THREADS=1 python tools/analysis_tools/upsr_generative_benchmark.py --users 60 --out runs/upsr-gen
+    OMP_NUM_THREADS=1 python tools/analysis_tools/upsr_generative_benchmark.py --users 60 \
+        --out runs/upsr-gen
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from recbole.config import Config
 from recbole.data import create_dataset
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
+from plugins.benchmarking import machine_stamp, write_results
 from plugins.paths import CONFIG_DIR
 
 CPU_CONFIG = CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml"
@@ -226,13 +229,14 @@ def main(argv=None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "threads": torch.get_num_threads(),
         "load_start": os.getloadavg()[0],
+        "machine": machine_stamp(),
         "data": source,
         "upsr_config": {k: v for k, v in overrides.items()},
         "catalogues": [],
     }
 
     def save():
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        write_results(out, results)
 
     if args.checkpoint:
         results["model"] = {"checkpoint": args.checkpoint}
@@ -301,7 +305,7 @@ def main(argv=None) -> int:
     results["users"] = chosen_users
     save()
     report = _report(results, ks)
-    (out / "report.md").write_text(report)
+    write_results(out, markdown=report)
     print(report)
     return 0
 

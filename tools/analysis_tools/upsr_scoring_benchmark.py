@@ -10,7 +10,7 @@ cross-attention cache) and the fast path under bf16 autocast. Prints users/s of 
 largest score difference of each fast path from the plain one, and the ratios, all
 measured in the same run.
 
-    python tools/analysis_tools/upsr_scoring_benchmark.py                        # MiniLM warm start, 1k/5k/20k
+    python tools/analysis_tools/upsr_scoring_benchmark.py   # MiniLM warm start, 1k/5k/20k
     python tools/analysis_tools/upsr_scoring_benchmark.py --backbone tiny --items 1000 5000
 """
 
@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 import unittest.mock
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, init_seed
 
+from plugins.benchmarking import machine_stamp, median_seconds, write_results
 from plugins.paths import CONFIG_DIR
 
 
@@ -63,12 +62,8 @@ def _timed(predict, interaction, repeats: int):
     """(median seconds, scores) of ``predict`` after one warm-up call."""
     with torch.no_grad():
         scores = predict(interaction)  # warm-up: first-call allocations are not scoring
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            predict(interaction)
-            seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), scores
+        seconds = median_seconds(lambda: predict(interaction), repeats, warmup=False)
+    return seconds, scores
 
 
 def build(model_name: str, data_path: Path, dataset: str, users: int, extra: dict):
@@ -111,6 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     upsr = {"plm_backbone": args.backbone, "upsr_stage": "finetune"}  # fine-tuning texts
+    machine = machine_stamp()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.items:
@@ -135,10 +131,8 @@ def main(argv=None) -> int:
 
     print(tabulate(rows, headers="keys", tablefmt="github"))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=1)
-        )
+        results = {"args": vars(args) | {"out": str(args.out)}, "machine": machine, "rows": rows}
+        write_results(args.out.parent, results, json_name=args.out.name)
     return 0
 
 

@@ -15,12 +15,13 @@ and report.md. A run whose result.json exists is not run again.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from tabulate import tabulate
+
+from plugins.benchmarking import machine_stamp, mean_std, write_results
 
 REPO = Path(__file__).resolve().parents[3]
 METRICS = ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean")
@@ -34,11 +35,7 @@ def summarise(runs: dict) -> list[dict]:
     for (interaction, score_set), per_seed in runs.items():
         row = {"row": f"{interaction}/{score_set}", "seeds": len(per_seed)}
         for name in METRICS:
-            values = [m[name] for m in per_seed]
-            mean = statistics.fmean(values)
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            row[name] = mean
-            row[f"{name}_sd"] = spread
+            row[name], row[f"{name}_sd"] = mean_std([m[name] for m in per_seed])
         rows.append(row)
     return rows
 
@@ -120,9 +117,6 @@ def main(argv=None) -> int:
     rows = summarise(runs)
     reference = f"{args.interactions[0]}/recall"
     diffs = differences(rows, reference)
-    (args.out / "results.json").write_text(
-        json.dumps({"runs": results, "rows": rows, "differences": diffs}, indent=1)
-    )
     table = [
         {"row": r["row"], "seeds": r["seeds"]}
         | {m: f"{r[m]:.1f} ± {r[f'{m}_sd']:.1f}" for m in METRICS}
@@ -137,7 +131,11 @@ def main(argv=None) -> int:
         tabulate(diffs, headers="keys", tablefmt="github", floatfmt=".1f"),
         "",
     ]
-    (args.out / "report.md").write_text("\n".join(lines))
+    write_results(
+        args.out,
+        {"runs": results, "rows": rows, "differences": diffs, "machine": machine_stamp()},
+        "\n".join(lines),
+    )
     print("\n".join(lines))
     return 0
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from plugins.benchmarking import mean_std_text, write_results
 
 COLUMNS = ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean")
 HEADER = (
@@ -43,13 +44,6 @@ def read_run(folder: Path, split: str = "test") -> dict:
     return {"folder": str(folder), "config": config, "test": test}
 
 
-def summarise(values: list[float]) -> str:
-    """``mean ± sample std`` (the std needs two runs)."""
-    if len(values) < 2:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def table(runs: list[dict], rows: list[tuple[str, str]]) -> str:
     lines = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
     seeds = ",".join(str(run["config"]["run"]["seed"]) for run in runs)
@@ -60,7 +54,7 @@ def table(runs: list[dict], rows: list[tuple[str, str]]) -> str:
             missing = [run["folder"] for run in runs if key not in run["test"]]
             if missing:
                 raise KeyError(f"row {label!r}: no test metric {key!r} in {missing}")
-            cells.append(summarise([float(run["test"][key]) for run in runs]))
+            cells.append(mean_std_text([float(run["test"][key]) for run in runs]))
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -80,9 +74,7 @@ def main(argv=None):
         rows.append((label, prefix))
     runs = [read_run(folder, args.split) for folder in args.runs]
     markdown = table(runs, rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(markdown)
-    (args.out / "results.json").write_text(json.dumps(runs, indent=1))
+    write_results(args.out, runs, markdown, markdown_name="table.md")
     print(markdown, end="")
 
 

@@ -1,22 +1,24 @@
 """Train and test STH, TSM and TSN (ResNet-18) on the embedded direction-of-motion clips.
 
-    python tools/experiments/sth/sth_motion_benchmark.py [--level quick|hard] [--seeds 0 1 2] [--epochs 12]
-        [--train 32 --val 8 --test 8] [--out runs/sth_motion]
+    python tools/experiments/sth/sth_motion_benchmark.py [--level quick|hard] [--seeds 0 1 2]
+        [--epochs 12] [--train 32 --val 8 --test 8] [--out runs/sth_motion]
     python tools/experiments/sth/sth_motion_benchmark.py --merge OUT_1 OUT_2 ... --out OUT
 Each seed draws its own clips and initialisation. ``--merge`` summarises runs made
 separately (e.g. one process per seed) from their motion_benchmark.json files. Writes
-motion_benchmark.json (numbers per seed + full configs), motion_benchmark.md (mean and
-standard deviation over the seeds) and, for the first seed, a plot of top-1 against FLOPs.
+motion_benchmark.json (numbers per seed + full configs, the machine stamp),
+motion_benchmark.md (mean and standard deviation over the seeds) and, for the first seed, a
+plot of top-1 against FLOPs.
 """
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 from mmaction_ext.demo import plot_accuracy_vs_flops, run_motion_benchmark
 
 from tabulate import tabulate
+
+from plugins.benchmarking import machine_stamp, mean_std, write_results
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -26,9 +28,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         per_seed = [run["rows"][i] for run in runs]
         row = {"model": first["model"], "seeds": len(per_seed)}
         for key in ("top1", "mean_class_acc", "train_seconds"):
-            values = [r[key] for r in per_seed]
-            row[f"{key} mean"] = statistics.fmean(values)
-            row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[f"{key} mean"], row[f"{key} std"] = mean_std([r[key] for r in per_seed])
         row["top1 per seed"] = " ".join(f"{r['top1']:.3f}" for r in per_seed)
         row["GFLOPs"], row["params_M"] = first["GFLOPs"], first["params_M"]
         rows.append(row)
@@ -63,12 +63,18 @@ def main(argv=None):
     rows = summarise(runs)
     table = tabulate(rows, headers="keys", floatfmt=".3f", tablefmt="github")
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     settings["merge"] = [str(p) for p in args.merge or []]
-    result = {"settings": settings, "summary": rows, "runs": runs}
-    (args.out / "motion_benchmark.json").write_text(json.dumps(result, indent=2, default=str))
-    (args.out / "motion_benchmark.md").write_text(table + "\n")
+    result = {"settings": settings, "machine": machine_stamp(), "summary": rows, "runs": runs}
+    write_results(
+        args.out,
+        result,
+        table + "\n",
+        json_name="motion_benchmark.json",
+        markdown_name="motion_benchmark.md",
+        indent=2,
+        default=str,
+    )
     classes = runs[0]["dataset"]["classes"]
     plot_accuracy_vs_flops(runs[0]["rows"], args.out / "accuracy_vs_flops.png", 1 / len(classes))
     print(f"written: {args.out}/motion_benchmark.md, .json, accuracy_vs_flops.png")

@@ -39,6 +39,7 @@ from retrieval_ext.demo import data_options  # noqa: E402
 from retrieval_ext.launch import run  # noqa: E402
 from retrieval_ext.seeded_runs import seed_table, seeded_run  # noqa: E402
 
+from plugins.benchmarking import machine_stamp, write_results  # noqa: E402
 from plugins.paths import CONFIG_DIR  # noqa: E402
 
 TEACHERS = {  # the variants that train best on these clips (their configs say why)
@@ -142,6 +143,7 @@ def main(argv=None):
             raise ValueError(f"{folder}: other teachers ({theirs})")
         done = {(r["model"], r["seed"]) for r in runs}
         runs += [r for r in other["runs"] if (r["model"], r["seed"]) not in done]
+    machine = machine_stamp()
     for seed in args.seeds:
         for name in args.rows:
             if any(r["model"] == name and r["seed"] == seed for r in runs):
@@ -158,17 +160,13 @@ def main(argv=None):
                 *args.options,
             ]
             runs.append(seeded_run(name, seed, config, options))
-            results_path.write_text(
-                json.dumps(
-                    {"dataset": dataset, "args": vars(args), "teachers": teachers, "runs": runs},
-                    indent=1,
-                )
-            )
+            results = {"dataset": dataset, "args": vars(args), "teachers": teachers}
+            write_results(out, {**results, "machine": machine, "runs": runs})
     teacher_rows = [
         {**t, "model": f"teacher {name} (seed {t['seed']})"} for name, t in teachers.items()
     ]
     table = seed_table(runs, args.rows, args.seeds, COLUMNS, dataset, single=teacher_rows)
-    (out / "table.md").write_text(table)
+    write_results(out, markdown=table, markdown_name="table.md")
     print(table)
 
 

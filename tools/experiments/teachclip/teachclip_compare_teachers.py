@@ -14,7 +14,6 @@ and ``<out>/table.md``; prints progress and the table. One thread per run
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from retrieval_ext.datasets.synthetic import write_video_text_dataset  # noqa: E
 from retrieval_ext.demo import data_options  # noqa: E402
 from retrieval_ext.seeded_runs import seed_table, seeded_run  # noqa: E402
 
+from plugins.benchmarking import machine_stamp, write_results  # noqa: E402
 from plugins.paths import CONFIG_DIR  # noqa: E402
 
 MODELS = {
@@ -52,7 +52,7 @@ def main(argv=None):
     start = time.time()
     dataset = write_video_text_dataset(out / "video_text", splits, seed=0)
     print(f"dataset: {dataset['splits']} clips ({time.time() - start:.0f} s)", flush=True)
-    runs = []
+    runs, machine = [], machine_stamp()
     for seed in args.seeds:
         for name in args.models:
             options = data_options(Path(dataset["root"])) + [
@@ -63,11 +63,10 @@ def main(argv=None):
                 *args.options,
             ]
             runs.append(seeded_run(name, seed, MODELS[name], options))
-            (out / "results.json").write_text(
-                json.dumps({"dataset": dataset, "args": vars(args), "runs": runs}, indent=1)
-            )
+            results = {"dataset": dataset, "args": vars(args), "machine": machine, "runs": runs}
+            write_results(out, results)
     table = seed_table(runs, args.models, args.seeds, COLUMNS, dataset)
-    (out / "table.md").write_text(table)
+    write_results(out, markdown=table, markdown_name="table.md")
     print(table)
 
 
