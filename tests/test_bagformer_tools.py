@@ -4,7 +4,7 @@ aggregation of tools/experiments/bagformer/bagformer_compare.py."""
 import json
 
 import pytest
-from conftest import load_tool
+from conftest import REPO_ROOT, load_tool
 
 bagformer_compare = load_tool("bagformer_compare")
 bagformer_speed = load_tool("bagformer_speed")
