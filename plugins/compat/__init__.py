@@ -30,6 +30,7 @@ from plugins.compat.recbole import (
     recbole_leaves_anomaly_detection_off,
     recbole_race_free_ensure_dir,
     register_recbole_model,
+    register_recbole_trainer,
 )
 
 # host -> fixes, in the order they must run (NumPy aliases before RecBole is imported)
@@ -90,5 +91,6 @@ __all__ = [
     "recbole_leaves_anomaly_detection_off",
     "recbole_race_free_ensure_dir",
     "register_recbole_model",
+    "register_recbole_trainer",
     "restore_numpy_aliases",
 ]

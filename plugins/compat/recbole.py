@@ -52,6 +52,23 @@ def _is_recbole_builtin(name: str) -> bool:
     )
 
 
+def register_recbole_trainer(trainer_class: type) -> type:
+    """Make ``trainer_class`` (named ``<Model>Trainer``) the trainer RecBole's ``get_trainer``
+    picks for ``<Model>``: RecBole looks model-specific trainers up by that name in
+    ``recbole.trainer``, where its own (e.g. ``NCLTrainer``) live. Usable as a decorator."""
+    import recbole.trainer
+    from recbole.trainer import AbstractTrainer
+
+    name = trainer_class.__name__
+    if not (issubclass(trainer_class, AbstractTrainer) and name.endswith("Trainer")):
+        raise TypeError(f"{trainer_class!r} is not a RecBole trainer named '<Model>Trainer'")
+    taken = getattr(recbole.trainer, name, None)
+    if taken is not None and taken is not trainer_class:
+        raise ValueError(f"RecBole trainer name {name!r} is already taken by {taken!r}")
+    setattr(recbole.trainer, name, trainer_class)
+    return trainer_class
+
+
 def registered_recbole_models() -> list[type]:
     """Model classes registered through :func:`register_recbole_model`."""
     return list(_MODELS.values())

