@@ -10,9 +10,16 @@ from recbole_ext.trainer import UPSRTrainer
 import pytest
 import torch
 from recbole.utils import get_trainer, init_seed
-from test_upsr_model import build, data_root, first_batch  # noqa: F401  (data_root: fixture)
+from test_upsr_model import build, first_batch, write_movies
 
 UNILM = {"plm_architecture": "unilm", "plm_tiny": {"num_hidden_layers": 2}}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upsr_unilm_data")
+    write_movies(root / "tinymovies")
+    return root
 
 
 @pytest.mark.parametrize("id_enhanced", [False, True])
