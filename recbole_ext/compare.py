@@ -325,7 +325,10 @@ CURVES = ("train_loss", "valid_score", "epoch_seconds", "valid_seconds")  # per 
 
 def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
     """The compute budget of a row, next to its metrics."""
-    if model == "UPSR":
+    if model == "UPSR" and overrides.get("plm_architecture") == "unilm":
+        layers = f"{overrides['plm_encoder_layers'] or 6} (one stack)"
+        budget = overrides.get("history_token_budget", "512")
+    elif model == "UPSR":
         layers = f"{overrides['plm_encoder_layers'] or 6}+{overrides['plm_decoder_layers']}"
         budget = overrides.get("history_token_budget", "512")
     else:
