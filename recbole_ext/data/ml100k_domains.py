@@ -88,7 +88,7 @@ def write_user_slice(
     """A RecBole dataset of ``users`` seeded users (``None``: every user), each with at
     most their ``last`` latest interactions (``None``: all of them), and the items those
     touch. Users with fewer than 3 interactions are left out: leave-one-out needs a training,
-    a validation and a test item. The README says when a number comes from a slice.
+    a validation and a test item.
     """
     source = Path(source)
     item_path = source / f"{source.name}.item"

@@ -14,9 +14,9 @@ text and is trained with token cross-entropy to write the next item's text (opti
 an item-level ranking term over in-batch item texts). The PLM is an encoder-decoder or one
 stack with a sequence-to-sequence attention mask (``plm_architecture``). Items are
 ranked by the length-normalised log-likelihood of their texts. How items and histories
-become text is chosen per stage (pre-training / fine-tuning) from five measured indicators:
-see ``recbole_ext/text`` and the README. The paper's code is not public; this is a
-reconstruction (README, "UPSR").
+become text is chosen per stage (pre-training / fine-tuning) from five measured indicators
+(``recbole_ext/text``). The paper's code and body are not public: this is a reconstruction
+from its abstract, and every choice the abstract leaves open is a config key.
 """
 
 from __future__ import annotations
