@@ -1,4 +1,5 @@
-"""tools/experiments/bagformer/image_text_table.py: test metrics of run folders (log.txt as the runner writes it)
+"""tools/experiments/bagformer/image_text_table.py: test metrics of run folders (log.txt as
+the runner writes it)
 to a mean ± spread table, with the config kept beside the numbers."""
 
 import json

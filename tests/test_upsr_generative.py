@@ -1,4 +1,5 @@
-"""tools/analysis_tools/upsr_generative_benchmark.py: distractor catalogues, rank metrics, and a tiny run."""
+"""tools/analysis_tools/upsr_generative_benchmark.py: distractor catalogues, rank metrics, and a
+tiny run."""
 
 import json
 import math
@@ -9,8 +10,6 @@ from recbole_ext.ranks import rank_from_json, rank_metrics, rank_to_json, target
 
 import pytest
 from conftest import load_tool
-
-from plugins.paths import REPO_ROOT
 
 
 def _write_source(folder):
@@ -80,7 +79,7 @@ def test_benchmark_trains_once_and_measures_both_paths_on_each_catalogue(tmp_pat
 
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "analysis_tools" / "upsr_generative_benchmark.py")]
+        [sys.executable, str(load_tool("upsr_generative_benchmark").__file__)]
         + ["--out", str(out), "--backbone", "tiny", "--data-users", "30", "--data-last", "10"]
         + ["--catalogues", "400", "--users", "6", "--epochs", "1", "--num-beams", "10"],
         capture_output=True,

@@ -89,7 +89,8 @@ class LocalVideoTextBuilder(LocalRetrievalBuilder):
 
 @registry.register_builder("msrvtt_text_video")
 class MSRVTTTextVideoBuilder(LocalVideoTextBuilder):
-    """MSR-VTT: train on the 9k split, test on 1k-A (``tools/data/lavis/convert_video_text_annotations.py
+    """MSR-VTT: train on the 9k split, test on 1k-A
+    (``tools/data/lavis/convert_video_text_annotations.py
     msrvtt``)."""
 
     DATASET_CONFIG_DICT = {"default": "msrvtt.yaml"}
@@ -119,7 +120,8 @@ class ActivityNetTextVideoBuilder(LocalVideoTextBuilder):
 
 @registry.register_builder("vatex_text_video")
 class VATEXTextVideoBuilder(LocalVideoTextBuilder):
-    """VATEX: English captions, split from id lists (``tools/data/lavis/convert_video_text_annotations.py
+    """VATEX: English captions, split from id lists
+    (``tools/data/lavis/convert_video_text_annotations.py
     vatex``)."""
 
     DATASET_CONFIG_DICT = {"default": "vatex.yaml"}

@@ -41,7 +41,8 @@ class Flickr30kImageTextBuilder(LocalImageTextBuilder):
 
 @registry.register_builder("muge_image_text")
 class MUGEImageTextBuilder(LocalImageTextBuilder):
-    """MUGE e-commerce retrieval (Chinese queries), converted by ``tools/data/lavis/convert_muge.py``."""
+    """MUGE e-commerce retrieval (Chinese queries), converted by
+    ``tools/data/lavis/convert_muge.py``."""
 
     DATASET_CONFIG_DICT = {"default": "muge_image_text.yaml"}
 

@@ -440,7 +440,8 @@ class BagFormerRetrieval(AlbefBase):
             if not dictionary:
                 raise ValueError(
                     "model.entity_dictionary is required for interaction 'bagwise' (a UTF-8 "
-                    "file, one phrase per line; tools/data/lavis/bagformer_dictionary.py derives one)"
+                    "file, one phrase per line; tools/data/lavis/bagformer_dictionary.py "
+                    "derives one)"
                 )
             bagger = EntityBagger.from_file(dictionary, tokenizer)
         model = cls(

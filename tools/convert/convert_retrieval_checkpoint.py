@@ -2,7 +2,8 @@
 
     python tools/convert/convert_retrieval_checkpoint.py --arch clip4clip_retrieval \
         --input ckpts/pytorch_model.bin.4 --output checkpoints/clip4clip_msrvtt.pth
-    python tools/convert/convert_retrieval_checkpoint.py --arch xclip_retrieval --model-type seqTransf \
+    python tools/convert/convert_retrieval_checkpoint.py \
+        --arch xclip_retrieval --model-type seqTransf \
         --input xclip/pytorch_model.bin.2 --output checkpoints/xclip_msrvtt.pth
     python tools/convert/convert_retrieval_checkpoint.py --arch xpool_retrieval \
         --input xpool/model_best.pth --output checkpoints/xpool_msrvtt.pth

@@ -1,6 +1,7 @@
 """Convert Karpathy's COCO / Flickr30k split files to LAVIS's retrieval annotation format.
 
-    python tools/data/lavis/convert_image_text_annotations.py <dataset_coco.json> --out data/coco/annotations
+    python tools/data/lavis/convert_image_text_annotations.py \
+        <dataset_coco.json> --out data/coco/annotations
     python tools/data/lavis/convert_image_text_annotations.py <dataset_flickr30k.json> \
         --out data/flickr30k/annotations
 

@@ -1,14 +1,18 @@
 """Convert official MSR-VTT, MSVD, DiDeMo, ActivityNet, VATEX annotations to the builders' format.
 
-    python tools/data/lavis/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
+    python tools/data/lavis/convert_video_text_annotations.py \
+        msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.9k.csv --test-csv MSRVTT_JSFUSION_test.csv \
         --out data/msrvtt/annotations
-    python tools/data/lavis/convert_video_text_annotations.py msrvtt --videodatainfo MSRVTT_data.json \
+    python tools/data/lavis/convert_video_text_annotations.py \
+        msrvtt --videodatainfo MSRVTT_data.json \
         --train-csv MSRVTT_train.7k.csv --train-name 7k --val-csv MSRVTT_full_split_val.csv \
         --test-csv MSRVTT_full_split_test.csv --test-name full --out data/msrvtt/annotations
-    python tools/data/lavis/convert_video_text_annotations.py msvd --descriptions AllVideoDescriptions.txt \
+    python tools/data/lavis/convert_video_text_annotations.py \
+        msvd --descriptions AllVideoDescriptions.txt \
         --split-dir <dir with train_list.txt val_list.txt test_list.txt> --out data/msvd/annotations
-    python tools/data/lavis/convert_video_text_annotations.py didemo --ann-dir <dir with *_data.json> \
+    python tools/data/lavis/convert_video_text_annotations.py \
+        didemo --ann-dir <dir with *_data.json> \
         --out data/didemo/annotations
     python tools/data/lavis/convert_video_text_annotations.py activitynet \
         --ann-dir <dir with train.json val_1.json> [--video-dir data/activitynet/videos] \

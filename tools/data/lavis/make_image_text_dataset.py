@@ -1,7 +1,8 @@
 """Write the embedded image-text retrieval dataset (seeded PNG scenes, LAVIS annotations,
 the entity dictionary).
 
-    python tools/data/lavis/make_image_text_dataset.py data/image_text [--train 480 --val 60 --test 100]
+    python tools/data/lavis/make_image_text_dataset.py \
+        data/image_text [--train 480 --val 60 --test 100]
         [--seed 0] [--size 48]
 
 See retrieval_ext/datasets/image_text_synthetic.py for what the images and captions contain.

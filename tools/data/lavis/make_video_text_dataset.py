@@ -1,6 +1,7 @@
 """Write the embedded text-video retrieval dataset (seeded mp4 clips + annotations).
 
-    python tools/data/lavis/make_video_text_dataset.py data/video_text [--train 160 --val 24 --test 24]
+    python tools/data/lavis/make_video_text_dataset.py \
+        data/video_text [--train 160 --val 24 --test 24]
         [--seed 0]
 
 Counts are twin pairs (each pair: a clip and its time-reversed twin). See
