@@ -80,7 +80,11 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
     queries = _unit(256, dim, generator=generator)
     rows = []
 
-    def record(method, latency, batch, batch_seconds):
+    def record(method, scores, batch=256):
+        """Time ``scores(count)``, the top 10 of ``count`` queries: one query (latency) and
+        ``batch`` queries (throughput)."""
+        latency = median_seconds_within(lambda: scores(1), args.seconds)
+        batch_seconds = median_seconds_within(lambda: scores(batch), args.seconds)
         row = {"N": n, "method": method, "bytes per video": bytes_per_video(method, args)}
         row.update({"latency ms": 1000 * latency, "queries/s": batch / batch_seconds})
         rows.append(row)
@@ -89,37 +93,16 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
             flush=True,
         )
 
-    record(
-        "CLIP4Clip (dot product)",
-        median_seconds_within(lambda: _top10(queries[:1] @ videos.t()), args.seconds),
-        256,
-        median_seconds_within(lambda: _top10(queries @ videos.t()), args.seconds),
-    )
-    index = faiss.IndexFlatIP(dim)
-    index.add(videos.numpy())
-    record(
-        "CLIP4Clip (FAISS exact)",
-        median_seconds_within(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
-        256,
-        median_seconds_within(lambda: index.search(queries.numpy(), 10), args.seconds),
-    )
-    index = None
-    students = _unit(n, dim, generator=generator)  # the student's own gallery, same width
-    record(
-        "TeachCLIP student (dot product)",
-        median_seconds_within(lambda: _top10(queries[:1] @ students.t()), args.seconds),
-        256,
-        median_seconds_within(lambda: _top10(queries @ students.t()), args.seconds),
-    )
-    index = faiss.IndexFlatIP(dim)
-    index.add(students.numpy())
-    record(
-        "TeachCLIP student (FAISS exact)",
-        median_seconds_within(lambda: index.search(queries[:1].numpy(), 10), args.seconds),
-        256,
-        median_seconds_within(lambda: index.search(queries.numpy(), 10), args.seconds),
-    )
-    index = students = None  # free them before the teachers' galleries
+    def vector_paths(label, gallery):
+        """One vector per video, searched by a matrix product and by a FAISS exact index."""
+        record(f"{label} (dot product)", lambda count: _top10(queries[:count] @ gallery.t()))
+        index = faiss.IndexFlatIP(dim)
+        index.add(gallery.numpy())
+        record(f"{label} (FAISS exact)", lambda count: index.search(queries[:count].numpy(), 10))
+
+    vector_paths("CLIP4Clip", videos)
+    # the student's own gallery, same width; freed on return, before the teachers' galleries
+    vector_paths("TeachCLIP student", _unit(n, dim, generator=generator))
     if not with_teachers:
         return rows
     frame_feats = _unit(n, frames, dim, generator=generator)
@@ -137,12 +120,7 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
         ]
         return _top10(torch.cat(blocks, dim=1))
 
-    record(
-        "X-CLIP teacher",
-        median_seconds_within(lambda: xclip_scores(1), args.seconds),
-        args.batch,
-        median_seconds_within(lambda: xclip_scores(args.batch), args.seconds),
-    )
+    record("X-CLIP teacher", xclip_scores, args.batch)
     videos = None  # X-Pool stores keys and values instead
     stored = [xpool.keys_values(frame_feats[i : i + block]) for i in starts]  # per video: K, V
     frame_feats = None
@@ -154,12 +132,7 @@ def bench_gallery(n: int, with_teachers: bool, args, heads, generator) -> list[d
         ]
         return _top10(torch.cat(blocks, dim=1))
 
-    record(
-        "X-Pool teacher",
-        median_seconds_within(lambda: xpool_scores(1), args.seconds),
-        args.batch,
-        median_seconds_within(lambda: xpool_scores(args.batch), args.seconds),
-    )
+    record("X-Pool teacher", xpool_scores, args.batch)
     return rows
 
 
