@@ -22,7 +22,7 @@ from conftest import REPO_ROOT
 
 # README -> (headline table id, what the first bash block writes under $OUT (a glob),
 #            config files the README must name in full)
-READMES = {
+PAGES = {
     "configs/mmaction/sth/README.md": (
         "sth/headline",
         "test_results.pkl",
@@ -73,7 +73,7 @@ def read(name: str) -> str:
     return (REPO_ROOT / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", sorted(READMES))
+@pytest.mark.parametrize("name", sorted(PAGES))
 def test_the_runnable_block_comes_first_and_writes_under_out(name):
     text = read(name)
     offset, block = first_bash_block(text)
@@ -89,16 +89,16 @@ def test_the_runnable_block_comes_first_and_writes_under_out(name):
     )
 
 
-@pytest.mark.parametrize("name", sorted(READMES))
+@pytest.mark.parametrize("name", sorted(PAGES))
 def test_one_headline_table_block(name):
-    table, _, _ = READMES[name]
+    table, _, _ = PAGES[name]
     text = read(name)
     assert re.findall(r"^<!-- table: (\S+) -->$", text, re.MULTILINE) == [table]
 
 
-@pytest.mark.parametrize("name", sorted(READMES))
+@pytest.mark.parametrize("name", sorted(PAGES))
 def test_every_config_of_the_folder_is_named_in_full(name):
-    _, _, patterns = READMES[name]
+    _, _, patterns = PAGES[name]
     text = read(name)
     configs = sorted({p for pattern in patterns for p in REPO_ROOT.glob(pattern)})
     assert configs, patterns
@@ -107,9 +107,9 @@ def test_every_config_of_the_folder_is_named_in_full(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(READMES))
+@pytest.mark.parametrize("name", sorted(PAGES))
 def test_the_first_bash_block_runs(name, tmp_path):
-    _, expected, _ = READMES[name]
+    _, expected, _ = PAGES[name]
     _, block = first_bash_block(read(name))
     out = tmp_path / "out"
     env = {
