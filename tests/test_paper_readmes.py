@@ -135,3 +135,42 @@ def test_the_first_bash_block_runs(name, tmp_path):
     assert written, f"{name}: nothing written at $OUT/{expected}; $OUT holds " + ", ".join(
         sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())[:40]
     )
+
+
+def test_upsr_hyper_parameters_mirror_the_model_yaml_key_by_key():
+    """The UPSR README lists one bullet per key of UPSR.yaml, in the yaml's order, with the
+    yaml's default (RecBole's model pages mirror the model's yaml the same way)."""
+    import yaml
+
+    path = REPO_ROOT / "recbole_ext" / "properties" / "model" / "UPSR.yaml"
+    defaults = yaml.safe_load(path.read_text())
+    text = read("configs/recbole/upsr/README.md")
+    start = text.index("**Model Hyper-Parameters**")
+    end = text.index("\n\n", text.index("\n- `", start))
+    bullets = re.findall(r"^- `(\w+) \((\w+)\)` :(.*?)(?=^- `|\Z)", text[start:end], re.M | re.S)
+    assert [key for key, _, _ in bullets] == list(defaults), (
+        "UPSR.yaml's keys and the README's bullets differ (add a bullet per new key, in order)"
+    )
+    for key, _, body in bullets:
+        value = defaults[key]
+        shown = "None" if value is None else repr(value) if isinstance(value, str) else str(value)
+        if not isinstance(value, dict):
+            assert f"Defaults to `{shown}`" in " ".join(body.split()), (key, shown)
+
+
+def test_sth_metafile_has_an_entry_for_every_config():
+    import yaml
+
+    metafile = yaml.safe_load((REPO_ROOT / "configs/mmaction/sth/metafile.yml").read_text())
+    (collection,) = metafile["Collections"]
+    assert (REPO_ROOT / collection["README"]).is_file()
+    models = metafile["Models"]
+    configs = {model["Config"] for model in models}
+    for config in sorted((REPO_ROOT / "configs/mmaction/sth").glob("*.py")):
+        assert str(config.relative_to(REPO_ROOT)) in configs, config.name
+    for model in models:
+        assert (REPO_ROOT / model["Config"]).is_file(), model["Config"]
+        assert model["Name"] == Path(model["Config"]).stem
+        assert model["In Collection"] == collection["Name"]
+        # nothing was published: no checkpoint or log may be claimed
+        assert "Weights" not in model and "Training Log" not in model, model["Name"]
