@@ -73,6 +73,11 @@ def _bert_encoder_decoder(encoder, decoder, tokenizer, backbone: str, new=()) ->
     model.config.decoder_start_token_id = tokenizer.cls_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.sep_token_id
+    return _bert_text_model(model, tokenizer, backbone, new)
+
+
+def _bert_text_model(model, tokenizer, backbone: str, new) -> Seq2Seq:
+    """A BERT-vocabulary model: it starts item texts with [CLS] and ends them with [SEP]."""
     return Seq2Seq(
         model,
         tokenizer,
@@ -200,12 +205,4 @@ def build_unilm(backbone: str, layers=None, tiny=None) -> Seq2Seq:
                 path, config=config, local_files_only=True, output_loading_info=True
             )
         new = set(info["missing_keys"])
-    return Seq2Seq(
-        model,
-        tokenizer,
-        decoder_start_id=tokenizer.cls_token_id,
-        eos_id=tokenizer.sep_token_id,
-        pad_id=tokenizer.pad_token_id,
-        signature=_signature(backbone, model, tokenizer),
-        new_parameters=frozenset(new),
-    )
+    return _bert_text_model(model, tokenizer, backbone, new)

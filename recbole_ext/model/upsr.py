@@ -684,38 +684,33 @@ class UPSR(SequentialRecommender):
         """
         if self.full_sort_mode == "generative":
             return self.generative_full_sort_predict(interaction)
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
         dtype = SCORE_DTYPES[self.score_dtype]
-        device = item_seq.device
+        device = interaction[self.ITEM_SEQ].device
         with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
-            hidden, mask = self.forward(item_seq, item_seq_len)
-            scores = torch.full((mask.size(0), self.n_items), float("-inf"), device=device)
-            for user in range(mask.size(0)):
-                for start in range(0, len(self.items_by_length), self.score_batch_rows):
-                    items = self.items_by_length[start : start + self.score_batch_rows]  # [C]
-                    scores[user, items] = self._item_scores(hidden, mask, items, user)
+            return self._score_every_item(interaction, self.items_by_length)
+
+    def _score_every_item(self, interaction, items):
+        """``[B, n_items]``: each history's score of ``items`` in chunks of
+        ``upsr_score_batch_rows``, the padding item ``-inf``."""
+        hidden, mask = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        scores = torch.full((mask.size(0), self.n_items), float("-inf"), device=mask.device)
+        for user in range(mask.size(0)):
+            for start in range(0, len(items), self.score_batch_rows):
+                chunk = items[start : start + self.score_batch_rows]  # [C]
+                scores[user, chunk] = self._item_scores(hidden, mask, chunk, user)
         return scores
 
     def plain_full_sort_predict(self, interaction):
         """``full_sort_predict`` the plain way, the reference for the fast path: items in
         id order, one plain seq2seq forward per history and chunk (keys/values of the
         history projected for every row), fp32."""
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        hidden, mask = self.forward(item_seq, item_seq_len)
-        scores = torch.full((mask.size(0), self.n_items), float("-inf"), device=mask.device)
-        all_items = torch.arange(1, self.n_items, device=mask.device)
+        all_items = torch.arange(1, self.n_items, device=interaction[self.ITEM_SEQ].device)
         bert_decoder, self.bert_decoder = self.bert_decoder, False
         self.plain_scoring = True
         try:
-            for user in range(mask.size(0)):
-                for start in range(0, len(all_items), self.score_batch_rows):
-                    items = all_items[start : start + self.score_batch_rows]
-                    scores[user, items] = self._item_scores(hidden, mask, items, user)
+            return self._score_every_item(interaction, all_items)
         finally:
             self.bert_decoder, self.plain_scoring = bert_decoder, False
-        return scores
 
     @torch.no_grad()
     def _beam_items(self, interaction, beams: int):
