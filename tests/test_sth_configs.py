@@ -105,8 +105,12 @@ LEAF_CONFIGS = sorted(
 MODEL_KEYS = {
     "model": "the model is what STH and its baselines compare",
     "load_from": "each model fine-tunes from its own Kinetics-400 checkpoint (HMDB-51)",
-    "pretrained_2d": "a variable naming the 2D weights of the STH backbone, used in `model`",
 }
+# _base_/models/ holds one file per model (its backbone, and TSN's head), named by the configs
+# beside their dataset base; the variables of those files may differ between configs too.
+MODEL_BASE_ROOT = BASE_ROOT / "models"
+# The one config whose model is the MMAction2 recipe's own, inherited with its dataset base.
+RECIPE_MODEL_CONFIGS = {"tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_sthv2-rgb.py"}
 # Keys every compared config must hold, so that the comparison covers the data pipeline.
 DATA_KEYS = (
     "train_dataloader",
@@ -123,8 +127,8 @@ DATA_KEYS = (
 )
 
 
-def _declared_base(path: Path) -> Path:
-    """The one `_base_` file a leaf config names, resolved."""
+def _declared_bases(path: Path) -> list[Path]:
+    """The `_base_` files a leaf config names, resolved."""
     import ast
 
     tree = ast.parse(path.read_text())
@@ -135,8 +139,22 @@ def _declared_base(path: Path) -> Path:
     ]
     assert len(bases) == 1, f"{path.name}: expected one `_base_ = [...]`"
     names = ast.literal_eval(bases[0])
-    assert isinstance(names, list) and len(names) == 1, f"{path.name}: one base, got {names}"
-    return (path.parent / names[0]).resolve()
+    assert isinstance(names, list), f"{path.name}: `_base_` is not a list: {names}"
+    return [(path.parent / name).resolve() for name in names]
+
+
+def _declared_base(path: Path) -> Path:
+    """The one dataset base of _base_/ a leaf config names (its model base aside)."""
+    bases = [b for b in _declared_bases(path) if b.parent != MODEL_BASE_ROOT.resolve()]
+    assert len(bases) == 1, f"{path.name}: one dataset base, got {bases}"
+    return bases[0]
+
+
+def _model_base_keys() -> set[str]:
+    """The variables the model bases define (each config holds those of its own)."""
+    from mmengine.config import Config
+
+    return {key for p in MODEL_BASE_ROOT.glob("*.py") for key in Config.fromfile(str(p))}
 
 
 def _leaves_by_dataset() -> dict[str, list[Path]]:
@@ -146,14 +164,24 @@ def _leaves_by_dataset() -> dict[str, list[Path]]:
     return groups
 
 
-def test_every_config_inherits_one_dataset_base_and_sets_only_its_model():
-    """Each STH, TSM or TSN config names one file of _base_/ (its dataset's data pipeline,
-    evaluation, schedule and optimiser) and sets nothing but its model."""
+def test_every_config_inherits_its_model_base_and_one_dataset_base_and_sets_only_its_model():
+    """Each STH, TSM or TSN config names one file of _base_/models/ (its model) and one file
+    of _base_/ (its dataset's data pipeline, evaluation, schedule and optimiser), and sets
+    nothing but its model; only a config that keeps its MMAction2 recipe's model names no
+    model base."""
     import ast
 
     assert LEAF_CONFIGS
+    used_models = set()
     for path in LEAF_CONFIGS:
+        bases = _declared_bases(path)
         assert _declared_base(path).parent == BASE_ROOT.resolve(), path.name
+        models = [b for b in bases if b.parent == MODEL_BASE_ROOT.resolve()]
+        expected = 0 if path.name in RECIPE_MODEL_CONFIGS else 1
+        assert len(models) == expected and len(bases) == expected + 1, (path.name, bases)
+        if models:
+            assert bases[0] == models[0], f"{path.name}: the model base comes first"
+        used_models.update(m.stem for m in models)
         names = {
             target.id
             for node in ast.parse(path.read_text()).body
@@ -163,6 +191,7 @@ def test_every_config_inherits_one_dataset_base_and_sets_only_its_model():
         assert names - {"_base_"} <= set(MODEL_KEYS), (path.name, names)
     groups = _leaves_by_dataset()
     assert set(groups) == {p.stem for p in BASE_ROOT.glob("*.py")}  # no unused base
+    assert used_models == {p.stem for p in MODEL_BASE_ROOT.glob("*.py")}  # no unused model base
     for dataset, paths in groups.items():
         kinds = {p.name.split("_")[0] for p in paths}
         assert "sth" in kinds and len(paths) >= 2, (dataset, [p.name for p in paths])
@@ -171,14 +200,16 @@ def test_every_config_inherits_one_dataset_base_and_sets_only_its_model():
 @pytest.mark.parametrize("dataset", sorted(_leaves_by_dataset()))
 def test_sth_and_its_baselines_share_the_data_recipe_of_their_dataset(dataset: str):
     """Loaded through mmengine's Config, the configs of one dataset are equal in every key
-    but the model keys of MODEL_KEYS: dataloaders, pipelines, evaluators, loops, optimiser
-    and schedule are the same objects for STH and its TSM/TSN baselines."""
+    but the model keys (MODEL_KEYS and the variables of the model bases): dataloaders,
+    pipelines, evaluators, loops, optimiser and schedule are the same objects for STH and its
+    TSM/TSN baselines."""
     from mmengine.config import Config
 
     paths = _leaves_by_dataset()[dataset]
     configs = {p.name: Config.fromfile(str(p)).to_dict() for p in paths}
+    model_keys = set(MODEL_KEYS) | _model_base_keys()
     shared = {
-        name: {k: v for k, v in cfg.items() if k not in MODEL_KEYS} for name, cfg in configs.items()
+        name: {k: v for k, v in cfg.items() if k not in model_keys} for name, cfg in configs.items()
     }
     (first, reference), *others = shared.items()
     for key in DATA_KEYS:

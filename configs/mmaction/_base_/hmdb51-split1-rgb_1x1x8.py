@@ -2,12 +2,11 @@
 # in `load_from` (a local path). MMAction2 1.2.0 ships no HMDB-51 RGB recipe: this follows its
 # TSM recipes (./sthv2-rgb_1x1x8.py: VideoDataset, 8x1x1 sampling, TSMHead) with HMDB-51's
 # data and a 25-epoch fine-tune schedule. The STH, TSM and TSN configs that inherit this file
-# set only `model` and `load_from`.
+# (each beside its model in ./models/) set only `model` and `load_from`.
 _base_ = ["./sthv2-rgb_1x1x8.py"]
 
 model = dict(cls_head=dict(num_classes=51))
 
-dataset_type = "VideoDataset"
 data_root = "data/hmdb51/videos"
 ann_file_train = "data/hmdb51/hmdb51_train_split_1_videos.txt"
 ann_file_val = "data/hmdb51/hmdb51_val_split_1_videos.txt"
@@ -41,32 +40,17 @@ val_pipeline = [
 ]
 test_pipeline = val_pipeline
 
+# the recipe's loaders (VideoDataset; test_mode on val and test) with HMDB-51's lists; the test
+# loader keeps the recipe's batch size (1) and workers
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_train,
-        data_prefix=dict(video=data_root),
-        pipeline=train_pipeline,
+        ann_file=ann_file_train, data_prefix=dict(video=data_root), pipeline=train_pipeline
     )
 )
 val_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root),
-        pipeline=val_pipeline,
-        test_mode=True,
-    )
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root), pipeline=val_pipeline)
 )
-test_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root),
-        pipeline=test_pipeline,
-        test_mode=True,
-    )
-)
+test_dataloader = val_dataloader
 
 train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=25, val_begin=1, val_interval=1)
 param_scheduler = [

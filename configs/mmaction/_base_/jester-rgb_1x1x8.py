@@ -1,7 +1,8 @@
 # 20BN-Jester, 8 frames (27 gestures, distributed as jpg frames). MMAction2 ships no Jester
 # recipe: this is its TSM sthv2 recipe (./sthv2-rgb_1x1x8.py) with Jester's data and no
 # horizontal flip (flipping turns "Swiping Left" into "Swiping Right", and Jester has no
-# flip map). The STH, TSM and TSN configs that inherit this file set only `model`.
+# flip map). The STH, TSM and TSN configs that inherit this file (each beside its model in
+# ./models/) set only `model`.
 _base_ = ["./sthv2-rgb_1x1x8.py"]
 
 model = dict(cls_head=dict(num_classes=27))
@@ -56,13 +57,5 @@ val_dataloader = dict(
         test_mode=True,
     )
 )
-test_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(img=data_root),
-        filename_tmpl="{:05}.jpg",
-        pipeline=test_pipeline,
-        test_mode=True,
-    )
-)
+# merged into the recipe's test loader, whose batch size (1) and workers stay
+test_dataloader = val_dataloader

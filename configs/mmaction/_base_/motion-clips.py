@@ -1,9 +1,9 @@
 # The embedded temporal benchmark (mmaction_ext/datasets/motion_clips.py): 8 classes that
 # differ only in the direction of motion, 8 frames of 32x32, ResNet-18 from scratch.
 # Generate the data first:  python tools/data/mmaction/make_motion_clips.py data/motion_clips
-# The STH, TSM and TSN configs of ../motion/ inherit this file and set only `model`: STH and
-# TSM replace the 2D ResNet-18 below by their backbone (TSM also shifts in its head), TSN
-# keeps it and uses TSNHead.
+# The STH, TSM and TSN configs of ../motion/ inherit this file (each beside its model in
+# ./models/) and set only `model`: STH and TSM replace the 2D ResNet-18 below by their backbone
+# (TSM also shifts in its head), TSN keeps it and uses TSNHead.
 _base_ = ["mmaction::_base_/default_runtime.py"]
 
 custom_imports = dict(imports=["mmaction_ext"], allow_failed_imports=False)

@@ -2,7 +2,7 @@
 # (RawframeDataset, '{:05}.jpg' frames, flip label map {2<->4, 30<->41, 52<->66}, 8 GPUs x 8
 # clips, the TSM schedule) with the model of MMAction2's TSM-R50 recipes (Recognizer2D,
 # TSMHead, ImageNet normalisation). The STH, TSM and TSN configs that inherit this file set
-# only `model`: each adds its backbone (TSN also its head).
+# only `model`: each adds its backbone from ./models/ (TSN also its head).
 _base_ = ["mmaction::recognition/tanet/tanet_imagenet-pretrained-r50_8xb8-1x1x8-50e_sthv1-rgb.py"]
 
 custom_imports = dict(imports=["mmaction_ext"], allow_failed_imports=False)

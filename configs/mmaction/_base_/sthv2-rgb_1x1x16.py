@@ -1,5 +1,6 @@
 # Something-Something V2, 16 frames: MMAction2's TSM-R50 16-frame sthv2 recipe, with a test
-# loader that runs (below). The STH and TSM configs that inherit this file set only `model`.
+# loader that runs (below). The STH and TSM configs that inherit this file set only `model`
+# (STH swaps in its backbone from ./models/).
 # `model` is the recipe's TSM-R50 (16 segments) until a config replaces its backbone.
 _base_ = ["mmaction::recognition/tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x16-50e_sthv2-rgb.py"]
 

@@ -1,7 +1,7 @@
 # Small mp4 lists, 4 segments of 32x32 frames, 2 training iterations: MMAction2's TSM recipe
 # (Recognizer2D + TSMHead, ImageNet normalisation, SGD with TSMOptimWrapperConstructor)
 # shrunk to run on a CPU in seconds. The TSM and STH configs that inherit this file set only
-# the backbone of `model` (ResNet-18, random init).
+# the backbone of `model` (from ./models/ at ResNet-18 depth, random init).
 # Data: a VideoDataset list file ("relative/path.mp4 label" per line) under data_root.
 _base_ = ["mmaction::_base_/default_runtime.py"]
 
