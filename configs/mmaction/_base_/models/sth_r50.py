@@ -4,10 +4,10 @@
 # `pretrained`, as MMAction2's R101 configs override the depth of its R50 ones.
 #
 # Like MMAction2's _base_/models/*.py, a file of this folder holds one model, and a config
-# inherits it beside its dataset base. Each dataset base of ../ inherits an MMAction2 recipe and
-# with it that recipe's `model` (recogniser, head, preprocessing); mmengine refuses two bases
-# that set the same key, so the files here name the parts a model brings (its backbone, and
-# TSN's head) and a config swaps them in, overriding only what differs:
+# inherits it beside its dataset base. Each dataset base of ../ already sets `model`
+# (recogniser, head, preprocessing; most inherit it with an MMAction2 recipe), and mmengine
+# refuses two bases that set the same key, so the files here name the parts a model brings (its
+# backbone, and TSN's head) and a config swaps them in, overriding only what differs:
 #   _base_ = ["../_base_/models/sth_r50.py", "../_base_/sthv2-rgb_1x1x8.py"]
 #   model = dict(backbone=dict(_base_.sth_r50, _delete_=True, num_segments=_base_.num_segments))
 # (`_delete_` where the dataset base's model already has a backbone to replace.)
