@@ -65,7 +65,8 @@ def _demo(args) -> int:
     from plugins.demo import run_demo
 
     run_dir = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    return run_demo(run_dir, quick=args.quick, only=args.stage)
+    size = "quick" if args.quick else "full" if args.full else "default"
+    return run_demo(run_dir, size=size, only=args.stage, tick=args.tick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,10 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run every plugin beside its host's baseline and write a report"
     )
     demo.add_argument("--out", type=Path, help="run directory (default runs/demo-<time>)")
-    demo.add_argument(
+    sizes = demo.add_mutually_exclusive_group()
+    sizes.add_argument(
         "--quick",
         action="store_true",
         help="smaller models and fewer epochs (for testing the demo itself)",
+    )
+    sizes.add_argument(
+        "--full",
+        action="store_true",
+        help="the larger settings: more data and epochs (62 min once on a shared 2-core CPU)",
+    )
+    demo.add_argument(
+        "--tick",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="print the time left this often while a stage runs (0: only between stages)",
     )
     demo.add_argument(
         "--stage",

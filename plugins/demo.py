@@ -1,8 +1,22 @@
-"""``plugzoo demo``: every available plugin beside its host's baseline, one report."""
+"""``plugzoo demo``: every available plugin beside its host's baseline, one report.
+
+Three sizes. ``default`` is sized to finish in minutes on a 2-core CPU and still show each
+stage's comparison; ``full`` runs the larger settings each stage module keeps as its
+``"full"`` entry; ``quick`` is for tests of the demo itself (too small to learn). Every
+stage is called as ``function(run_dir, size=...)`` and returns a
+:class:`plugins.report.StageResult`.
+
+While it runs, the demo prints each stage's expected cost and, every ``tick`` seconds,
+the time left in the stage and in the whole demo: the expected costs come from
+``STAGE_SECONDS`` (measured), scaled by how long the finished stages took against theirs.
+"""
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tabulate import tabulate
@@ -10,6 +24,157 @@ from tabulate import tabulate
 from plugins.catalogue import load_callable, load_catalogue
 from plugins.doctor import run_checks
 from plugins.report import StageResult, write_report
+from plugins.separation import CONFIG_KEY
+
+SIZES = ("quick", "default", "full")
+DOCTOR = "environment checks"
+
+# Wall seconds of each stage, measured one stage at a time on the project's 2-core CPU
+# machine with OMP_NUM_THREADS=2 (`plugzoo demo --stage SPEC` with the size's flag). Other
+# jobs shared the machine during these runs, so they are estimates: the demo rescales the
+# stages still to run by how the finished ones compared with their entries here.
+#   default: the stages alone, this size's settings (see each stage module's SETTINGS);
+#   full: the four largest from one whole `plugzoo demo` run with these settings (62 min
+#     with other jobs running); UPSR's full settings are its default's; CLIP4Clip's is the
+#     sum of its two rows' train + test seconds in the demo run of 2026-11-26 (idle);
+#   quick: the stages' own times in one run of the quick demo's test.
+STAGE_SECONDS = {
+    DOCTOR: {"quick": 12, "default": 12, "full": 12},
+    "mmaction_ext.demo:sth_motion_stage": {"quick": 30, "default": 150, "full": 1680},
+    "recbole_ext.demo:sasrec_baseline": {"quick": 25, "default": 60, "full": 450},
+    "recbole_ext.demo:upsr_stage": {"quick": 30, "default": 90, "full": 90},
+    "retrieval_ext.demo:clip4clip_baseline_stage": {"quick": 20, "default": 60, "full": 128},
+    "retrieval_ext.demo:teachclip_stage": {"quick": 60, "default": 120, "full": 540},
+    "retrieval_ext.demo:bagformer_stage": {"quick": 60, "default": 110, "full": 780},
+}
+
+
+def check_size(size: str) -> str:
+    """``size`` itself when it is one of ``SIZES``; a ``ValueError`` naming them if not."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return size
+
+
+def expected_seconds(spec: str, size: str) -> tuple[float, bool]:
+    """``(seconds, measured)``: the stage's entry in ``STAGE_SECONDS``, or, for a stage
+    without one, the median of the size's measured stages (``measured`` False)."""
+    if spec in STAGE_SECONDS:
+        return float(STAGE_SECONDS[spec][size]), True
+    return float(statistics.median(costs[size] for costs in STAGE_SECONDS.values())), False
+
+
+def duration(seconds: float) -> str:
+    """``"45 s"`` under a minute, ``"3 min 05 s"`` above."""
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+class Eta:
+    """Time left in the current stage and in the demo.
+
+    Each stage's estimate is its expected cost times the pace: the seconds the finished
+    stages took over the seconds they were expected to take, both counted with ``PRIOR``
+    more seconds at pace 1 so that one short stage cannot swing the estimate (1 before
+    any finished). A stage running past its estimate counts as done so far for the pace,
+    so the stages after it are rescaled while it runs.
+
+    Args:
+        labels: The stages' names, in running order.
+        expected: Their expected seconds.
+        clock: Seconds, monotonic (tests pass a fake one).
+    """
+
+    PRIOR = 60.0
+
+    def __init__(self, labels: list[str], expected: list[float], clock: Callable = time.monotonic):
+        if len(labels) != len(expected):
+            raise ValueError("one expected cost per stage")
+        self.labels, self.expected, self.clock = list(labels), list(expected), clock
+        self.taken: list[float] = []
+        self.started = clock()
+        self.stage_started = self.started
+
+    def start_stage(self) -> None:
+        self.stage_started = self.clock()
+
+    def finish_stage(self) -> float:
+        """Record the current stage as finished and start the next; returns its seconds."""
+        now = self.clock()
+        self.taken.append(now - self.stage_started)
+        self.stage_started = now
+        return self.taken[-1]
+
+    @property
+    def current(self) -> int:
+        return len(self.taken)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.stage_started
+
+    def pace(self) -> float:
+        done = sum(self.expected[: self.current]) + self.PRIOR
+        taken = sum(self.taken) + self.PRIOR
+        if self.current < len(self.expected):
+            elapsed, estimate = self.elapsed(), self.expected[self.current]
+            if elapsed > estimate * taken / done:  # running late: it counts as done so far
+                return (taken + elapsed) / (done + estimate)
+        return taken / done
+
+    def stage_left(self) -> float:
+        if self.current >= len(self.expected):
+            return 0.0
+        return max(self.expected[self.current] * self.pace() - self.elapsed(), 0.0)
+
+    def total_left(self) -> float:
+        after = sum(self.expected[self.current + 1 :])
+        return self.stage_left() + after * self.pace()
+
+    def stage_line(self) -> str:
+        """Printed as a stage starts: its estimate and the demo's time left."""
+        estimate = self.expected[self.current] * self.pace()
+        return (
+            f"  expected about {duration(estimate)}; about {duration(self.total_left())} "
+            f"left in the demo"
+        )
+
+    def progress_line(self) -> str:
+        """Printed while a stage runs: its elapsed time and the time left."""
+        label, elapsed = self.labels[self.current], self.elapsed()
+        left = self.stage_left()
+        if left > 0:
+            stage = f"about {duration(left)} left in it"
+        else:
+            estimate = self.expected[self.current] * self.pace()
+            stage = f"past its estimate of {duration(estimate)}"
+        so_far = duration(self.clock() - self.started)
+        return (
+            f"  [{label}: {duration(elapsed)} in, {stage}; about "
+            f"{duration(self.total_left())} left in the demo, {so_far} so far]"
+        )
+
+
+class _Ticker:
+    """Prints ``eta.progress_line()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, eta: Eta, interval: float, out: Callable = print):
+        self.eta, self.interval, self.out = eta, interval, out
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(self.interval):
+            self.out(self.eta.progress_line(), flush=True)
+
+    def __enter__(self):
+        if self.interval > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def _doctor_stage() -> StageResult:
@@ -36,8 +201,13 @@ def planned_stages() -> list[tuple[str, str]]:
     return stages
 
 
-def run_demo(run_dir: Path, quick: bool = False, only: list[str] | None = None) -> int:
-    """Run the demo into ``run_dir``; returns the process exit code (0 when all passed)."""
+def run_demo(
+    run_dir: Path, size: str = "default", only: list[str] | None = None, tick: float = 30.0
+) -> int:
+    """Run the demo into ``run_dir`` at ``size`` (one of ``SIZES``), printing the time left
+    every ``tick`` seconds (0: only as each stage starts); returns the process exit code
+    (0 when all passed)."""
+    check_size(size)
     run_dir = Path(run_dir).resolve()  # stages change directory (RecBole writes into it)
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = planned_stages()
@@ -49,25 +219,45 @@ def run_demo(run_dir: Path, quick: bool = False, only: list[str] | None = None) 
                 f"available: {[spec for _, spec in stages]}"
             )
         stages = [(label, spec) for label, spec in stages if spec in only]
+    costs = [expected_seconds(DOCTOR, size)] + [expected_seconds(s, size) for _, s in stages]
+    eta = Eta([DOCTOR] + [label for label, _ in stages], [seconds for seconds, _ in costs])
     total = len(stages) + 1
-    print(f"[1/{total}] environment checks", flush=True)
-    doctor = _doctor_stage()
+    print(
+        f"plugzoo demo ({size} settings): {total} stages, expected about "
+        f"{duration(eta.total_left())} on an idle 2-core CPU",
+        flush=True,
+    )
+    print(f"[1/{total}] {DOCTOR}", flush=True)
+    print(eta.stage_line(), flush=True)
+    with _Ticker(eta, tick):
+        doctor = _doctor_stage()
+    eta.finish_stage()
     results, failures = [doctor], {}
     if any(row["ok"] != "yes" for row in doctor.rows):
         failures["doctor"] = "some environment checks failed (see the first table)"
     for index, (label, spec) in enumerate(stages, start=2):
         print(f"[{index}/{total}] {label}: {spec}", flush=True)
-        start = time.time()
+        measured = costs[index - 1][1]
+        print(eta.stage_line() + ("" if measured else " (no measured cost)"), flush=True)
+        eta.start_stage()
         try:
-            result = load_callable(spec)(run_dir, quick=quick)
+            with _Ticker(eta, tick):
+                result = load_callable(spec)(run_dir, size=size)
         except Exception as error:  # one broken stage must not hide the others' results
             failures[spec] = f"{type(error).__name__}: {error}"
-            print(f"  FAILED after {time.time() - start:.0f} s: {failures[spec]}", flush=True)
+            print(f"  FAILED after {eta.finish_stage():.0f} s: {failures[spec]}", flush=True)
             continue
+        eta.finish_stage()
         results.append(result)
         print(f"  done in {result.seconds:.0f} s", flush=True)
         if result.rows:
             print(tabulate(result.rows, headers="keys", floatfmt=".4f"), flush=True)
+        for note in result.config.get(CONFIG_KEY, []):
+            print(f"  too small to separate: {note}", flush=True)
     report = write_report(run_dir, results, failures)
-    print(f"report: {report}\nnumbers and configs: {run_dir / 'results.json'}", flush=True)
+    print(
+        f"demo took {duration(eta.clock() - eta.started)}\nreport: {report}\n"
+        f"numbers and configs: {run_dir / 'results.json'}",
+        flush=True,
+    )
     return 1 if failures else 0

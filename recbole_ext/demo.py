@@ -1,4 +1,6 @@
-"""``plugzoo demo`` stage: RecBole's own SASRec on the bundled ML-100K."""
+"""The RecBole stages of ``plugzoo demo``: RecBole's own SASRec on the bundled ML-100K (the
+host baseline), and UPSR beside SASRec on a seeded ML-100K user slice
+(``recbole_ext.compare``)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,28 @@ from pathlib import Path
 
 import recbole_ext  # noqa: F401  (host fixes)
 
+from plugins.demo import check_size
 from plugins.paths import CONFIG_DIR
 from plugins.report import StageResult
+from plugins.separation import flag, separation_notes
 
 SASREC_CONFIG = CONFIG_DIR / "recbole" / "sasrec_ml100k.yaml"
-# what --quick changes: one epoch of a smaller SASRec, for tests of the demo itself
-QUICK_OVERRIDES = {"epochs": 1, "hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1}
+# what each demo size changes in SASREC_CONFIG: quick trains one epoch of a smaller SASRec
+# (for tests of the demo itself), default one epoch of the config's, full its two
+SASREC_OVERRIDES = {
+    "quick": {"epochs": 1, "hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1},
+    "default": {"epochs": 1},
+    "full": {},
+}
+# recbole_ext.compare.CompareSettings of the UPSR stage, per demo size
+UPSR_SETTINGS = {
+    "quick": {"users": 30, "baseline_epochs": 2, "backbone": "tiny"},
+    "default": {"users": 60, "baseline_epochs": 20, "backbone": "minilm"},
+    "full": {"users": 60, "baseline_epochs": 20, "backbone": "minilm"},
+}
 
 
-def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
+def sasrec_baseline(run_dir: Path, size: str = "default") -> StageResult:
     """Train and test RecBole's SASRec with RecBole's own trainer; plot loss and NDCG@10."""
     import matplotlib
 
@@ -33,9 +48,7 @@ def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
     start = time.time()
     stage_dir = run_dir / "recbole_sasrec"
     stage_dir.mkdir(parents=True, exist_ok=True)
-    overrides = {"checkpoint_dir": str(stage_dir / "saved")}
-    if quick:
-        overrides.update(QUICK_OVERRIDES)
+    overrides = {"checkpoint_dir": str(stage_dir / "saved"), **SASREC_OVERRIDES[check_size(size)]}
     # RecBole's Config also parses (and evaluates) `--key=value` from sys.argv: give it
     # none of plugzoo's arguments
     with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
@@ -87,40 +100,48 @@ def sasrec_baseline(run_dir: Path, quick: bool = False) -> StageResult:
     fig.savefig(figure, dpi=100)
     plt.close(fig)
 
-    return StageResult(
+    changed = ", ".join(f"{k} {v}" for k, v in SASREC_OVERRIDES[size].items())
+    stage = StageResult(
         name="recbole.sasrec_baseline",
         title="RecBole baseline: SASRec on ML-100K",
         summary=(
-            "RecBole's SASRec trained by RecBole's Trainer on the bundled ML-100K "
-            "(leave-one-out by time, full ranking), tested after reloading the best "
-            "checkpoint. Config: `configs/recbole/sasrec_ml100k.yaml`"
-            + (" with the --quick overrides." if quick else ".")
+            f"RecBole's SASRec trained by RecBole's Trainer for {config['epochs']} epoch(s) on "
+            "the bundled ML-100K (leave-one-out by time, full ranking), tested after reloading "
+            "the best checkpoint. Config: `configs/recbole/sasrec_ml100k.yaml`"
+            + (f" with {changed} ({size} settings)." if changed else ".")
         ),
         rows=[row],
         config=dict(config.final_config_dict),
         figures=[str(figure.relative_to(run_dir))],
         seconds=time.time() - start,
     )
+    users = int(test_data.sample_size)  # leave-one-out: one test row per user
+    return flag(stage, separation_notes([row], "recall@10", users, items="test users"))
 
 
-def upsr_stage(run_dir: Path, quick: bool = False) -> StageResult:
+def upsr_compare_settings(size: str):
+    """The ``recbole_ext.compare.CompareSettings`` the UPSR stage runs at ``size``."""
+    from recbole_ext.compare import CompareSettings
+
+    return CompareSettings(
+        models=["SASRec", "UPSR"],
+        last=8,
+        epochs=1,
+        zero_shot=False,
+        **UPSR_SETTINGS[check_size(size)],
+    )
+
+
+def upsr_stage(run_dir: Path, size: str = "default") -> StageResult:
     """UPSR (MiniLM warm start) fine-tuned and tested beside SASRec on an ML-100K slice."""
     from dataclasses import asdict
 
-    from recbole_ext.compare import CompareSettings, run_comparison
+    from recbole_ext.compare import run_comparison
 
     start = time.time()
-    settings = CompareSettings(
-        models=["SASRec", "UPSR"],
-        users=30 if quick else 60,
-        last=8,
-        epochs=1,
-        baseline_epochs=2 if quick else 20,
-        backbone="tiny" if quick else "minilm",
-        zero_shot=False,
-    )
+    settings = upsr_compare_settings(size)
     result = run_comparison(settings, run_dir / "recbole_upsr", log=lambda m: print(f"  {m}"))
-    return StageResult(
+    stage = StageResult(
         name="recbole.upsr",
         title="UPSR beside SASRec on an ML-100K user slice",
         summary=(
@@ -130,10 +151,14 @@ def upsr_stage(run_dir: Path, quick: bool = False) -> StageResult:
             f"leave-one-out split of {result['data']['users']} seeded ML-100K users with their "
             f"{settings.last} latest interactions ({result['data']['items']} items), full "
             "ranking. A slice this small is a smoke-scale run: one hit moves Recall@10 by "
-            f"{1 / result['data']['users']:.3f}. `tools/experiments/upsr/upsr_compare.py` runs larger settings "
-            "and the zero-shot transfer."
+            f"{1 / result['data']['users']:.3f}. `tools/experiments/upsr/upsr_compare.py` runs "
+            "larger settings and the zero-shot transfer."
         ),
         rows=result["supervised"],
-        config=asdict(settings) | {"slice": result["data"]},
+        config=asdict(settings) | {"size": size, "slice": result["data"]},
         seconds=time.time() - start,
     )
+    notes = separation_notes(
+        result["supervised"], "recall@10", result["data"]["users"], items="test users"
+    )
+    return flag(stage, notes)

@@ -30,6 +30,8 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "[5/7] salesforce-lavis baseline" in result.stdout
     assert "[6/7] TeachCLIP (salesforce-lavis)" in result.stdout
     assert "[7/7] BagFormer (salesforce-lavis)" in result.stdout
+    assert "plugzoo demo (quick settings): 7 stages, expected about" in result.stdout
+    assert result.stdout.count("left in the demo") >= 7  # as each stage starts, at least
 
     report = (out / "report.md").read_text()
     assert "## RecBole baseline: SASRec on ML-100K" in report
@@ -38,6 +40,8 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     assert results["failures"] == {}
+    for stage in results["stages"][1:]:  # every stage says whether its rows are separated
+        assert isinstance(stage["config"]["too_small_to_separate"], list), stage["name"]
     sasrec = next(s for s in results["stages"] if s["name"] == "recbole.sasrec_baseline")
     (row,) = sasrec["rows"]
     assert 0 < row["ndcg@10"] <= row["recall@10"] <= 1
@@ -75,6 +79,8 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "## LAVIS baseline: CLIP4Clip text-video retrieval" in report
 
     teachclip = next(s for s in results["stages"] if s["name"] == "lavis.teachclip")
+    # the baseline stage trained CLIP4Clip seqTransf with the same settings: tested, not retrained
+    assert teachclip["config"]["reused"] == ["CLIP4Clip seqTransf"]
     rows = {r["model"]: r for r in teachclip["rows"]}
     assert list(rows) == [
         "X-CLIP teacher",

@@ -1,0 +1,233 @@
+"""The TeachCLIP stage of ``plugzoo demo``: a CLIP4Clip-cost student and its teachers.
+
+On the embedded video-text dataset (see ``retrieval_ext.demo.clip4clip``) it trains, from
+scratch: the X-CLIP-style and X-Pool-style teachers, CLIP4Clip seqTransf, and the TeachCLIP
+student (seqTransf + AFA) taught online by both frozen teachers. It tests each and measures
+what each costs per query once the videos are encoded: the teachers score a caption against
+per-frame rows, the student stores and scores one vector per video, as CLIP4Clip does.
+``run_teachclip_demo`` is the stage without the report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from retrieval_ext.datasets.synthetic import write_video_text_dataset
+from retrieval_ext.demo.clip4clip import trained_runs
+from retrieval_ext.demo.common import (
+    COST_GALLERY,
+    COST_KEY,
+    COST_QUERIES,
+    SIDE_BY_SIDE,
+    cost_plot,
+    data_options,
+    one_thread_ms,
+    tile,
+)
+from retrieval_ext.launch import run
+
+from plugins.demo import check_size
+from plugins.paths import CONFIG_DIR
+from plugins.processes import run_side_by_side
+from plugins.report import StageResult
+from plugins.separation import flag, separation_notes
+
+BEST = "checkpoint_best.pth"  # what LAVIS's runner saves for the best validated epoch
+TEACHCLIP_MODELS = {
+    # name: (config, what its gallery stores per video)
+    "X-CLIP teacher": (CONFIG_DIR / "lavis" / "teachclip" / "xclip-temporal_embedded.yaml", "rows"),
+    "X-Pool teacher": (CONFIG_DIR / "lavis" / "teachclip" / "xpool-tuned_embedded.yaml", "rows"),
+    "CLIP4Clip seqTransf": (
+        CONFIG_DIR / "lavis" / "clip4clip" / "embedded_seqTransf.yaml",
+        "vector",
+    ),
+    "TeachCLIP student": (CONFIG_DIR / "lavis" / "teachclip" / "teachclip_embedded.yaml", "vector"),
+}
+# twin pairs per split, epochs (every model, teachers included) and whether the models the
+# student does not need train side by side, per demo size; equal to the LAVIS baseline
+# stage's, so that its CLIP4Clip seqTransf run serves here too
+SETTINGS = {
+    "quick": {"pairs": {"train": 48, "val": 8, "test": 8}, "epochs": 3, "side_by_side": True},
+    "default": {
+        "pairs": {"train": 160, "val": 24, "test": 24},
+        "epochs": 10,
+        "side_by_side": True,
+    },
+    "full": {"pairs": {"train": 160, "val": 24, "test": 24}, "epochs": 20, "side_by_side": False},
+}
+
+
+def _per_query_ms(model, kind: str, loader) -> tuple[float, int]:
+    """``(ms per query, bytes per video)`` of scoring ``COST_QUERIES`` test captions against
+    ``COST_GALLERY`` stored gallery rows (the test gallery's rows tiled), one thread, queries
+    encoded beforehand: the cost an index pays per query once the videos are encoded."""
+    import torch
+
+    texts = list(loader.dataset.text)[:COST_QUERIES]
+    with torch.no_grad():
+        if kind == "vector":
+            rows = model.encode_video_loader(loader)
+            queries = model.encode_texts(texts)
+            gallery = tile(rows, COST_GALLERY)
+
+            def search():
+                return torch.topk(queries @ gallery.t(), k=10, dim=1)
+        else:
+            rows = model.encode_video_loader(loader, rows_of=model.gallery_row)
+            queries = model.encode_queries(texts)
+            gallery = tile(rows, COST_GALLERY)
+
+            def search():
+                return torch.topk(model.score_gallery(queries, gallery), k=10, dim=1)
+
+        return one_thread_ms(search, len(texts)), rows.shape[1] * 4
+
+
+def run_teachclip_demo(
+    work_dir: Path,
+    pairs: dict[str, int],
+    epochs: int,
+    seed: int = 42,
+    progress=print,
+    trained: dict | None = None,
+    side_by_side: bool = False,
+) -> dict:
+    """Train the two teachers, CLIP4Clip seqTransf and the TeachCLIP student (taught by
+    both) on the embedded dataset, test each, and measure each one's per-query cost;
+    returns ``{"dataset", "rows", "configs", "reused"}``.
+
+    ``trained``: ``{name: run}`` of models already trained with these settings on the same
+    data (``clip4clip.trained_runs``); they are tested from their checkpoint, not trained
+    again, and listed in ``reused``. ``side_by_side``: the models the student does not
+    need first (the teachers, seqTransf) train at once, a process each
+    (``plugins.processes``); the student then trains on all threads."""
+    from retrieval_ext.launch import build
+
+    work_dir = Path(work_dir)
+    dataset = write_video_text_dataset(work_dir / "video_text", pairs, seed=0)
+    base = data_options(Path(dataset["root"])) + [
+        f"run.output_dir={work_dir / 'runs'}",
+        f"run.max_epoch={epochs}",
+        f"run.seed={seed}",
+    ]
+    options = {
+        name: [*base, f"run.job_id={name.split()[0].lower().replace('-', '')}"]
+        for name in TEACHCLIP_MODELS
+    }
+    results, reused = {}, []
+    for name, (path, _) in TEACHCLIP_MODELS.items():
+        done = (trained or {}).get(name)
+        if done and Path(done["config_file"]) == path:
+            results[name] = done
+            reused.append(name)
+    first = [name for name in TEACHCLIP_MODELS if name not in reused and "student" not in name]
+    calls = [((str(TEACHCLIP_MODELS[name][0]), options[name]), {}) for name in first]
+    processes = None if side_by_side else 1
+    results.update(zip(first, run_side_by_side(run, calls, processes), strict=True))
+    checkpoints = {
+        name: Path(r["checkpoint"]) if name in reused else Path(r["output_dir"]) / BEST
+        for name, r in results.items()
+    }
+    for name, label in (("X-CLIP teacher", "xclip"), ("X-Pool teacher", "xpool")):
+        options["TeachCLIP student"] += [
+            f"model.teachers.{label}.cfg_path={TEACHCLIP_MODELS[name][0]}",
+            f"model.teachers.{label}.checkpoint={checkpoints[name]}",
+        ]
+    student, path = "TeachCLIP student", TEACHCLIP_MODELS["TeachCLIP student"][0]
+    results[student] = run(str(path), options[student])
+    checkpoints[student] = Path(results[student]["output_dir"]) / BEST
+
+    rows, configs = [], {}
+    for name, (path, kind) in TEACHCLIP_MODELS.items():
+        _, _, model, _, runner = build(
+            str(path),
+            options[name] + ["model.load_finetuned=true", f"model.finetuned={checkpoints[name]}"],
+            evaluate=True,
+        )
+        cost_ms, row_bytes = _per_query_ms(model.eval(), kind, runner.dataloaders["test"])
+        result = results[name]
+        metrics = result["test"]["test"]
+        rows.append(
+            {
+                "model": name,
+                "t2v R@1": metrics["t2v_r1"],
+                "t2v R@5": metrics["t2v_r5"],
+                "v2t R@1": metrics["v2t_r1"],
+                "bytes per video": row_bytes,
+                COST_KEY: cost_ms,
+                "train+test s": round(result["seconds"], 1),
+            }
+        )
+        configs[name] = result["config"]
+        where = ", trained by the baseline stage" if name in reused else ""
+        progress(
+            f"  {name}: t2v R@1 {metrics['t2v_r1']:.1f}, {cost_ms:.3f} ms per query "
+            f"({result['seconds']:.0f} s{where})"
+        )
+    return {"dataset": dataset, "rows": rows, "configs": configs, "reused": reused}
+
+
+def teachclip_stage(run_dir: Path, size: str = "default") -> StageResult:
+    """``plugzoo demo`` stage: the TeachCLIP student beside its teachers and CLIP4Clip."""
+    start = time.time()
+    run_dir = Path(run_dir)
+    settings = SETTINGS[check_size(size)]
+    pairs, epochs = settings["pairs"], settings["epochs"]
+    # the LAVIS baseline stage trains CLIP4Clip seqTransf with the same settings and data
+    trained = trained_runs(run_dir / "clip4clip", pairs, epochs)
+    result = run_teachclip_demo(
+        run_dir / "teachclip", pairs, epochs, trained=trained, side_by_side=settings["side_by_side"]
+    )
+    dataset = result["dataset"]
+    reused = (
+        f" {', '.join(result['reused'])}: the run of the LAVIS baseline stage (`clip4clip/`), "
+        "same data, seed and settings, tested here from its checkpoint."
+        if result["reused"]
+        else ""
+    )
+    figure = cost_plot(
+        result["rows"],
+        run_dir / "teachclip" / "teachclip_cost.png",
+        metric_key="t2v R@1",
+        ylabel="text-to-video R@1 (%)",
+        title="TeachCLIP: retrieval quality against per-query cost",
+    )
+    stage = StageResult(
+        name="lavis.teachclip",
+        title="TeachCLIP (LAVIS): a CLIP4Clip-cost student taught by fine-grained teachers",
+        summary=(
+            f"The X-CLIP-style and X-Pool-style teachers, CLIP4Clip seqTransf and the TeachCLIP "
+            f"student (seqTransf + AFA, taught online by both frozen teachers), each trained "
+            f"from scratch for {epochs} epochs on {dataset['splits']['train']} generated clips "
+            f"and tested on {dataset['splits']['test']} ({dataset['captions']['test']} "
+            f"captions). Per-query cost: {COST_QUERIES} encoded test captions scored against "
+            f"{COST_GALLERY:,} stored gallery rows (the test gallery's rows tiled), one thread; "
+            "the student stores and scores exactly what CLIP4Clip does. One seed: "
+            "`tools/experiments/teachclip/teachclip_ablation.py` runs three."
+            + reused
+            + SIDE_BY_SIDE * settings["side_by_side"]
+        ),
+        rows=result["rows"],
+        config={
+            "size": size,
+            **settings,
+            "reused": result["reused"],
+            "configs": result["configs"],
+        },
+        figures=[str(figure.relative_to(run_dir))],
+        seconds=time.time() - start,
+    )
+    notes = separation_notes(
+        result["rows"],
+        "t2v R@1",
+        dataset["captions"]["test"],
+        scale=100,
+        pairs=[
+            ("TeachCLIP student", "CLIP4Clip seqTransf"),
+            ("TeachCLIP student", "X-CLIP teacher"),
+            ("TeachCLIP student", "X-Pool teacher"),
+        ],
+        items="test captions",
+    )
+    return flag(stage, notes)
