@@ -29,23 +29,26 @@ from plugins.separation import CONFIG_KEY
 SIZES = ("quick", "default", "full")
 DOCTOR = "environment checks"
 
-# Wall seconds of each stage, measured one stage at a time on the project's 2-core CPU
-# machine with OMP_NUM_THREADS=2 (`plugzoo demo --stage SPEC` with the size's flag). Other
-# jobs shared the machine during these runs, so they are estimates: the demo rescales the
-# stages still to run by how the finished ones compared with their entries here.
-#   default: the stages alone, this size's settings (see each stage module's SETTINGS);
-#   full: the four largest from one whole `plugzoo demo` run with these settings (62 min
-#     with other jobs running); UPSR's full settings are its default's; CLIP4Clip's is the
-#     sum of its two rows' train + test seconds in the demo run of 2026-11-26 (idle);
-#   quick: the stages' own times in one run of the quick demo's test.
+# Seconds of each stage (the time its StageResult reports), measured on the project's
+# 2-core CPU machine with OMP_NUM_THREADS=2 under `nice -n 10`:
+#   default: each stage run alone (`plugzoo demo --stage SPEC`; the TeachCLIP stage after
+#     the CLIP4Clip one, whose seqTransf run it reuses), 2026-12-06 17:44-17:52 UTC, the
+#     machine otherwise idle (1-minute load average 0.1 to 2.3, the stage's own processes);
+#   quick: one run of the quick demo's test, right after (load average 1.0 to 1.7);
+#   full: one whole run of `plugzoo demo` when these were its settings (STH 28 min,
+#     BagFormer 13, TeachCLIP 9, SASRec 7.5; 62 min in all) with other jobs on the machine,
+#     so an idle machine is faster; UPSR's full settings are its default's; CLIP4Clip's
+#     entry is the sum of its two rows' train + test seconds (60.7 and 67.7) in the demo
+#     run of 2026-11-26.
+# The demo rescales the stages still to run by how the finished ones compared with these.
 STAGE_SECONDS = {
-    DOCTOR: {"quick": 12, "default": 12, "full": 12},
-    "mmaction_ext.demo:sth_motion_stage": {"quick": 30, "default": 150, "full": 1680},
-    "recbole_ext.demo:sasrec_baseline": {"quick": 25, "default": 60, "full": 450},
-    "recbole_ext.demo:upsr_stage": {"quick": 30, "default": 90, "full": 90},
-    "retrieval_ext.demo:clip4clip_baseline_stage": {"quick": 20, "default": 60, "full": 128},
-    "retrieval_ext.demo:teachclip_stage": {"quick": 60, "default": 120, "full": 540},
-    "retrieval_ext.demo:bagformer_stage": {"quick": 60, "default": 110, "full": 780},
+    DOCTOR: {"quick": 7, "default": 7, "full": 7},
+    "mmaction_ext.demo:sth_motion_stage": {"quick": 25, "default": 90, "full": 1680},
+    "recbole_ext.demo:sasrec_baseline": {"quick": 9, "default": 38, "full": 450},
+    "recbole_ext.demo:upsr_stage": {"quick": 3, "default": 62, "full": 62},
+    "retrieval_ext.demo:clip4clip_baseline_stage": {"quick": 15, "default": 50, "full": 128},
+    "retrieval_ext.demo:teachclip_stage": {"quick": 25, "default": 98, "full": 540},
+    "retrieval_ext.demo:bagformer_stage": {"quick": 27, "default": 47, "full": 780},
 }
 
 
