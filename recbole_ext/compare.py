@@ -386,6 +386,19 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def with_control_columns(row: dict) -> dict:
+    """A result row with its shuffled-history control's headline numbers as flat columns
+    (for tables), instead of the nested ``control`` record."""
+    control = row.get("control")
+    row = {k: v for k, v in row.items() if k != "control"}
+    if control:
+        row["control_hits@10"] = control["control_hits@10"]
+        row["control_ndcg@10"] = control["control_ndcg@10"]
+        row["row_correlation"] = round(control["row_correlation"], 3)
+        row["uses_history"] = control["passes"]
+    return row
+
+
 def upsr_overrides(settings: CompareSettings) -> dict:
     """UPSR's config keys in every run of the comparison (over ``upsr_text.yaml``).
 

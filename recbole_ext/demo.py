@@ -136,7 +136,7 @@ def upsr_stage(run_dir: Path, size: str = "default") -> StageResult:
     """UPSR (MiniLM warm start) fine-tuned and tested beside SASRec on an ML-100K slice."""
     from dataclasses import asdict
 
-    from recbole_ext.compare import run_comparison
+    from recbole_ext.compare import run_comparison, with_control_columns
 
     start = time.time()
     settings = upsr_compare_settings(size)
@@ -154,7 +154,7 @@ def upsr_stage(run_dir: Path, size: str = "default") -> StageResult:
             f"{1 / result['data']['users']:.3f}. `tools/experiments/upsr/upsr_compare.py` runs "
             "larger settings and the zero-shot transfer."
         ),
-        rows=result["supervised"],
+        rows=[with_control_columns(row) for row in result["supervised"]],
         config=asdict(settings) | {"size": size, "slice": result["data"]},
         seconds=time.time() - start,
     )

@@ -17,7 +17,13 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from recbole_ext.compare import METRICS, CompareSettings, run_comparison, summarise
+from recbole_ext.compare import (
+    METRICS,
+    CompareSettings,
+    run_comparison,
+    summarise,
+    with_control_columns,
+)
 
 from tabulate import tabulate
 
@@ -106,7 +112,7 @@ def main(argv=None) -> int:
         ]
     for part in ("supervised", "zero_shot"):
         if results[part]:
-            rows = [_flat_control(row) for row in results[part]]
+            rows = [with_control_columns(row) for row in results[part]]
             lines += [
                 f"## {part}\n",
                 tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"),
@@ -133,18 +139,6 @@ def merge(folders: list[Path]) -> dict:
         "supervised": [row for r in runs for row in r["supervised"]],
         "zero_shot": [row for r in runs for row in r["zero_shot"]],
     }
-
-
-def _flat_control(row: dict) -> dict:
-    """A result row with its control's headline numbers as columns."""
-    control = row.get("control")
-    row = {k: v for k, v in row.items() if k != "control"}
-    if control:
-        row["control_hits@10"] = control["control_hits@10"]
-        row["control_ndcg@10"] = control["control_ndcg@10"]
-        row["row_correlation"] = round(control["row_correlation"], 3)
-        row["uses_history"] = control["passes"]
-    return row
 
 
 def _summary_rows(rows: list[dict]) -> list[dict]:
