@@ -312,13 +312,19 @@ def test_the_shipped_cpu_configs_run_every_model(tmp_path):
     assert rows["UPSR"]["texts"][1] in ("list_semicolon_8", "prompt_watched_8")
 
 
-@pytest.mark.parametrize("ablation", ["sum_scores.yaml", "title_texts.yaml", "history_20.yaml"])
+@pytest.mark.parametrize(
+    "ablation",
+    ["sum_scores.yaml", "title_texts.yaml", "history_20.yaml", "unilm.yaml", "unilm_rank.yaml"],
+)
 def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablation):
-    # upsr_ml100k_cpu.yaml + upsr_ablations/curve.yaml + one ablation, tiny backbone, a slice
+    # upsr_ml100k_cpu.yaml + upsr_ablations/curve.yaml + one ablation (unilm_rank.yaml stacks
+    # over unilm.yaml), tiny backbone, a slice
     upsr_compare = load_tool("upsr_compare")
     out = tmp_path / "out"
     folder = CONFIG_DIR / "recbole" / "upsr_ablations"
     files = [CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml", folder / "curve.yaml"]
+    if ablation == "unilm_rank.yaml":
+        files.append(folder / "unilm.yaml")
     argv = ["--models", "UPSR", "--users", "12", "--last", "15", "--backbone", "tiny"]
     argv += ["--no-zero-shot", "--upsr-config", *map(str, [*files, folder / ablation])]
     assert upsr_compare.main([*argv, "--out", str(out)]) == 0
@@ -327,8 +333,14 @@ def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablati
     assert config["test_users"] == 200
     assert config["history_token_budget"] == (384 if ablation == "history_20.yaml" else 128)
     curve = json.loads((out / "UPSR" / "progress.json").read_text())
-    assert row["epochs"] == 4 and len(curve["valid_score"]) == 4  # validated every epoch
-    if ablation == "sum_scores.yaml":
+    epochs = 3 if ablation.startswith("unilm") else 4
+    assert row["epochs"] == epochs and len(curve["valid_score"]) == epochs  # validated each
+    if ablation.startswith("unilm"):
+        assert config["plm_architecture"] == "unilm" and row["layers"] == "2 (one stack)"
+        assert config["train_prefixes_per_user"] == 12
+        assert config["upsr_rank_weight"] == (1.0 if ablation == "unilm_rank.yaml" else 0.0)
+        assert {"hits@10", "control_hits@10", "passes"} <= set(row["control"])  # its control
+    elif ablation == "sum_scores.yaml":
         assert config["upsr_score_normalisation"] == "sum"
     elif ablation == "history_20.yaml":
         assert row["texts"][1] == "list_semicolon_20"
