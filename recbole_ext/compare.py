@@ -44,6 +44,7 @@ from recbole_ext.ranks import rank_to_json, shuffled_history_control, target_ran
 import torch
 import yaml
 
+from plugins.benchmarking import mean_std
 from plugins.paths import CONFIG_DIR
 
 UPSR_TEXT = CONFIG_DIR / "recbole" / "upsr_text.yaml"
@@ -355,24 +356,17 @@ def summarise(rows: list[dict]) -> list[dict]:
         runs = [r for r, name in zip(rows, names, strict=True) if name == model]
         summary = {"model": model, "seeds": [r["seed"] for r in runs]}
         for metric in METRICS:
-            values = np.array([r[metric] for r in runs], dtype=float)
-            summary[metric] = {
-                "mean": float(values.mean()),
-                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                "min": float(values.min()),
-                "max": float(values.max()),
-            }
+            values = [float(r[metric]) for r in runs]
+            mean, std = mean_std(values)
+            summary[metric] = {"mean": mean, "std": std, "min": min(values), "max": max(values)}
         for key in ("layers", "token_budget", "threads"):
             summary[key] = sorted({str(r.get(key)) for r in runs})
         summary["epochs"] = [r.get("epochs") for r in runs]
         controls = [r["control"] for r in runs if r.get("control")]
         if controls:  # the shuffled-history control, per seed
-            borrowed = np.array([c["control_ndcg@10"] for c in controls])
+            mean, std = mean_std([c["control_ndcg@10"] for c in controls])
             summary["control"] = {
-                "control_ndcg@10": {
-                    "mean": float(borrowed.mean()),
-                    "std": float(borrowed.std(ddof=1)) if len(borrowed) > 1 else 0.0,
-                },
+                "control_ndcg@10": {"mean": mean, "std": std},
                 "row_correlation": float(np.mean([c["row_correlation"] for c in controls])),
                 "own_row_better_share": float(
                     np.mean([c["own_row_better_share"] for c in controls])
