@@ -1,5 +1,5 @@
 """The RecBole stages of ``plugzoo demo``: RecBole's own SASRec on the bundled ML-100K (the
-host baseline), and UPSR beside SASRec on a seeded ML-100K user slice
+host baseline), and UPSR beside SASRec, Pop and ItemKNN on a seeded ML-100K user slice
 (``recbole_ext.compare``)."""
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def upsr_compare_settings(size: str):
     from recbole_ext.compare import CompareSettings
 
     return CompareSettings(
-        models=["SASRec", "UPSR"],
+        models=["Pop", "ItemKNN", "SASRec", "UPSR"],  # history-free anchors first
         last=8,
         epochs=1,
         zero_shot=False,
@@ -143,11 +143,12 @@ def upsr_stage(run_dir: Path, size: str = "default") -> StageResult:
     result = run_comparison(settings, run_dir / "recbole_upsr", log=lambda m: print(f"  {m}"))
     stage = StageResult(
         name="recbole.upsr",
-        title="UPSR beside SASRec on an ML-100K user slice",
+        title="UPSR beside SASRec, Pop and ItemKNN on an ML-100K user slice",
         summary=(
             f"UPSR ({settings.backbone} backbone, {settings.encoder_layers} encoder / "
-            f"{settings.decoder_layers} decoder layers, {settings.epochs} epoch) and RecBole's "
-            f"SASRec ({settings.baseline_epochs} epochs) trained by RecBole's Trainer on the same "
+            f"{settings.decoder_layers} decoder layers, {settings.epochs} epoch), RecBole's "
+            f"SASRec ({settings.baseline_epochs} epochs) and the history-free anchors Pop and "
+            "ItemKNN, trained by RecBole's Trainer on the same "
             f"leave-one-out split of {result['data']['users']} seeded ML-100K users with their "
             f"{settings.last} latest interactions ({result['data']['items']} items), full "
             "ranking. A slice this small is a smoke-scale run: one hit moves Recall@10 by "

@@ -61,11 +61,11 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert "## STH (MMAction2)" in report
 
     upsr = next(s for s in results["stages"] if s["name"] == "recbole.upsr")
-    assert [r["model"] for r in upsr["rows"]] == ["SASRec", "UPSR"]
+    assert [r["model"] for r in upsr["rows"]] == ["Pop", "ItemKNN", "SASRec", "UPSR"]
     for row in upsr["rows"]:
         assert 0 <= row["ndcg@10"] <= row["recall@10"] <= 1
     assert upsr["config"]["backbone"] == "tiny" and upsr["config"]["slice"]["users"] == 30
-    assert "## UPSR beside SASRec on an ML-100K user slice" in report
+    assert "## UPSR beside SASRec, Pop and ItemKNN on an ML-100K user slice" in report
     with Image.open(out / sth["figures"][0]) as image:
         assert image.format == "PNG"
 
