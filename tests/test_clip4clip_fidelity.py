@@ -93,7 +93,8 @@ def test_progress_schedule_is_clip4clips_warmup_cosine_scaled_per_group():
 
 
 def test_clip4clip_no_decay_rule_decays_norms_embeddings_and_the_logit_scale():
-    model = _model("seqTransf", lr_scale_clip=1e-3)
+    # every CLIP tensor trains (freeze_layer_num 0 would leave the embeddings out)
+    model = _model("seqTransf", lr_scale_clip=1e-3, freeze_layer_num=-1)
     decayed = {
         name
         for group in model.get_optimizer_params(0.2)

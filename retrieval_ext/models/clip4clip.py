@@ -127,6 +127,36 @@ def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") 
     return clip
 
 
+# CLIP parameters that train at any freeze_layer_num (CLIP4Clip's "top layers")
+ALWAYS_TRAINED = ("ln_final.", "text_projection", "logit_scale", "visual.ln_post.", "visual.proj")
+
+
+def freeze_clip_layers(clip: CLIP, freeze_layer_num: int) -> list[str]:
+    """CLIP4Clip's ``freeze_layer_num``: -1 trains all of CLIP; ``k >= 0`` freezes the
+    embeddings (patch, class, position and token embeddings, the pre-norm) and the first
+    ``k`` blocks of each tower. The final norms, projections and ``logit_scale`` always
+    train. Returns the frozen parameter names."""
+    depth = max(len(clip.transformer.resblocks), len(clip.visual.transformer.resblocks))
+    if not -1 <= freeze_layer_num <= depth:
+        raise ValueError(
+            f"model.freeze_layer_num must be in [-1, {depth}] (-1 freezes nothing; k freezes "
+            f"the embeddings and the first k blocks), got {freeze_layer_num}"
+        )
+    if freeze_layer_num < 0:
+        return []
+    frozen = []
+    for name, param in clip.named_parameters():
+        if name.startswith(ALWAYS_TRAINED):
+            continue
+        if "resblocks." in name:  # a block of either tower
+            block = int(name.split("resblocks.")[1].split(".")[0])
+            if block >= freeze_layer_num:
+                continue
+        param.requires_grad_(False)
+        frozen.append(name)
+    return frozen
+
+
 class TemporalTransformer(nn.Module):
     """CLIP4Clip's ``seqTransf`` head: ``[B, T, D]`` frames -> ``[B, T, D]``."""
 
@@ -180,6 +210,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         "meanP": "clip4clip_meanP.yaml",
         "seqTransf": "clip4clip_seqTransf.yaml",
     }
+    FREEZE_LAYER_NUM = 0  # default of model.freeze_layer_num (CLIP4Clip's)
 
     def __init__(
         self,
@@ -192,6 +223,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         logit_scale_max: float | None = 100.0,
         lr_scale_clip: float = 1e-3,
         no_decay_rule: str = "clip4clip",
+        freeze_layer_num: int | None = None,
     ):
         super().__init__()
         if sim_header not in SIM_HEADERS:
@@ -213,6 +245,12 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         self.no_decay_rule = no_decay_rule
         # --- layers
         self.clip = clip
+        if freeze_layer_num is None:
+            freeze_layer_num = self.FREEZE_LAYER_NUM
+        self.freeze_layer_num = freeze_layer_num
+        frozen = freeze_clip_layers(clip, freeze_layer_num)
+        if frozen:
+            logging.info("freeze_layer_num %d: CLIP's %s frozen", freeze_layer_num, frozen)
         self.temporal = None
         if sim_header == "seqTransf":
             width = clip.visual.output_dim
@@ -501,6 +539,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             logit_scale_max=cfg.get("logit_scale_max", 100.0),
             lr_scale_clip=cfg.get("lr_scale_clip", 1e-3),
             no_decay_rule=cfg.get("no_decay_rule", "clip4clip"),
+            freeze_layer_num=cfg.get("freeze_layer_num", None),
             **extra,
         )
         if checkpoint:

@@ -24,8 +24,10 @@ batch and ``r_k`` its frame-text relevance for matched pairs (:mod:`.teacher`):
   ``fine_temperature`` (1.0, not ``afa_temperature``), ``w`` ``[B, F]``, against ``r``:
   ``ce`` = mean over real frames of ``-r log w``; ``pear`` = ``1 - Pearson(w_i, r_i)`` over
   the real frames of row i; ``l1`` = SmoothL1 over real frames.
-- ``loss = w_con * contrastive + w_coarse * coarse + w_fine * fine`` (0.2, 1.0, 2.0: the
-  official weights; ``loss_weights``). Without teachers only the contrastive term is left.
+- ``loss = w_con * contrastive + w_coarse * coarse + w_fine * fine`` (``loss_weights``).
+  The official weights follow the coarse loss: 1 / 10 / 1 with ``ce``, 0.2 / 1 / 2 with
+  ``pear`` and ``l1``; keys the config does not set take them. Without teachers only the
+  contrastive term is left, at weight 1 by default (CLIP4Clip's loss).
 
 Teachers are LAVIS retrieval models with a ``teach`` method (``xclip_retrieval``,
 ``xpool_retrieval``), each built from its own LAVIS config and a local checkpoint
@@ -54,7 +56,19 @@ from transformers.utils import ModelOutput
 COARSE_LOSSES = ("pear", "ce", "l1")
 FINE_LOSSES = ("ce", "pear", "l1")
 LOSS_TERMS = ("contrastive", "coarse", "fine")
-DEFAULT_LOSS_WEIGHTS = {"contrastive": 0.2, "coarse": 1.0, "fine": 2.0}
+# the official weights per coarse loss (train.py picks them by its distill_method)
+OFFICIAL_LOSS_WEIGHTS = {
+    "ce": {"contrastive": 1.0, "coarse": 10.0, "fine": 1.0},
+    "pear": {"contrastive": 0.2, "coarse": 1.0, "fine": 2.0},
+    "l1": {"contrastive": 0.2, "coarse": 1.0, "fine": 2.0},
+}
+# without teachers the student is CLIP4Clip with AFA: InfoNCE alone, at CLIP4Clip's weight
+UNTAUGHT_LOSS_WEIGHTS = {"contrastive": 1.0, "coarse": 0.0, "fine": 0.0}
+
+
+def default_loss_weights(coarse_loss: str, taught: bool) -> dict[str, float]:
+    """The weights a config's unset ``loss_weights`` keys take."""
+    return dict(OFFICIAL_LOSS_WEIGHTS[coarse_loss] if taught else UNTAUGHT_LOSS_WEIGHTS)
 
 
 @dataclass
@@ -216,7 +230,9 @@ class TeachCLIPRetrieval(CLIP4ClipRetrieval):
         lr_scale_afa: AFA's learning rate relative to the new layers (10: 1e-3 at 1e-4).
         teachers: ``{label: teacher module}``, frozen here.
         coarse_loss, fine_loss: ``pear`` | ``ce`` | ``l1`` (defaults ``pear``, ``ce``).
-        loss_weights: ``{"contrastive", "coarse", "fine"}`` weights.
+        loss_weights: ``{"contrastive", "coarse", "fine"}`` weights; a term left out takes
+            :func:`default_loss_weights` (the official ones for ``coarse_loss``, or
+            contrastive 1 without teachers).
         logit_temperature: Student and teacher logits are divided by it before the
             contrastive and coarse losses (the official ``beta``, 1.0).
     """
@@ -253,7 +269,7 @@ class TeachCLIPRetrieval(CLIP4ClipRetrieval):
             raise ValueError(f"coarse_loss must be one of {COARSE_LOSSES}, got {coarse_loss!r}")
         if fine_loss not in FINE_LOSSES:
             raise ValueError(f"fine_loss must be one of {FINE_LOSSES}, got {fine_loss!r}")
-        weights = dict(DEFAULT_LOSS_WEIGHTS)
+        weights = default_loss_weights(coarse_loss, taught=bool(teachers))
         for term, value in (loss_weights or {}).items():
             if term not in LOSS_TERMS:
                 raise KeyError(f"loss_weights.{term}: unknown loss term; expected {LOSS_TERMS}")
@@ -292,6 +308,15 @@ class TeachCLIPRetrieval(CLIP4ClipRetrieval):
     def pool_frames(self, frames: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """``[B, D]`` L2-normalised video vectors (what the index stores)."""
         return self.aggregate_frames(frames, video_mask)[0]
+
+    @torch.no_grad()
+    def frame_weights(self, video: torch.Tensor, video_mask: torch.Tensor):
+        """``[B, F]`` AFA pooling weights (at ``afa_temperature``) of ``[B, F, 3, H, W]``
+        clips, or None without AFA; the evaluation reports their share on content frames."""
+        if self.afa is None:
+            return None
+        _, afa_logits = self.aggregate_frames(self.encode_frames(video), video_mask)
+        return masked_softmax(afa_logits / self.afa_temperature, video_mask, dim=1)
 
     def lr_family(self, name: str) -> tuple[str, float]:
         if name.startswith("afa."):

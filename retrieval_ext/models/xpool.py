@@ -189,6 +189,7 @@ class XPoolRetrieval(InteractionRetrieval):
 
     PRETRAINED_MODEL_CONFIG_DICT = {"xpool": "xpool.yaml"}
     EVAL_VIDEO_BATCH = 256  # its block is [videos, texts, D]: no word or frame axis
+    FREEZE_LAYER_NUM = -1  # X-Pool trains all of CLIP (at clip_lr)
     OFFICIAL_PREFIXES = {"clip.": "clip.", "pool_frames.": "frame_pool."}
     OFFICIAL_MARKERS = ("pool_frames.",)
 
