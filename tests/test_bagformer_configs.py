@@ -27,6 +27,7 @@ def test_every_bagformer_config_loads_through_lavis_config(path):
     model = cfg.model_cfg
     assert model.arch == "bagformer_retrieval" and model.model_type == "offline"
     assert model.interaction == "bagwise" and model.entity_dictionary and model.tokenizer
+    assert model.bag_rule == "official" and model.i2t_masked_bags == "official"  # as released
     assert "://" not in str(model.pretrained) and "://" not in str(model.entity_dictionary)
     assert (model.ita_weight, model.itm_weight, model.twc_weight) == (1.0, 1.0, 1.0)
     assert (model.temp, model.temp_min, model.temp_max) == (0.07, 0.05, 0.5)
@@ -51,7 +52,8 @@ def _tiny_files(root, chinese: bool):
             for r in records:
                 r["caption"] = CHINESE if isinstance(r["caption"], str) else [CHINESE] * 3
             path.write_text(json.dumps(records, ensure_ascii=False))
-        (root / "entities.txt").write_text("连衣裙\n红色\n", encoding="utf-8")
+        # "连衣" too: the released rule reaches a 3-token entity through its prefix
+        (root / "entities.txt").write_text("连衣裙\n连衣\n红色\n", encoding="utf-8")
     return root
 
 
@@ -106,6 +108,8 @@ def test_every_bagformer_config_builds_and_runs_one_batch(path, tmp_path, monkey
     width = 64 if path.stem == "embedded" else 768  # the CPU-sized model, or BERT-base
     assert model.text_encoder.config.hidden_size == width
     if chinese:
-        index = model.bag_index(model.tokenize([CHINESE]))[0]
-        # [CLS] 红 色 连 衣 裙 [SEP]: "红色" and "连衣裙" are one bag each
-        assert index[:7].tolist() == [0, 1, 1, 2, 2, 2, 3]
+        text = model.tokenize([CHINESE])
+        index = model.bagger.bag_index(text.input_ids.cpu(), text.attention_mask.cpu())[0]
+        # [CLS] 红 色 连 衣 裙 [SEP]: "红色" and "连衣裙" one bag each, adjacent, so the
+        # released offsets put an empty bag (number 2) between them
+        assert index[:7].tolist() == [0, 1, 1, 3, 3, 3, 4]

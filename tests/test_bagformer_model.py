@@ -215,3 +215,72 @@ def test_the_task_reports_every_score_set(built):
         for prefix in ("", "recall_", "rank_", "cls_"):
             assert f"{prefix}{name}" in metrics
     assert metrics["agg_metrics"] == metrics["r_mean"]  # merge, the set selected on
+
+
+def _adjacent_entities_bagger(model, caption):
+    """A dictionary of the caption's tokens 1-2 and 3-4: two adjacent entities."""
+    ids = model.tokenize([caption]).input_ids[0].tolist()
+    return EntityBagger([ids[1:3], ids[3:5]], rule="official")
+
+
+def test_the_released_empty_bag_counts_as_the_projected_bias(built):
+    _, model, dataset, _ = built
+    caption = dataset["test"].text[0]
+    original = model.bagger
+    model.bagger = _adjacent_entities_bagger(model, caption)
+    try:
+        with torch.no_grad():
+            text = model.tokenize([caption])
+            _, _, bags, bag_mask = model.encode_text(text)
+            hidden = model.text_encoder.forward_text(text).last_hidden_state
+    finally:
+        model.bagger = original
+    # [CLS] (t1 t2) () (t3 t4) t5 ...: bag 2 sums no token and is counted
+    assert bag_mask[0, :4].tolist() == [False, True, True, True]
+    assert torch.equal(bags[0, 2], torch.zeros_like(bags[0, 2]))
+    assert torch.allclose(bags[0, 1], hidden[0, 1] + hidden[0, 2], atol=1e-6)
+    feature = F.normalize(model.text_proj(bags), dim=-1)[0, 2]
+    assert torch.allclose(feature, F.normalize(model.text_proj.bias, dim=-1), atol=1e-6)
+
+
+def test_early_fusion_goes_through_the_embedding_layer_again(tiny_data, built):
+    _, _, dataset, _ = built
+    model = BagFormerRetrieval.from_config(_model_cfg(tiny_data, bag_fusion="early")).eval()
+    caption = dataset["test"].text[0]
+    model.bagger = _adjacent_entities_bagger(model, caption)
+    text = model.tokenize([caption])
+    length = int(text.attention_mask.sum())
+    with torch.no_grad():
+        sequence, sequence_mask, bags, bag_mask = model.encode_text(text)
+        inputs = model.text_encoder.embeddings(input_ids=text.input_ids)[0]
+        # the bagger's bags ([CLS] first; an empty bag sums nothing), summed one by one
+        bags_of_caption = model.bagger.bags(text.input_ids[0, 1:length].tolist())
+        assert bags_of_caption[:3] == [[0, 1], [], [2, 3]]
+        pooled = [inputs[0]] + [inputs[[1 + p for p in bag]].sum(0) for bag in bags_of_caption]
+        pooled = torch.stack(pooled)[None]
+        embeddings = model.text_encoder.embeddings
+        positions = embeddings.position_embeddings.weight[: pooled.size(1)]
+        mask = torch.ones(1, pooled.size(1), dtype=torch.long)
+        mask[0, 0] = 0  # [CLS] is masked from attention, as released
+        expected = model.text_encoder(
+            encoder_embeds=embeddings.LayerNorm(pooled + positions),
+            attention_mask=mask,
+            return_dict=True,
+            mode="text",
+        ).last_hidden_state
+    assert sequence.shape == expected.shape and torch.equal(sequence_mask, mask)
+    assert torch.allclose(sequence, expected, atol=1e-5) and bags is sequence
+    assert bag_mask[0].tolist() == [False] + [True] * (pooled.size(1) - 1)
+
+
+def test_tokenwise_scores_every_position_as_released(tiny_data, built):
+    _, _, dataset, _ = built
+    model = BagFormerRetrieval.from_config(_model_cfg(tiny_data, interaction="tokenwise")).eval()
+    text = model.tokenize(dataset["test"].text[:2])
+    assert not text.attention_mask.all()  # the captions are padded
+    with torch.no_grad():
+        sequence, sequence_mask, bags, bag_mask = model.encode_text(text)
+        hidden = model.text_encoder.forward_text(text).last_hidden_state
+    # [CLS] and padding included, none masked
+    assert bag_mask.shape == (2, model.max_txt_len) and bag_mask.all()
+    assert torch.allclose(bags, hidden) and torch.equal(sequence_mask, text.attention_mask)

@@ -7,10 +7,14 @@ LAVIS's ALBEF parts.
   ``text``); its remaining layers, with cross-attention to the image tokens, are the fusion
   encoder, used for image-text matching (ITM) and re-ranking only.
 - Bagging layer (:mod:`retrieval_ext.models.bagging`): dictionary entities found in the
-  caption's token ids are bags, every other token is a bag of its own; a bag's embedding is
-  the SUM of its tokens' contextual embeddings (``bag_fusion: late``) or of their input
-  embeddings, which then go through the text encoder as one position each
-  (``bag_fusion: early``).
+  caption's token ids are bags, every other word piece is a bag of its own, by the released
+  rule (``bag_rule: official``: exact token-id prefixes, leftmost match, an empty bag
+  between adjacent entities that counts in the score) or by longest match
+  (``bag_rule: longest``). A bag's embedding is the SUM of its tokens' contextual
+  embeddings (``bag_fusion: late``) or of their input embeddings (``bag_fusion: early``),
+  which then go through the embedding layer again (positions and LayerNorm, one position
+  per bag) and the text encoder, attending to the counted bags only ([CLS] and padding
+  masked, as in the released code).
 - ``vision_proj`` / ``text_proj`` to ``embed_dim``, L2-normalised.
 
 Losses (weights ``ita_weight``, ``itm_weight``, ``twc_weight``): ITA, in-batch contrastive
@@ -22,8 +26,12 @@ symmetric in-batch cross-entropy over the bag-wise similarity matrices. Pairs of
 (the same ``image_id``) are all positives. Negatives are drawn within each process's batch.
 
 ``interaction`` switches the late interaction (an ablation trained the same way):
-``bagwise`` (BagFormer), ``tokenwise`` (every token a bag: "w/o bagging layer"),
-``cls_token`` (no late interaction, no TWC: "w/o late interaction").
+``bagwise`` (BagFormer), ``tokenwise`` (every position of the padded caption a bag, [CLS]
+and padding included and none masked, as the released tokenwise model scores them; "w/o
+bagging layer"; ``bag_fusion`` does not apply), ``cls_token`` (no late interaction, no
+TWC: "w/o late interaction"). In the image-to-text direction the masked bags are zero
+vectors as released (``i2t_masked_bags: official``: each image token's best score is at
+least 0) or left out of the max (``exclude``).
 
 Evaluation (:meth:`compute_sim_matrix`) returns three score sets, ``{name: (i2t, t2i)}``:
 ``recall`` (bag-wise similarity over all pairs from precomputed image token embeddings;
@@ -39,10 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval_ext.models.bagging import (
+    BAG_RULES,
+    MASKED_BAG_MODES,
     EntityBagger,
     chunked_bagwise_similarity,
     pool_bags,
-    token_bag_index,
 )
 
 import lavis.common.dist_utils as dist_utils
@@ -99,6 +108,7 @@ class BagFormerRetrieval(AlbefBase):
         bagger: the entity bagger (required for ``interaction: bagwise``).
         interaction: ``bagwise`` | ``tokenwise`` | ``cls_token``.
         bag_fusion: ``late`` | ``early``.
+        i2t_masked_bags: ``official`` | ``exclude`` (masked bags in image-to-text).
         embed_dim: shared projection width.
         temp, temp_min, temp_max: ITA temperature, its initial value and clamp.
         ita_weight, itm_weight, twc_weight: loss weights.
@@ -118,6 +128,7 @@ class BagFormerRetrieval(AlbefBase):
         bagger: EntityBagger | None = None,
         interaction: str = "bagwise",
         bag_fusion: str = "late",
+        i2t_masked_bags: str = "official",
         embed_dim: int = 256,
         temp: float = 0.07,
         temp_min: float = 0.05,
@@ -136,6 +147,11 @@ class BagFormerRetrieval(AlbefBase):
         if bag_fusion not in BAG_FUSIONS:
             raise ValueError(
                 f"model.bag_fusion: {bag_fusion!r} is not one of {', '.join(BAG_FUSIONS)}"
+            )
+        if i2t_masked_bags not in MASKED_BAG_MODES:
+            raise ValueError(
+                f"model.i2t_masked_bags: {i2t_masked_bags!r} is not one of "
+                f"{', '.join(MASKED_BAG_MODES)}"
             )
         if interaction == "bagwise" and bagger is None:
             raise ValueError(
@@ -159,6 +175,7 @@ class BagFormerRetrieval(AlbefBase):
 
         # hyper-parameters
         self.interaction, self.bag_fusion = interaction, bag_fusion
+        self.i2t_masked_bags = i2t_masked_bags
         self.temp_min, self.temp_max = temp_min, temp_max
         self.ita_weight, self.itm_weight, self.twc_weight = ita_weight, itm_weight, twc_weight
         self.itm_hard_negatives = itm_hard_negatives
@@ -175,49 +192,47 @@ class BagFormerRetrieval(AlbefBase):
             return_tensors="pt",
         ).to(self.device)
 
-    def bag_index(self, text) -> torch.Tensor:
-        """``(B, L)`` bag number per token (0 [CLS], -1 padding) for this interaction."""
-        if self.interaction == "bagwise":
-            return self.bagger.bag_index(text.input_ids.cpu(), text.attention_mask.cpu()).to(
-                self.device
-            )
-        return token_bag_index(text.attention_mask)
-
     def encode_text(self, text):
         """Run the text encoder with the configured bagging.
 
         Returns:
             ``(sequence, sequence_mask, bags, bag_mask)``: what the fusion encoder attends
             to (tokens for late fusion, bags for early) ``(B, L', D)`` with its attention
-            mask, and the bag embeddings ``(B, N, D)`` (bag 0 is [CLS]) with a mask that is
-            True for the bags of the bag-wise similarity ([CLS] and padding False).
+            mask, and the bag embeddings ``(B, N, D)`` with a mask that is True for the
+            bags of the bag-wise similarity (bagwise: [CLS] and padding False, an empty
+            bag True; tokenwise: every position True).
         """
-        if self.interaction == "cls_token":
+        if self.interaction != "bagwise":
             hidden = self.text_encoder.forward_text(text).last_hidden_state
-            return (
-                hidden,
-                text.attention_mask,
-                hidden[:, :1],
-                torch.zeros_like(hidden[:, :1, 0]).bool(),
-            )
-        index = self.bag_index(text)
+            if self.interaction == "cls_token":
+                return (
+                    hidden,
+                    text.attention_mask,
+                    hidden[:, :1],
+                    hidden.new_zeros(hidden.shape[0], 1, dtype=torch.bool),
+                )
+            every_position = torch.ones_like(text.attention_mask, dtype=torch.bool)
+            return hidden, text.attention_mask, hidden, every_position
+        index = self.bagger.bag_index(text.input_ids.cpu(), text.attention_mask.cpu()).to(
+            self.device
+        )
         if self.bag_fusion == "late":
             hidden = self.text_encoder.forward_text(text).last_hidden_state  # (B, L, D)
             bags, present = pool_bags(hidden, index)  # (B, N, D)
-            sequence, sequence_mask = hidden, text.attention_mask
-        else:
-            inputs = self.text_encoder.embeddings(input_ids=text.input_ids)  # (B, L, D)
-            bag_inputs, present = pool_bags(inputs, index)  # (B, N, D): one position per bag
-            bags = self.text_encoder(
-                encoder_embeds=bag_inputs,
-                attention_mask=present.long(),
-                return_dict=True,
-                mode="text",
-            ).last_hidden_state
-            sequence, sequence_mask = bags, present.long()
+            bag_mask = present.clone()
+            bag_mask[:, 0] = False  # [CLS]
+            return hidden, text.attention_mask, bags, bag_mask
+        inputs = self.text_encoder.embeddings(input_ids=text.input_ids)  # (B, L, D)
+        bag_inputs, present = pool_bags(inputs, index)  # (B, N, D): one position per bag
         bag_mask = present.clone()
-        bag_mask[:, 0] = False  # [CLS]
-        return sequence, sequence_mask, bags, bag_mask
+        bag_mask[:, 0] = False  # [CLS]: masked in attention too, as released
+        bags = self.text_encoder(
+            inputs_embeds=bag_inputs,  # through the embedding layer again
+            attention_mask=bag_mask.long(),
+            return_dict=True,
+            mode="text",
+        ).last_hidden_state
+        return bags, bag_mask.long(), bags, bag_mask
 
     # ---- training --------------------------------------------------------------------
     def forward(self, samples):
@@ -246,7 +261,9 @@ class BagFormerRetrieval(AlbefBase):
         if self.interaction != "cls_token":
             bag_feats = F.normalize(self.text_proj(bags), dim=-1)
             image_tokens = F.normalize(self.vision_proj(image_embeds), dim=-1)
-            s_t2i, s_i2t = chunked_bagwise_similarity(bag_feats, bag_mask, image_tokens)
+            s_t2i, s_i2t = chunked_bagwise_similarity(
+                bag_feats, bag_mask, image_tokens, masked_bags=self.i2t_masked_bags
+            )
             loss_twc = (
                 _soft_cross_entropy(s_t2i, targets) + _soft_cross_entropy(s_i2t, targets)
             ) / 2
@@ -370,7 +387,10 @@ class BagFormerRetrieval(AlbefBase):
             sims = gallery["image_cls"] @ gallery["text_cls"].t()
             return sims, sims.t()
         s_t2i, s_i2t = chunked_bagwise_similarity(
-            gallery["bag_feats"], gallery["bag_mask"], gallery["image_tokens"]
+            gallery["bag_feats"],
+            gallery["bag_mask"],
+            gallery["image_tokens"],
+            masked_bags=self.i2t_masked_bags,
         )
         return s_i2t, s_t2i
 
@@ -443,7 +463,10 @@ class BagFormerRetrieval(AlbefBase):
                     "file, one phrase per line; tools/data/lavis/bagformer_dictionary.py "
                     "derives one)"
                 )
-            bagger = EntityBagger.from_file(dictionary, tokenizer)
+            rule = str(cfg.get("bag_rule", "official"))
+            if rule not in BAG_RULES:
+                raise ValueError(f"model.bag_rule: {rule!r} is not one of {', '.join(BAG_RULES)}")
+            bagger = EntityBagger.from_file(dictionary, tokenizer, rule=rule)
         model = cls(
             image_encoder=image_encoder_from_config(cfg),
             text_encoder=XBertEncoder(config=text_config(cfg), add_pooling_layer=False),
@@ -451,6 +474,7 @@ class BagFormerRetrieval(AlbefBase):
             bagger=bagger,
             interaction=interaction,
             bag_fusion=str(cfg.get("bag_fusion", "late")),
+            i2t_masked_bags=str(cfg.get("i2t_masked_bags", "official")),
             embed_dim=int(cfg.get("embed_dim", 256)),
             temp=float(cfg.get("temp", 0.07)),
             temp_min=float(cfg.get("temp_min", 0.05)),

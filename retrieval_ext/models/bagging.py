@@ -1,15 +1,26 @@
 """BagFormer's bagging layer: an entity dictionary matched over a caption's token ids.
 
 The dictionary (one phrase per line) is tokenised once with the model's tokenizer and its
-token-id sequences are loaded into an Aho-Corasick automaton (pyahocorasick, integer
-sequence keys). A caption is matched greedily left to right, longest match first: at each
-position the longest entity starting there becomes one bag and matching resumes after it;
-a token no entity covers is a bag of its own. Results are cached per token-id sequence, so
-a caption seen again (every epoch, every evaluation) is not matched again.
+token-id sequences are loaded into a pyahocorasick automaton (integer sequence keys).
+Outside entities every word piece is a bag of its own. Two rules (``bag_rule``):
 
-``bag_index`` turns a padded batch of token ids into a bag number per token: 0 for
-[CLS] (its own bag, masked out of the bag-wise similarity), 1..n for the caption's bags in
-order, -1 for padding. :func:`pool_bags` sums token embeddings per bag.
+- ``official``, the released BagFormer code: one left-to-right pass that extends the
+  current bag by the next token while the extended token-id sequence is itself a
+  dictionary entry, and otherwise starts a new bag at that token. So matching is exact on
+  token ids, a 3+-token entity is found only if each of its prefixes of 2 or more tokens is
+  an entry too ("red fire truck" needs "red fire"), and the leftmost match wins on
+  overlaps, with no backtracking. Between two adjacent entities the released offsets hold
+  one EMPTY bag: its embedding sum is the zero vector, it is not masked, so it counts in
+  the bag-wise similarity (late fusion: as ``normalize(text_proj.bias)``; early fusion: as
+  the encoder's output at a position whose input is zero).
+- ``longest``: at each position the longest entity starting there is one bag (no prefix
+  rule, no empty bags), the leftmost start first; matching resumes after it.
+
+Results are cached per token-id sequence, so a caption seen again (every epoch, every
+evaluation) is not matched again. ``bag_index`` turns a padded batch of token ids into a
+bag number per token: 0 for [CLS] (its own bag, masked out of the bag-wise similarity),
+1..n for the caption's bags in order (an empty bag is a number no token carries), -1 for
+padding. :func:`pool_bags` sums token embeddings per bag.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ import torch
 import torch.nn.functional as F
 
 CACHE_SIZE = 1 << 16  # distinct captions whose matches are kept
+BAG_RULES = ("official", "longest")
+MASKED_BAG_MODES = ("official", "exclude")
 
 
 @dataclass
@@ -79,18 +92,23 @@ def read_dictionary_lines(path) -> list[tuple[int, str]]:
 
 
 class EntityBagger:
-    """Greedy longest-match-first entity bags over token ids.
+    """Entity bags over token ids, by the released rule or longest match (module docstring).
 
     Args:
         entities: token-id sequences of the dictionary's phrases.
+        rule: ``official`` | ``longest``.
         cache_size: captions whose matches are memoised.
     """
 
     def __init__(
         self,
         entities: Sequence[Sequence[int]],
+        rule: str = "official",
         cache_size: int = CACHE_SIZE,
     ):
+        if rule not in BAG_RULES:
+            raise ValueError(f"model.bag_rule: {rule!r} is not one of {', '.join(BAG_RULES)}")
+        self.rule = rule
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_SEQUENCE)
         self.num_entities = 0
         for ids in entities:
@@ -104,7 +122,9 @@ class EntityBagger:
         self.spans = functools.lru_cache(maxsize=cache_size)(self._spans)
 
     @classmethod
-    def from_file(cls, path, tokenizer, cache_size: int = CACHE_SIZE) -> EntityBagger:
+    def from_file(
+        cls, path, tokenizer, rule: str = "official", cache_size: int = CACHE_SIZE
+    ) -> EntityBagger:
         """Tokenise a dictionary file once with ``tokenizer`` (no special tokens) and build
         the automaton. Empty lines, duplicates (same token ids) and phrases that tokenise to
         nothing are left out, logged and listed in ``bagger.report``; they are not fatal."""
@@ -132,7 +152,7 @@ class EntityBagger:
             logging.warning(
                 "entity dictionary %s has no usable phrase: every bag is one token", path
             )
-        bagger = cls(entities, cache_size=cache_size)
+        bagger = cls(entities, rule=rule, cache_size=cache_size)
         bagger.report = report
         return bagger
 
@@ -140,6 +160,8 @@ class EntityBagger:
         """``(start, end)`` (end exclusive) of the entity bags of one token sequence."""
         if not self.num_entities:
             return ()
+        if self.rule == "official":
+            return self._official_spans(ids)
         longest = {}  # start -> longest end of an entity starting there
         for last, length in self.automaton.iter(ids):
             start = last - length + 1
@@ -151,28 +173,40 @@ class EntityBagger:
                 position = longest[start]
         return tuple(spans)
 
+    def _official_spans(self, ids: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """The released single pass: extend the current bag while the extension is an
+        exact dictionary entry, else start a new bag at the token."""
+        spans, start = [], 0
+        for position in range(1, len(ids) + 1):
+            if position < len(ids) and ids[start : position + 1] in self.automaton:
+                continue
+            if position - start > 1:
+                spans.append((start, position))
+            start = position
+        return tuple(spans)
+
     def bags(self, ids: Sequence[int]) -> list[list[int]]:
-        """The token positions of each bag of one sequence, in order (readable form)."""
-        spans = {start: end for start, end in self.spans(tuple(int(i) for i in ids))}
+        """The token positions of each bag of one sequence in order; under the ``official``
+        rule an empty bag (``[]``) between two adjacent entities."""
         out, position = [], 0
-        while position < len(ids):
-            end = spans.get(position, position + 1)
-            out.append(list(range(position, end)))
+        for start, end in self.spans(tuple(int(i) for i in ids)):
+            if self.rule == "official" and 0 < position == start:  # adjacent entities
+                out.append([])
+            out += [[p] for p in range(position, start)]
+            out.append(list(range(start, end)))
             position = end
-        return out
+        return out + [[p] for p in range(position, len(ids))]
 
     def bag_index(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Bag number of each token of a padded batch ``(B, L)``: 0 for the leading [CLS],
-        1..n for the caption's bags in order, -1 for padding."""
+        1..n for the caption's bags in order, -1 for padding. An empty bag is a number no
+        token carries (:func:`pool_bags` keeps it, with a zero sum)."""
         rows = []
         lengths = attention_mask.sum(1).tolist()
         for ids, length in zip(input_ids.tolist(), lengths, strict=True):
-            ends = dict(self.spans(tuple(ids[1:length])))  # positions count from after [CLS]
-            index, bag, position = [0], 1, 1
-            while position < length:
-                end = ends.get(position - 1, position) + 1
-                index += [bag] * (end - position)
-                bag, position = bag + 1, end
+            index = [0]
+            for number, bag in enumerate(self.bags(ids[1:length]), start=1):
+                index += [number] * len(bag)  # positions count from after [CLS]
             rows.append(index + [-1] * (len(ids) - len(index)))
         return torch.tensor(rows, dtype=torch.long, device=input_ids.device)
 
@@ -202,13 +236,15 @@ def pool_bags(token_embeds: torch.Tensor, bag_index: torch.Tensor):
 
     Returns:
         ``(bags, present)``: ``(B, N, D)`` bag embeddings (bag 0 is [CLS]) and ``(B, N)``
-        booleans, True where the row has that bag; ``N`` is the batch's largest bag count.
+        booleans, True for the row's bags 0..its largest number (an empty bag included,
+        as a zero sum); ``N`` is the batch's largest bag count.
     """
     num_bags = int(bag_index.max()) + 1
     onehot = F.one_hot(bag_index.clamp(min=0), num_bags) * (bag_index >= 0).unsqueeze(-1)
     onehot = onehot.to(token_embeds.dtype)  # (B, L, N)
     bags = onehot.transpose(1, 2) @ token_embeds  # (B, N, D)
-    return bags, onehot.sum(1) > 0
+    numbers = torch.arange(num_bags, device=bag_index.device)
+    return bags, numbers[None] <= bag_index.amax(1, keepdim=True)
 
 
 def bagwise_similarity(
@@ -217,12 +253,16 @@ def bagwise_similarity(
     image_tokens: torch.Tensor,
     image_mask: torch.Tensor | None = None,
     directions: str = "both",
+    masked_bags: str = "official",
 ):
     """BagFormer's bag-wise MaxSim between every text and every image (no temperature).
 
     ``s_t2i[t, i]`` = sum over text t's bags of the max over image i's tokens of the dot
     product; ``s_i2t[i, t]`` = sum over image i's tokens of the max over text t's bags.
-    Masked bags and tokens never win a max and add nothing to a sum.
+    Masked bags add nothing to ``s_t2i``. In ``s_i2t`` they are, with ``masked_bags:
+    official``, zero vectors as in the released code (so a row with a masked bag clamps
+    each image token's best score at 0); with ``exclude`` they never win a max. Masked
+    image tokens never win a max and add nothing to a sum.
 
     Args:
         text_bags: ``(T, B, d)`` normalised bag embeddings.
@@ -230,10 +270,15 @@ def bagwise_similarity(
         image_tokens: ``(I, V, d)`` normalised image token embeddings.
         image_mask: ``(I, V)`` True for the tokens that count (default all).
         directions: ``both``, or ``t2i`` alone (a text query; ``s_i2t`` is then None).
+        masked_bags: ``official`` | ``exclude``, for ``s_i2t``.
 
     Returns:
         ``(s_t2i, s_i2t)`` of shapes ``(T, I)`` and ``(I, T)``.
     """
+    if masked_bags not in MASKED_BAG_MODES:
+        raise ValueError(
+            f"model.i2t_masked_bags: {masked_bags!r} is not one of {', '.join(MASKED_BAG_MODES)}"
+        )
     if directions == "t2i":  # a query: one matmul, no mask pass when every token counts
         return _bagwise_t2i(text_bags, text_mask.bool(), image_tokens, image_mask), None
     if image_mask is None:
@@ -248,7 +293,8 @@ def bagwise_similarity(
     best_token = torch.where(image_mask.any(-1)[None, :, None], best_token, 0.0)
     s_t2i = (best_token * text_mask[:, None, :]).sum(-1)
     # image -> text: each image token's best bag
-    best_bag = sim.masked_fill(~text_mask[:, None, :, None], lowest).amax(2)  # (T, I, V)
+    masked_value = 0.0 if masked_bags == "official" else lowest
+    best_bag = sim.masked_fill(~text_mask[:, None, :, None], masked_value).amax(2)  # (T, I, V)
     best_bag = torch.where(text_mask.any(-1)[:, None, None], best_bag, 0.0)
     s_i2t = (best_bag * image_mask[None]).sum(-1).t()
     return s_t2i, s_i2t
@@ -277,6 +323,7 @@ def chunked_bagwise_similarity(
     image_mask=None,
     max_elements: int = 32_000_000,
     directions: str = "both",
+    masked_bags: str = "official",
 ):
     """:func:`bagwise_similarity` over text chunks, so that the ``(T, I, B, V)`` product of
     a chunk holds at most about ``max_elements`` values."""
@@ -290,6 +337,7 @@ def chunked_bagwise_similarity(
             image_tokens,
             image_mask,
             directions,
+            masked_bags,
         )
         t2i.append(a)
         i2t.append(b)
