@@ -1,7 +1,9 @@
 """Local text-video datasets in one annotation format shared by every builder.
 
 Annotation file: a JSON list of entries ``{"video": <path relative to the video root>,
-"caption": <str or list of str>}`` (an optional ``"video_id"`` is kept for reporting).
+"caption": <str or list of str>}`` (an optional ``"video_id"`` is kept for reporting; an
+optional ``"content_frames"``, the 0-based frames that show what the captions say, is kept
+for the text-video task's frame-weight metrics).
 Training yields one item per caption; evaluation yields one item per video, with every
 caption in ``text`` and the maps ``txt2video`` / ``video2txt`` (also exposed under LAVIS's
 names ``txt2img`` / ``img2txt``).
@@ -30,13 +32,29 @@ POLICIES = ("raise", "skip")
 REQUIRED_KEYS = ("video", "caption")
 
 
+def check_content_frames(frames, where: str) -> list[int]:
+    """The optional ``content_frames`` of an entry: distinct 0-based frame indices (the
+    frames that show what the captions say; the fine-grained generator writes them)."""
+    if not (
+        isinstance(frames, list)
+        and frames
+        and all(isinstance(f, int) and not isinstance(f, bool) and f >= 0 for f in frames)
+        and len(set(frames)) == len(frames)
+    ):
+        raise ValueError(
+            f"{where}: 'content_frames' must be a non-empty list of distinct 0-based frame "
+            f"indices, got {frames!r}"
+        )
+    return frames
+
+
 def load_annotations(ann_paths, vis_root: str | Path, policy: str = "raise"):
     """Read and check annotation files; returns ``(entries, skipped)``.
 
     Each entry comes back as ``{"video": absolute path, "captions": [str, ...],
-    "video_id": str}``. Raises ``ValueError`` naming the file, the entry index and the
-    missing or malformed key; ``FileNotFoundError`` naming missing videos unless
-    ``policy == "skip"``.
+    "video_id": str}``, with ``"content_frames"`` when the annotation has it. Raises
+    ``ValueError`` naming the file, the entry index and the missing or malformed key;
+    ``FileNotFoundError`` naming missing videos unless ``policy == "skip"``.
     """
     if policy not in POLICIES:
         raise ValueError(f"bad_video_policy must be one of {POLICIES}, got {policy!r}")
@@ -78,7 +96,10 @@ def load_annotations(ann_paths, vis_root: str | Path, policy: str = "raise"):
                 missing.append(str(video))
                 continue
             video_id = str(entry.get("video_id", Path(entry["video"]).stem))
-            entries.append({"video": str(video), "captions": captions, "video_id": video_id})
+            record = {"video": str(video), "captions": captions, "video_id": video_id}
+            if "content_frames" in entry:
+                record["content_frames"] = check_content_frames(entry["content_frames"], where)
+            entries.append(record)
     if missing and policy == "raise":
         shown = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""

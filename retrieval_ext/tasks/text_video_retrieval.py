@@ -6,6 +6,14 @@ Text-to-video papers (CLIP4Clip, X-CLIP, TeachCLIP) report R@1/5/10/50, median a
 rank in both directions, select on text-to-video, and with several captions per video rank
 *videos* for video-to-text (each video scored by its best caption). That is the default
 here, so numbers compare with theirs; LAVIS's convention is an option.
+
+When the annotations say which frames show what the captions say (``content_frames``, as
+the fine-grained embedded dataset writes them), the metrics also say where the models put
+their frame weight (:func:`frame_weight_metrics`), in percent: ``afa_content_share`` (a
+TeachCLIP student's AFA pooling weight on content frames), ``teacher_content_share`` (a
+teacher's frame-text relevance for each clip's own captions, as its ``teach`` gives it to
+the fine loss), ``teacher_<label>_content_share`` (each teacher of a student), and
+``content_share_chance`` (content frames over real frames: what uniform weights give).
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import os
 from retrieval_ext.tasks.base import RegistryRetrievalTask
 
 import numpy as np
-from lavis.common.dist_utils import is_main_process
+import torch
+import torch.distributed as dist
+from lavis.common.dist_utils import is_dist_avail_and_initialized, is_main_process
 from lavis.common.registry import registry
 
 RECALL_AT = (1, 5, 10, 50)
@@ -108,6 +118,97 @@ def retrieval_metrics(
     return {**rank_summary(t2v, "t2v", lower_median), **rank_summary(v2t, "v2t")}
 
 
+def content_mask(content_frames: list[list[int]], video_mask: np.ndarray, videos: list[str]):
+    """``[B, F]`` bool: the content frames of each clip of a batch. The positions index the
+    sampled frames, which are the clip's own frames when the clip has no more frames than
+    the processor samples (the fine-grained clips have exactly ``n_frms``)."""
+    video_mask = np.asarray(video_mask).astype(bool)
+    mask = np.zeros_like(video_mask)
+    for row, frames in enumerate(content_frames):
+        real = int(video_mask[row].sum())
+        if max(frames) >= real:
+            raise ValueError(
+                f"{videos[row]}: content_frames {frames} name frame {max(frames)} but only {real} "
+                "frames were sampled; content frame positions need clips of at most the "
+                "processor's n_frms frames"
+            )
+        mask[row, frames] = True
+    return mask
+
+
+def content_share(weights, content) -> np.ndarray:
+    """Per row of ``weights`` ``[N, F]`` (non-negative), the share of its sum on the frames
+    where ``content`` ``[N, F]`` is true, in percent."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return 100.0 * (weights * content).sum(axis=1) / weights.sum(axis=1)
+
+
+def _teachers_of(model) -> dict:
+    """``{metric prefix: model with teach()}``: the model itself if it teaches, and a
+    student's teachers by label."""
+    teachers = {"teacher": model} if hasattr(model, "teach") else {}
+    for label, teacher in getattr(model, "teachers", {}).items():
+        teachers[f"teacher_{label}"] = teacher
+    return teachers
+
+
+@torch.no_grad()
+def frame_weight_metrics(model, data_loader) -> dict:
+    """Where ``model`` puts its frame weight on an evaluation loader whose dataset entries
+    carry ``content_frames``: the mean over clips of the share (percent) on content frames
+    of the AFA pooling weights (``model.frame_weights``, when it has AFA) and of each
+    teacher's frame-text relevance for the clip's own captions (mean over its captions),
+    and the chance share (uniform weights). ``{}`` when the entries carry no positions."""
+    dataset = data_loader.dataset
+    entries = dataset.entries
+    if not any("content_frames" in entry for entry in entries):
+        return {}
+    missing = [entry["video"] for entry in entries if "content_frames" not in entry]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} annotation entries have no content_frames while others do "
+            f"(first: {missing[0]}); give every entry its content frame positions or none"
+        )
+    teachers = _teachers_of(model)
+    sums = dict.fromkeys(["content_share_chance", *(f"{t}_content_share" for t in teachers)], 0.0)
+    count = 0
+    for samples in data_loader:
+        video = samples["video"].to(model.device)
+        video_mask = samples["video_mask"].to(model.device)
+        indices = samples["index"].tolist()
+        content = content_mask(
+            [entries[i]["content_frames"] for i in indices],
+            video_mask.cpu().numpy(),
+            [entries[i]["video"] for i in indices],
+        )
+        sums["content_share_chance"] += float(
+            content_share(video_mask.cpu().numpy(), content).sum()
+        )
+        weights = (
+            model.frame_weights(video, video_mask) if hasattr(model, "frame_weights") else None
+        )
+        if weights is not None:
+            share = content_share(weights.cpu().numpy(), content).sum()
+            sums["afa_content_share"] = sums.get("afa_content_share", 0.0) + float(share)
+        rows = [row for row, i in enumerate(indices) for _ in dataset.video2txt[i]]
+        texts = [dataset.text[t] for i in indices for t in dataset.video2txt[i]]
+        for prefix, teacher in teachers.items():
+            relevance = teacher.teach(
+                {"video": video[rows], "video_mask": video_mask[rows], "text_input": texts}
+            ).frame_relevance
+            per_caption = content_share(relevance.cpu().numpy(), content[rows])
+            per_clip = np.bincount(rows, per_caption) / np.bincount(rows)
+            sums[f"{prefix}_content_share"] += float(per_clip.sum())
+        count += len(indices)
+    names = sorted(sums)
+    totals = torch.tensor([sums[n] for n in names] + [count], dtype=torch.float64)
+    if is_dist_avail_and_initialized():  # each process saw its shard of the gallery
+        totals = totals.to(model.device)
+        dist.all_reduce(totals)
+        totals = totals.cpu()
+    return {name: float(totals[i] / totals[-1]) for i, name in enumerate(names)}
+
+
 @registry.register_task("text_video_retrieval")
 class TextVideoRetrievalTask(RegistryRetrievalTask):
     """Text-video retrieval.
@@ -131,10 +232,12 @@ class TextVideoRetrievalTask(RegistryRetrievalTask):
 
     def evaluation(self, model, data_loader, **kwargs):
         _, sim_t2v = model.compute_sim_matrix(data_loader, task_cfg=self.cfg)
+        shares = frame_weight_metrics(model, data_loader)  # every process: it all-reduces
         if not is_main_process():
             return None
         dataset = data_loader.dataset
         metrics = retrieval_metrics(sim_t2v, dataset.txt2video, dataset.video2txt, self.convention)
+        metrics.update(shares)
         if self.select_on == "both":
             metrics["agg_metrics"] = (metrics["t2v_sum_r"] + metrics["v2t_sum_r"]) / 2
         else:
