@@ -9,10 +9,7 @@ from __future__ import annotations
 import torch
 from recbole.trainer import Trainer
 
-from plugins.compat import register_recbole_trainer
 
-
-@register_recbole_trainer
 class UPSRTrainer(Trainer):
     r"""Two learning rates and a warm-up: the PLM's pre-trained weights train at
     ``learning_rate * upsr_pretrained_lr_scale`` and the weights that started random at

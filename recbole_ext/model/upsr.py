@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from recbole_ext.model.plm import build_seq2seq, build_unilm
 from recbole_ext.model.trie import ItemTrie
@@ -37,10 +36,6 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from plugins.compat import register_recbole_model
-from plugins.compat.checkpoints import load_recbole_checkpoint
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "properties" / "model" / "UPSR.yaml"
 # full-sort scoring precision: bfloat16 runs the PLM under autocast, log-softmax stays fp32
 SCORE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 # how an item text's token log-likelihoods become its score (the paper's rule is unknown)
@@ -121,11 +116,13 @@ def _encoder_output(hidden):
     return BaseModelOutput(last_hidden_state=hidden)
 
 
-@register_recbole_model(default_config=DEFAULT_CONFIG)
 class UPSR(SequentialRecommender):
     r"""A seq2seq PLM that writes the next item's text from the history's text."""
 
     input_type = InputType.POINTWISE
+    # reads a saved RecBole checkpoint as RecBole's own loads do (torch.load); an
+    # environment may substitute a loader with the same signature
+    checkpoint_loader = staticmethod(torch.load)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -320,10 +317,11 @@ class UPSR(SequentialRecommender):
     def load_plm_weights(self, path) -> None:
         """Start from the PLM of a saved UPSR checkpoint (fine-tuning, zero-shot).
 
-        Only ``plm.*`` weights are taken (loaded with ``weights_only=True``): item-id
-        embeddings belong to the dataset the checkpoint was trained on.
+        Only ``plm.*`` weights are taken (read by ``checkpoint_loader``, never with
+        ``weights_only=False``): item-id embeddings belong to the dataset the checkpoint
+        was trained on.
         """
-        checkpoint = load_recbole_checkpoint(path, map_location="cpu")
+        checkpoint = self.checkpoint_loader(path, map_location="cpu")
         state = checkpoint.get("state_dict", {})
         if "_extra_state" not in state:
             raise ValueError(
@@ -332,7 +330,7 @@ class UPSR(SequentialRecommender):
         self._check_signature(
             state["_extra_state"].get("plm_signature", {}), f"upsr_init_checkpoint {path}"
         )
-        plm_state = {k.removeprefix("plm."): v for k, v in state.items() if k.startswith("plm.")}
+        plm_state = {k[len("plm.") :]: v for k, v in state.items() if k.startswith("plm.")}
         self.plm.load_state_dict(plm_state)
         self.logger.info(f"UPSR: PLM weights from {path}")
 
@@ -406,7 +404,8 @@ class UPSR(SequentialRecommender):
         )
         unread = ~mask.bool()[:, None, None, :]  # [1 or R, 1, 1, S]: history padding
         later = steps[None, :] > steps[:, None]  # [L, L]: a token's future
-        for layer, (key, value) in zip(bert.encoder.layer, cache, strict=True):
+        for index, layer in enumerate(bert.encoder.layer):
+            key, value = cache[index]  # one (key, value) per layer
             attention = layer.attention.self
             scale = 1 / math.sqrt(attention.attention_head_size)
             query = _heads(attention, attention.query(states))  # [R, h, L, d]
@@ -645,8 +644,7 @@ class UPSR(SequentialRecommender):
         checkpoint did not provide it) at ``learning_rate``."""
         pretrained, new = [], []
         for name, parameter in self.named_parameters():
-            plm_name = name.removeprefix("plm.")
-            trained = name.startswith("plm.") and plm_name not in self.new_plm_parameters
+            trained = name.startswith("plm.") and name[len("plm.") :] not in self.new_plm_parameters
             (pretrained if trained else new).append(parameter)
         groups = [
             {"params": new, "lr": learning_rate},
@@ -765,8 +763,8 @@ class UPSR(SequentialRecommender):
         device = interaction[self.ITEM_SEQ].device
         items, beam_scores = self._beam_items(interaction, self.num_beams)
         scores = torch.full((len(items), self.n_items), float("-inf"), device=device)
-        for b, (row_items, row_scores) in enumerate(zip(items, beam_scores, strict=True)):
-            scores[b, row_items] = torch.tensor(row_scores, device=device)
+        for b, row_items in enumerate(items):
+            scores[b, row_items] = torch.tensor(beam_scores[b], device=device)
         short = sum(len(row) < self.deepest_topk for row in items)
         if short:  # RecBole's top-K would then pick arbitrary -inf items to fill the list
             self.logger.warning(

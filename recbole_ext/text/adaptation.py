@@ -139,7 +139,7 @@ class TextAdaptation:
         """The constructions ``stage`` uses on ``dataset``.
 
         Named constructions (``upsr_item_text`` / ``upsr_history_text``, e.g. copied from
-        a ``plugzoo upsr-text`` report) are used as given; otherwise the stage policy
+        an indicator report) are used as given; otherwise the stage policy
         chooses from the indicators (measured now unless ``report`` has them).
         """
         if stage not in STAGES:
@@ -308,9 +308,11 @@ class TextAdaptation:
                 else np.zeros((0, item_rows.shape[1]))
             )
             wanted = [min(len(h), construction.max_items) for h in subset_histories]
+            # kept[i] belongs to subset_histories[i] (indexed: zip's strict= needs 3.10)
             informativeness = [
-                min(len(k), self.reference_items) / min(len(h), self.reference_items)
-                for k, h in zip(kept, subset_histories, strict=True)
+                min(len(k), self.reference_items)
+                / min(len(subset_histories[i]), self.reference_items)
+                for i, k in enumerate(kept)
             ]
             return {
                 "naturalness": ind.naturalness(rows),
@@ -319,9 +321,7 @@ class TextAdaptation:
                     kept, item_texts, construction.separator, items
                 ),
                 "text_length": ind.length_stats([builder.token_count(h) for h in subset_histories]),
-                "truncated_share": float(
-                    np.mean([len(k) < w for k, w in zip(kept, wanted, strict=True)])
-                )
+                "truncated_share": float(np.mean([len(k) < wanted[i] for i, k in enumerate(kept)]))
                 if kept
                 else 0.0,
                 "mean_items_kept": float(np.mean([len(k) for k in kept])) if kept else 0.0,
@@ -423,7 +423,7 @@ def _minilm_embedder():
             vectors = model.encode(
                 missing, batch_size=128, normalize_embeddings=True, show_progress_bar=False
             )
-            cache.update(zip(missing, vectors, strict=True))
+            cache.update({text: vectors[i] for i, text in enumerate(missing)})
         return np.stack([cache[t] for t in texts])
 
     return embed

@@ -79,11 +79,13 @@ class TextStats:
         unknown = self.tokenizer.hf.unk_token
         for start in range(0, len(missing), 512):
             batch = missing[start : start + 512]
-            for text, (pieces, word_ids) in zip(batch, self.tokenizer.pieces(batch), strict=True):
+            split = self.tokenizer.pieces(batch)  # one (pieces, word ids) per text
+            for index, text in enumerate(batch):
+                pieces, word_ids = split[index]
                 row = np.zeros(len(TOKEN_CLASSES) + 2)
                 words: dict[int | None, list[str]] = {}
-                for piece, word in zip(pieces, word_ids, strict=True):
-                    words.setdefault(word, []).append(piece)
+                for position, piece in enumerate(pieces):
+                    words.setdefault(word_ids[position], []).append(piece)
                 for group in words.values():
                     row[TOKEN_CLASSES.index(_classify(group, unknown))] += len(group)
                 found = _WORD.findall(text)
@@ -94,10 +96,15 @@ class TextStats:
         return np.stack([self._rows[t] for t in texts]) if texts else np.zeros((0, width))
 
 
+def _strip_marker(piece: str, marker: str) -> str:
+    """``piece`` without a leading sub-word ``marker`` (``str.removeprefix`` needs 3.9)."""
+    return piece[len(marker) :] if piece.startswith(marker) else piece
+
+
 def _classify(pieces: list[str], unknown: str | None) -> str:
     if unknown is not None and unknown in pieces:
         return "unknown"
-    word = "".join(p.removeprefix("##").removeprefix("▁") for p in pieces)
+    word = "".join(_strip_marker(_strip_marker(p, "##"), "▁") for p in pieces)
     if not word:
         return "punctuation"  # a bare sentencepiece word boundary
     if all(ch in ORDINARY_PUNCTUATION for ch in word):

@@ -55,7 +55,7 @@ class StagePolicy:
         bad = [k for k in weights if k not in INDICATORS]
         if bad:
             raise ValueError(f"{where}.weights: unknown indicators {bad}; known: {INDICATORS}")
-        if any(not isinstance(w, int | float) or w < 0 for w in weights.values()):
+        if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()):
             raise ValueError(f"{where}.weights: weights must be non-negative numbers")
         if not sum(weights.values()):
             raise ValueError(f"{where}.weights: at least one weight must be positive")

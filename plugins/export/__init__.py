@@ -1,0 +1,36 @@
+"""``plugzoo export``: a plugin written into its host's contribution layout.
+
+:mod:`plugins.export.core` holds what every host shares (import rewriting by ``ast``
+positions, the Python-floor and plugzoo-dependency checks, the written tree and its diff);
+one module per host knows that host's layout (:mod:`plugins.export.recbole`). Each paper
+maps to the function that exports it; papers without one are refused by name.
+"""
+
+from __future__ import annotations
+
+from plugins.export.core import ExportRefused, ExportTree
+
+# paper -> (host, "module:function" taking the host source folder); the LAVIS papers and
+# STH are not exportable yet (docs/upstreaming.md)
+EXPORTERS = {"upsr": ("recbole", "plugins.export.recbole:export_upsr")}
+NOT_YET = {
+    "sth": "MMAction2 (projects/sth/): not exportable yet",
+    "teachclip": "LAVIS, after the CLIP4Clip base: not exportable yet",
+    "bagformer": "LAVIS: not exportable yet",
+}
+
+
+def export_paper(paper: str, host_src) -> ExportTree:
+    """The export tree of ``paper`` against the host source folder ``host_src``."""
+    from plugins.catalogue import load_callable
+
+    key = paper.lower()
+    if key in NOT_YET:
+        raise ExportRefused(paper, [NOT_YET[key]])
+    if key not in EXPORTERS:
+        known = sorted([*EXPORTERS, *NOT_YET])
+        raise KeyError(f"unknown paper {paper!r}; known: {', '.join(known)}")
+    return load_callable(EXPORTERS[key][1])(host_src)
+
+
+__all__ = ["EXPORTERS", "ExportRefused", "ExportTree", "export_paper"]
