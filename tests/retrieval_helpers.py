@@ -35,6 +35,13 @@ def write_tiny_embedded(root: Path, train: int = 6, val: int = 3, test: int = 3)
     return root
 
 
+def write_tiny_finegrained(root: Path, train: int = 6, val: int = 3, test: int = 3) -> Path:
+    from retrieval_ext.datasets.finegrained import write_finegrained_dataset
+
+    write_finegrained_dataset(root, {"train": train, "val": val, "test": test}, k=1, seed=1)
+    return root
+
+
 def run_lavis_tool(cmd, cwd, timeout: int = 900):
     """Run a LAVIS tool (``tools/lavis_train.py`` ...) offline on the CPU, one thread a
     process (two processes of two threads on two cores thrash); fails with its output."""

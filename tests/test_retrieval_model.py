@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 from lavis.common.registry import registry
 from lavis.models.clip_models.model import CLIP
 from omegaconf import OmegaConf
-from retrieval_helpers import TINY_CLIP, tiny_model_cfg, write_tiny_embedded
+from retrieval_helpers import TINY_CLIP, tiny_model_cfg, write_tiny_embedded, write_tiny_finegrained
 
 from plugins.compat import lavis_lookup
 
@@ -383,7 +383,9 @@ def test_every_shipped_config_builds_trains_a_step_and_evaluates(path, tmp_path,
     assert {"train", "val", "test"} <= set(info.annotations) and info.videos.storage
     assert all("url" not in split for split in info.annotations.values())
 
-    data = write_tiny_embedded(tmp_path / "data", train=2, val=1, test=2)
+    finegrained = "finegrained" in path.name  # its data: the caption in k of the frames
+    write = write_tiny_finegrained if finegrained else write_tiny_embedded
+    data = write(tmp_path / "data", train=2, val=1, test=2)
     for split in ("train", "val", "test"):
         info.annotations[split].storage = str(data / "annotations" / f"{split}.json")
     info.videos.storage = str(data / "videos")
@@ -414,6 +416,11 @@ def test_every_shipped_config_builds_trains_a_step_and_evaluates(path, tmp_path,
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     metrics = task.evaluation(model.eval(), runner.dataloaders["test"])
     assert metrics["agg_metrics"] == metrics["t2v_sum_r"]
+    if finegrained:  # the frame-weight metrics of every model that weighs frames
+        assert metrics["content_share_chance"] == pytest.approx(100 / 8)
+        assert ("afa_content_share" in metrics) == (config.model.get("afa", False) is True)
+        teaches = hasattr(model, "teach") or bool(config.model.get("teachers"))
+        assert any(key.startswith("teacher") for key in metrics) == teaches
 
 
 def test_video_encoding_refuses_a_loader_that_misses_gallery_rows():
