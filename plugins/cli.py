@@ -1,4 +1,4 @@
-"""The ``plugzoo`` command: list, doctor, demo."""
+"""The ``plugzoo`` command: list, doctor, demo, export."""
 
 from __future__ import annotations
 
@@ -69,6 +69,33 @@ def _demo(args) -> int:
     return run_demo(run_dir, size=size, only=args.stage, tick=args.tick)
 
 
+def _export(args) -> int:
+    from plugins.export import ExportRefused, export_paper
+
+    if args.out is None and not args.diff:
+        print("plugzoo export: give --out DIR, --diff, or both", file=sys.stderr)
+        return 2
+    if not args.host_src.is_dir():
+        print(f"plugzoo export: --host-src {args.host_src} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        tree = export_paper(args.paper, args.host_src)
+    except ExportRefused as refused:
+        print(refused, file=sys.stderr)
+        return 1
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        print(f"plugzoo export: {error}", file=sys.stderr)
+        return 2
+    if args.diff:
+        sys.stdout.write(tree.diff(args.host_src))
+    if args.out is not None:
+        for path in tree.write(args.out):
+            print(f"wrote {path}", file=sys.stderr)
+    for relative, why in sorted(tree.skipped.items()):
+        print(f"not written: {relative}: {why}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plugzoo", description="Research methods as plugins of RecBole, MMAction2, LAVIS."
@@ -113,6 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only this stage (repeatable); see `plugzoo list`",
     )
     demo.set_defaults(func=_demo)
+    export = commands.add_parser(
+        "export",
+        help="write a plugin into its host's contribution layout (docs/upstreaming.md)",
+    )
+    export.add_argument("paper", help="upsr (sth, teachclip, bagformer: not yet)")
+    export.add_argument(
+        "--host-src",
+        type=Path,
+        required=True,
+        help="the host's source tree at the pinned version (git checkout or extracted sdist)",
+    )
+    export.add_argument(
+        "--out", type=Path, help="folder receiving the new and changed files, in host layout"
+    )
+    export.add_argument(
+        "--diff", action="store_true", help="print a unified diff against --host-src"
+    )
+    export.set_defaults(func=_export)
     _add_plugin_commands(commands)
     return parser
 

@@ -26,7 +26,7 @@ def export_paper(paper: str, host_src) -> ExportTree:
 
     key = paper.lower()
     if key in NOT_YET:
-        raise ExportRefused(paper, [NOT_YET[key]])
+        raise ValueError(f"{paper}: {NOT_YET[key]}")
     if key not in EXPORTERS:
         known = sorted([*EXPORTERS, *NOT_YET])
         raise KeyError(f"unknown paper {paper!r}; known: {', '.join(known)}")

@@ -1,0 +1,51 @@
+"""Test-only environment shim for running an exported tree; NOT part of any contribution.
+
+The export never writes this file into a host tree. The host-pattern tests run it by path
+(``python shim.py SCRIPT ARGS...``) in a fresh interpreter, so that the exported tree is
+checked the way a host's CI would run it, with two differences stated here:
+
+- plugzoo's packages cannot be imported (an import of ``plugins``, ``recbole_ext``,
+  ``mmaction_ext`` or ``retrieval_ext`` raises), so anything exported that still needs
+  plugzoo fails loudly;
+- the pinned stack's environment defects that are no part of a model contribution are
+  repaired: RecBole 1.2.1 and ray 2.6.3 use NumPy aliases that NumPy 2 removed (RecBole
+  fixed it upstream after 1.2.1).
+
+It imports nothing from plugzoo.
+"""
+
+import importlib.abc
+import runpy
+import sys
+
+import numpy as np
+
+BLOCKED = ("plugins", "recbole_ext", "mmaction_ext", "retrieval_ext")
+NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
+NUMPY_ALIASES["bool8"] = np.bool_
+
+
+class BlockPlugzoo(importlib.abc.MetaPathFinder):
+    """Refuses plugzoo's packages, whatever sys.path holds."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in BLOCKED:
+            raise ImportError(f"{fullname}: plugzoo is not importable in an exported tree")
+        return None
+
+
+def install() -> None:
+    sys.meta_path.insert(0, BlockPlugzoo())
+    for alias, value in NUMPY_ALIASES.items():
+        if alias not in np.__dict__:
+            setattr(np, alias, value)
+
+
+if __name__ == "__main__":
+    install()
+    script, sys.argv = sys.argv[1], sys.argv[1:]
+    if script == "-m":  # python shim.py -m module args...
+        module, sys.argv = sys.argv[1], sys.argv[1:]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(script, run_name="__main__")
