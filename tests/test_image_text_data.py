@@ -237,6 +237,74 @@ def test_missing_and_unreadable_images_raise_by_default_and_are_counted_when_ski
         ImageTextTrainDataset(vis, text, ann, tmp_path, policy="ignore")
 
 
+def _truncated_files(tmp_path) -> list[Path]:
+    """A noisy PNG and JPEG, each cut to 60% of its bytes: PIL loads both (greyed or
+    blacked-out rest) when ``ImageFile.LOAD_TRUNCATED_IMAGES`` is on."""
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    paths = []
+    for name, fmt in (("cut.png", "PNG"), ("cut.jpg", "JPEG")):
+        buffer = io.BytesIO()
+        Image.fromarray(noise).save(buffer, format=fmt)
+        data = buffer.getvalue()
+        path = tmp_path / name
+        path.write_bytes(data[: int(len(data) * 0.6)])
+        paths.append(path)
+    return paths
+
+
+def test_truncated_images_are_refused_whatever_lavis_sets(tmp_path):
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES  # switched on by importing lavis
+    cut_png, cut_jpg = _truncated_files(tmp_path)
+    for path in (cut_png, cut_jpg):
+        assert Image.open(path).convert("RGB").size == (96, 96)  # PIL alone lets it through
+    (tmp_path / "good.png").write_bytes(_png_bytes())
+    ann = tmp_path / "ann.json"
+    ann.write_text(
+        json.dumps(
+            [
+                {"image": "good.png", "caption": ["a green square"]},
+                {"image": "cut.png", "caption": ["noise"]},
+                {"image": "cut.jpg", "caption": ["noise"]},
+            ]
+        )
+    )
+    vis, text = _processors()
+    dataset = ImageTextEvalDataset(vis, text, ann, tmp_path)  # raise: named when read
+    assert dataset[0]["image"].shape == (3, 48, 48)
+    for index, name in ((1, "cut.png"), (2, "cut.jpg")):
+        with pytest.raises(ImageReadError, match=rf"cannot read image .*{name}: .*truncated"):
+            dataset[index]
+    skipped = ImageTextTrainDataset(vis, text, ann, tmp_path, policy="skip")
+    assert len(skipped) == 1 and skipped[0]["text_input"] == "a green square"
+    reasons = {Path(p).name: reason for p, reason in skipped.skipped}
+    assert set(reasons) == {"cut.png", "cut.jpg"} and all(
+        "truncated" in r for r in reasons.values()
+    )
+    assert ImageFile.LOAD_TRUNCATED_IMAGES  # the global flag is left as LAVIS set it
+
+
+def test_captions_empty_after_the_text_processor_are_refused_or_counted(tmp_path):
+    (tmp_path / "a.png").write_bytes(_png_bytes())
+    (tmp_path / "b.png").write_bytes(_png_bytes((200, 10, 10)))
+    ann = tmp_path / "ann.json"
+    ann.write_text(
+        '[\n {"image": "a.png", "caption": ["a green square", "..."]},\n'
+        ' {"image": "b.png", "caption": ["!!"]}\n]\n'
+    )
+    vis, text = _processors()
+    assert text("...") == ""  # LAVIS's blip_caption drops the punctuation
+    with pytest.raises(ValueError, match=r"ann.json, line 2: caption '\.\.\.' is empty after"):
+        ImageTextEvalDataset(vis, text, ann, tmp_path)
+    dataset = ImageTextEvalDataset(vis, text, ann, tmp_path, policy="skip")
+    assert dataset.text == ["a green square"] and len(dataset) == 1
+    assert dataset.empty_captions == [(f"{ann}, line 2", "..."), (f"{ann}, line 3", "!!")]
+    assert dataset.skipped == [
+        (str(tmp_path / "b.png"), "no caption left after the text processor")
+    ]
+
+
 def test_captions_over_the_word_limit_are_truncated_and_counted(tmp_path, caplog):
     (tmp_path / "a.png").write_bytes(_png_bytes())
     ann = tmp_path / "ann.json"

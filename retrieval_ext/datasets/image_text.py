@@ -13,12 +13,19 @@ Items match LAVIS's ``RetrievalDataset`` / ``RetrievalEvalDataset``, so LAVIS's 
 one image are positives of each other), evaluation ``{"image", "index"}`` with ``text``,
 ``image``, ``txt2img`` and ``img2txt`` on the dataset.
 
-Bad input:
-- ``bad_image_policy: raise`` (default): a missing image stops construction naming the
-  files; an unreadable one stops when it is read, naming the file and PIL's error.
-  ``skip``: images that are missing or that PIL cannot read are dropped when the dataset
-  is built (every image is opened and verified once), counted in ``dataset.skipped`` and
-  logged, so an evaluation gallery never changes while it is scored.
+Bad input (``bad_image_policy``, which covers captions too):
+- Images are decoded in full with truncated data refused, whatever PIL's global
+  ``ImageFile.LOAD_TRUNCATED_IMAGES`` says (``import lavis`` switches it on, so a cut-off
+  PNG or JPEG would otherwise load with its missing part grey or black).
+- ``raise`` (default): a missing image stops construction naming the files; an unreadable
+  or truncated one stops when it is read, naming the file and PIL's error. ``skip``:
+  images that are missing, unreadable or truncated are dropped when the dataset is built
+  (every image is decoded once), counted in ``dataset.skipped`` and logged, so an
+  evaluation gallery never changes while it is scored.
+- A caption that is empty after the text processor (``"..."`` under LAVIS's
+  ``blip_caption``, which drops punctuation) stops construction under ``raise``, naming
+  the file, the record's line and the caption; under ``skip`` it is dropped and counted in
+  ``dataset.empty_captions`` (an image left with no caption is skipped).
 - A caption with more words than the text processor's ``max_words`` is truncated by the
   processor (LAVIS's ``blip_caption``); the dataset counts such captions in
   ``dataset.truncated`` and logs how many.
@@ -26,15 +33,18 @@ Bad input:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate
 
 POLICIES = ("raise", "skip")
+_TRUNCATION_FLAG = threading.Lock()  # one reader at a time flips PIL's global flag
 
 
 class ImageReadError(RuntimeError):
@@ -95,27 +105,48 @@ def _captions(record: dict, where: str) -> list[str]:
     return captions
 
 
+@contextlib.contextmanager
+def _truncation_refused():
+    """PIL's global ``LOAD_TRUNCATED_IMAGES`` off inside the block, restored after."""
+    with _TRUNCATION_FLAG:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _decode(path) -> Image.Image:
+    """Every pixel of ``path`` decoded, as RGB; a truncated file raises ``OSError``."""
+    with _truncation_refused(), Image.open(path) as image:
+        image.load()
+        return image.convert("RGB")
+
+
 def _readable(path: Path) -> str | None:
-    """None if PIL can read ``path``, else the reason."""
+    """None if PIL decodes all of ``path``, else the reason."""
     try:
-        with Image.open(path) as image:
-            image.verify()
+        _decode(path)
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
         return f"{type(error).__name__}: {error}"
     return None
 
 
-def load_image_text_annotations(ann_paths, vis_root, policy: str = "raise"):
-    """Read and check annotation files; returns ``(entries, skipped)``.
+def load_image_text_annotations(ann_paths, vis_root, policy: str = "raise", text_processor=None):
+    """Read and check annotation files; returns ``(entries, skipped, empty_captions)``.
 
     Entries come back one per image, in first-appearance order: ``{"image": absolute
     path, "captions": [...], "image_id": str}``. ``skipped`` lists ``(path, reason)`` of
-    images dropped under ``policy == "skip"``.
+    images dropped under ``policy == "skip"``; ``empty_captions`` ``(file and line,
+    caption)`` of the captions ``text_processor`` leaves empty, dropped under ``skip``
+    (under ``raise`` the first one is an error).
     """
     if policy not in POLICIES:
         raise ValueError(f"bad_image_policy must be one of {POLICIES}, got {policy!r}")
     vis_root = Path(vis_root)
     by_image: dict[str, dict] = {}
+    empty_captions: list[tuple[str, str]] = []
     for ann_path in [ann_paths] if isinstance(ann_paths, (str, Path)) else ann_paths:
         for line, record in read_records(ann_path):
             where = f"{ann_path}, line {line}"
@@ -129,6 +160,17 @@ def load_image_text_annotations(ann_paths, vis_root, policy: str = "raise"):
                     f"{sorted(record)}"
                 )
             captions = _captions(record, where)
+            if text_processor is not None:
+                kept = [c for c in captions if text_processor(c).strip()]
+                for caption in (c for c in captions if c not in kept):
+                    if policy == "raise":
+                        raise ValueError(
+                            f"{where}: caption {caption!r} is empty after the text processor "
+                            f"({type(text_processor).__name__}); fix the record, or set "
+                            "bad_image_policy: skip to drop and count such captions"
+                        )
+                    empty_captions.append((where, caption))
+                captions = kept
             image = str(vis_root / record["image"])
             entry = by_image.setdefault(
                 image,
@@ -142,6 +184,9 @@ def load_image_text_annotations(ann_paths, vis_root, policy: str = "raise"):
     entries, skipped, missing = [], [], []
     for entry in by_image.values():
         path = Path(entry["image"])
+        if not entry["captions"]:  # every caption of the image was empty
+            skipped.append((str(path), "no caption left after the text processor"))
+            continue
         if not path.is_file():
             missing.append(str(path))
             skipped.append((str(path), "missing"))
@@ -162,11 +207,20 @@ def load_image_text_annotations(ann_paths, vis_root, policy: str = "raise"):
         )
     if skipped:
         logging.warning(
-            "skipped %d image(s) that are missing or unreadable, e.g. %s", len(skipped), skipped[0]
+            "skipped %d image(s) that are missing, unreadable, truncated or without a caption, "
+            "e.g. %s",
+            len(skipped),
+            skipped[0],
+        )
+    if empty_captions:
+        logging.warning(
+            "dropped %d caption(s) empty after the text processor, e.g. %s",
+            len(empty_captions),
+            empty_captions[0],
         )
     if not entries:
         raise ValueError(f"no usable image in {ann_paths}")
-    return entries, skipped
+    return entries, skipped, empty_captions
 
 
 def _word_count(caption: str) -> int:
@@ -198,10 +252,10 @@ def count_truncated(entries: list[dict], text_processor) -> list[tuple[str, int]
 
 
 def read_image(path: str) -> Image.Image:
-    """The image as RGB; ``ImageReadError`` names the file."""
+    """The image decoded in full as RGB (truncation refused); ``ImageReadError`` names the
+    file."""
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        return _decode(path)
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ImageReadError(
             f"cannot read image {path}: {type(error).__name__}: {error}"
@@ -211,7 +265,9 @@ def read_image(path: str) -> Image.Image:
 class _ImageTextBase(Dataset):
     def __init__(self, vis_processor, text_processor, ann_paths, vis_root, policy="raise"):
         self.vis_processor, self.text_processor = vis_processor, text_processor
-        self.entries, self.skipped = load_image_text_annotations(ann_paths, vis_root, policy)
+        self.entries, self.skipped, self.empty_captions = load_image_text_annotations(
+            ann_paths, vis_root, policy, text_processor
+        )
         self.truncated = count_truncated(self.entries, text_processor)
 
     def collater(self, samples):
