@@ -50,4 +50,12 @@ fi
 # after working in (or deleting) another clone.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
 ln -sfn "$venv" "$repo/.venv"
+
+# The export check's cache (plugins/export/sources.py): the hosts' pinned sdists and the
+# pinned formatter (requirements/export.txt), fetched once into ~/.cache/plugzoo/export
+# (or $PLUGZOO_EXPORT_CACHE), outside the environment so its key is unchanged. Offline,
+# the export tests that need them skip and say why.
+if ! (cd "$repo" && "$venv/bin/python" -m plugins.export.sources); then
+    echo "setup_env: warning: the export cache could not be filled (no registry access?)" >&2
+fi
 echo "setup_env: ready in $(( $(date +%s) - start )) s: $repo/.venv -> $venv"

@@ -15,10 +15,15 @@ It imports nothing from plugzoo.
 """
 
 import importlib.abc
+import os
 import runpy
 import sys
 
-import numpy as np
+# run by path, Python put this folder first on sys.path: its recbole.py would shadow the host
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+
+import numpy as np  # noqa: E402  (after the path fix)
 
 BLOCKED = ("plugins", "recbole_ext", "mmaction_ext", "retrieval_ext")
 NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
