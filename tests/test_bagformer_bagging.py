@@ -270,3 +270,29 @@ def test_a_padded_bag_or_token_never_wins_a_max():
     text = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
     t2i, i2t = bagwise_similarity(text, torch.tensor([[True, False]]), image, image_mask)
     assert t2i.item() == pytest.approx(0.0) and i2t.item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("max_elements", [6 * 7, 6 * 7 * 3, 6 * 7 * 4 * 2, 10**6])
+def test_every_scoring_chunk_stays_under_its_limit(monkeypatch, max_elements):
+    from retrieval_ext.models import bagging
+
+    gen = torch.Generator().manual_seed(1)
+    text = torch.nn.functional.normalize(torch.randn(5, 6, 8, generator=gen), dim=-1)
+    image = torch.nn.functional.normalize(torch.randn(4, 7, 8, generator=gen), dim=-1)
+    mask = torch.rand(5, 6, generator=gen) > 0.3
+    whole = bagwise_similarity(text, mask, image)
+    products, inner = [], bagging.bagwise_similarity
+
+    def spy(text_bags, text_mask, image_tokens, *args):
+        products.append(text_bags.shape[0] * image_tokens.shape[0] * 6 * 7)
+        return inner(text_bags, text_mask, image_tokens, *args)
+
+    monkeypatch.setattr(bagging, "bagwise_similarity", spy)
+    # the gallery as an evaluation keeps it: float16, scored in the texts' float32
+    t2i, i2t = chunked_bagwise_similarity(text, mask, image.half(), max_elements=max_elements)
+    assert max(products) <= max_elements and sum(products) == 5 * 4 * 6 * 7
+    assert t2i.dtype == torch.float32
+    assert torch.allclose(t2i, whole[0], atol=6 * 2.0**-11)
+    assert torch.allclose(i2t, whole[1], atol=7 * 2.0**-11)
+    with pytest.raises(ValueError, match="below one text and one image"):
+        chunked_bagwise_similarity(text, mask, image, max_elements=6 * 7 - 1)

@@ -135,8 +135,9 @@ def test_every_interaction_trains_every_part(tiny_data, built, interaction, fusi
 
 
 def _single_caption_recall(model, captions, images):
-    """Bag-wise scores from each caption and image encoded alone (no batch padding)."""
-    t2i = torch.zeros(len(captions), len(images))
+    """Bag-wise scores from each caption and image encoded alone (no batch padding), in
+    float32 throughout; and each caption's count of scored bags."""
+    t2i, counted = torch.zeros(len(captions), len(images)), torch.zeros(len(captions))
     with torch.no_grad():
         tokens = [
             F.normalize(model.vision_proj(model.visual_encoder.forward_features(im[None])), dim=-1)
@@ -145,9 +146,10 @@ def _single_caption_recall(model, captions, images):
         for t, caption in enumerate(captions):
             _, _, bags, bag_mask = model.encode_text(model.tokenize([caption]))
             bags = F.normalize(model.text_proj(bags), dim=-1)
+            counted[t] = bag_mask.sum()
             for i, image_tokens in enumerate(tokens):
                 t2i[t, i] = bagwise_similarity(bags, bag_mask, image_tokens)[0][0, 0]
-    return t2i
+    return t2i, counted
 
 
 def test_three_score_sets_against_independent_computations(built):
@@ -160,8 +162,12 @@ def test_three_score_sets_against_independent_computations(built):
     assert set(scores) == {"recall", "rank", "merge", "cls"}
     recall_i2t, recall_t2i = (torch.from_numpy(s) for s in scores["recall"])
     images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-    expected = _single_caption_recall(model, dataset.text, images)
-    assert torch.allclose(recall_t2i, expected, atol=1e-4)
+    expected, counted = _single_caption_recall(model, dataset.text, images)
+    # the gallery's unit image tokens are stored in float16: each moves by at most 2^-11
+    # (relative rounding), so each bag's best dot product by at most that, a caption's
+    # score by its bag count times that
+    bound = counted[:, None] * 2.0**-11
+    assert ((recall_t2i - expected).abs() <= bound + 1e-6).all()
     rank_i2t, rank_t2i = (torch.from_numpy(s) for s in scores["rank"])
     merge_i2t, merge_t2i = (torch.from_numpy(s) for s in scores["merge"])
     for recall, rank, merge in (
@@ -182,8 +188,11 @@ def test_three_score_sets_against_independent_computations(built):
     sequence, mask, _, _ = model.encode_text(text)
     with torch.no_grad():
         image_embeds = model.visual_encoder.forward_features(images[col][None])
-        logit = model.fusion_itm_logits(sequence, mask, image_embeds)[0, 1]
+        stored = image_embeds.half().float()  # as the gallery keeps them
+        logit = model.fusion_itm_logits(sequence, mask, stored)[0, 1]
+        full_precision = model.fusion_itm_logits(sequence, mask, image_embeds)[0, 1]
     assert rank_t2i[row, col].item() == pytest.approx(logit.item(), abs=1e-4)
+    assert rank_t2i[row, col].item() == pytest.approx(full_precision.item(), abs=1e-2)
 
 
 def test_captions_without_an_entity_bag_are_scored_and_counted(built, tmp_path):
@@ -284,3 +293,27 @@ def test_tokenwise_scores_every_position_as_released(tiny_data, built):
     # [CLS] and padding included, none masked
     assert bag_mask.shape == (2, model.max_txt_len) and bag_mask.all()
     assert torch.allclose(bags, hidden) and torch.equal(sequence_mask, text.attention_mask)
+
+
+def test_the_gallery_is_float16_on_the_cpu_under_a_stated_bound(built):
+    _, model, _, runner = built
+    loader = runner.dataloaders["test"]
+    gallery = model.encode_gallery(loader)
+    for key in ("image_embeds", "image_tokens"):
+        assert gallery[key].dtype == torch.float16 and gallery[key].device.type == "cpu"
+    assert gallery["image_tokens"].shape == (5, 37, 64)  # 5 test images, 36 patches + [CLS]
+    bytes_needed = 5 * 37 * (64 + 64) * 2
+    model.gallery_memory_gb = bytes_needed / 2**30 * 0.99
+    try:
+        with pytest.raises(ValueError) as error:
+            model.encode_gallery(loader)
+    finally:
+        model.gallery_memory_gb = 16.0
+    message = str(error.value)
+    assert "5 images x 37 tokens x (64 + 64) values x 2 bytes" in message
+    assert "model.gallery_memory_gb=" in message
+    model.gallery_memory_gb = bytes_needed / 2**30  # exactly enough
+    try:
+        model.encode_gallery(loader)
+    finally:
+        model.gallery_memory_gb = 16.0

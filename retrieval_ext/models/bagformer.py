@@ -114,6 +114,8 @@ class BagFormerRetrieval(AlbefBase):
         ita_weight, itm_weight, twc_weight: loss weights.
         itm_hard_negatives: sample ITM negatives by ITA similarity (else uniformly).
         max_txt_len: tokens per caption (with [CLS] and [SEP]).
+        gallery_memory_gb: the most the evaluation gallery's image features (kept on the
+            CPU in float16) may take; above it evaluation stops before encoding.
     """
 
     PRETRAINED_MODEL_CONFIG_DICT = {  # absolute: LAVIS joins it to its root unchanged
@@ -138,6 +140,7 @@ class BagFormerRetrieval(AlbefBase):
         twc_weight: float = 1.0,
         itm_hard_negatives: bool = False,
         max_txt_len: int = 30,
+        gallery_memory_gb: float = 16.0,
     ):
         super().__init__()
         if interaction not in INTERACTIONS:
@@ -180,6 +183,7 @@ class BagFormerRetrieval(AlbefBase):
         self.ita_weight, self.itm_weight, self.twc_weight = ita_weight, itm_weight, twc_weight
         self.itm_hard_negatives = itm_hard_negatives
         self.max_txt_len = max_txt_len
+        self.gallery_memory_gb = gallery_memory_gb
         self.last_bag_stats: dict = {}
 
     # ---- text side -------------------------------------------------------------------
@@ -328,10 +332,29 @@ class BagFormerRetrieval(AlbefBase):
         return F.cross_entropy(logits, labels)
 
     # ---- evaluation ------------------------------------------------------------------
+    def _gallery_buffers(self, num_images: int, embeds, tokens):
+        """Empty float16 CPU tensors for every image's raw and projected tokens, after
+        checking them against ``gallery_memory_gb``."""
+        (_, num_tokens, width), dim = embeds.shape, tokens.shape[-1]
+        size = num_images * num_tokens * (width + dim) * 2
+        if size > self.gallery_memory_gb * 2**30:
+            raise ValueError(
+                f"the gallery's image features need {size / 2**30:.2f} GiB ({num_images} "
+                f"images x {num_tokens} tokens x ({width} + {dim}) values x 2 bytes, float16 "
+                f"on the CPU), above model.gallery_memory_gb={self.gallery_memory_gb}; raise "
+                "it or evaluate a smaller gallery"
+            )
+        return (
+            torch.empty(num_images, num_tokens, width, dtype=torch.float16),
+            torch.empty(num_images, num_tokens, dim, dtype=torch.float16),
+        )
+
     @torch.no_grad()
     def encode_gallery(self, data_loader, text_batch_size: int = 256):
         """Every caption's fusion input, bag features and [CLS] feature, every image's
-        token embeddings (raw for the fusion encoder, projected for the similarity)."""
+        token embeddings (raw for the fusion encoder, projected for the similarity; both
+        on the CPU in float16, as LAVIS keeps its galleries off the device) and [CLS]
+        feature."""
         texts = data_loader.dataset.text
         sequences, sequence_masks, bag_feats, bag_masks, text_cls = [], [], [], [], []
         no_entity = 0
@@ -357,12 +380,19 @@ class BagFormerRetrieval(AlbefBase):
         sequences = torch.cat([F.pad(s, (0, 0, 0, width - s.size(1))) for s in sequences])
         sequence_masks = torch.cat([F.pad(m, (0, width - m.size(1))) for m in sequence_masks])
 
-        image_embeds, image_tokens, image_cls = [], [], []
+        image_embeds = image_tokens = None
+        image_cls, filled = [], 0
         for samples in data_loader:
             embeds = self.visual_encoder.forward_features(samples["image"].to(self.device))
-            image_embeds.append(embeds)
-            image_tokens.append(F.normalize(self.vision_proj(embeds), dim=-1))
-            image_cls.append(F.normalize(self.vision_proj(embeds[:, 0, :]), dim=-1))
+            tokens = F.normalize(self.vision_proj(embeds), dim=-1)
+            if image_embeds is None:
+                image_embeds, image_tokens = self._gallery_buffers(
+                    len(data_loader.dataset), embeds, tokens
+                )
+            image_embeds[filled : filled + len(embeds)] = embeds.half().cpu()
+            image_tokens[filled : filled + len(embeds)] = tokens.half().cpu()
+            image_cls.append(tokens[:, 0, :])
+            filled += len(embeds)
         self.last_bag_stats = {"captions": len(texts), "captions_without_entity_bag": no_entity}
         if self.interaction == "bagwise":
             logging.info(
@@ -376,8 +406,8 @@ class BagFormerRetrieval(AlbefBase):
             "bag_feats": bag_feats,
             "bag_mask": bag_masks,
             "text_cls": torch.cat(text_cls),
-            "image_embeds": torch.cat(image_embeds),
-            "image_tokens": torch.cat(image_tokens),
+            "image_embeds": image_embeds[:filled],
+            "image_tokens": image_tokens[:filled],
             "image_cls": torch.cat(image_cls),
         }
 
@@ -414,10 +444,11 @@ class BagFormerRetrieval(AlbefBase):
                     texts, images = top, torch.full_like(top, row)
                 else:
                     texts, images = torch.full_like(top, row), top
+                sequence = gallery["sequence"][texts]
                 logits = self.fusion_itm_logits(
-                    gallery["sequence"][texts],
+                    sequence,
                     gallery["sequence_mask"][texts],
-                    gallery["image_embeds"][images],
+                    gallery["image_embeds"][images.cpu()].to(self.device, sequence.dtype),
                 )
                 scores[row] = BELOW_TOP_K
                 scores[row, top] = logits[:, 1]
@@ -484,6 +515,7 @@ class BagFormerRetrieval(AlbefBase):
             twc_weight=float(cfg.get("twc_weight", 1.0)),
             itm_hard_negatives=bool(cfg.get("itm_hard_negatives", False)),
             max_txt_len=int(cfg.get("max_txt_len", 30)),
+            gallery_memory_gb=float(cfg.get("gallery_memory_gb", 16.0)),
         )
         if cfg.get("load_finetuned", False):
             model.load_checkpoint(url_or_filename=_required(cfg, "finetuned"))

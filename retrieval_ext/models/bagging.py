@@ -325,20 +325,34 @@ def chunked_bagwise_similarity(
     directions: str = "both",
     masked_bags: str = "official",
 ):
-    """:func:`bagwise_similarity` over text chunks, so that the ``(T, I, B, V)`` product of
-    a chunk holds at most about ``max_elements`` values."""
-    per_text = max(1, image_tokens.shape[0] * image_tokens.shape[1] * text_bags.shape[1])
-    step = max(1, max_elements // per_text)
-    t2i, i2t = [], []
-    for start in range(0, text_bags.shape[0], step):
-        a, b = bagwise_similarity(
-            text_bags[start : start + step],
-            text_mask[start : start + step],
-            image_tokens,
-            image_mask,
-            directions,
-            masked_bags,
+    """:func:`bagwise_similarity` over chunks of texts and of images, so that the
+    ``(texts, images, bags, tokens)`` product of a chunk holds at most ``max_elements``
+    values. Each image chunk is moved to the texts' device and dtype first, so a gallery
+    kept on the CPU in float16 is scored in float32 on the model's device."""
+    bags, tokens = text_bags.shape[1], image_tokens.shape[1]
+    if bags * tokens > max_elements:
+        raise ValueError(
+            f"max_elements={max_elements} is below one text and one image "
+            f"({bags} bags x {tokens} tokens = {bags * tokens} values)"
         )
-        t2i.append(a)
-        i2t.append(b)
-    return torch.cat(t2i), (None if directions == "t2i" else torch.cat(i2t, dim=1))
+    num_texts, num_images = text_bags.shape[0], image_tokens.shape[0]
+    image_step = max(1, min(num_images, max_elements // (bags * tokens)))
+    text_step = max(1, min(num_texts, max_elements // (image_step * bags * tokens)))
+    t2i = torch.empty(num_texts, num_images, device=text_bags.device, dtype=text_bags.dtype)
+    i2t = None if directions == "t2i" else torch.empty_like(t2i.t())
+    for i in range(0, num_images, image_step):
+        images = image_tokens[i : i + image_step].to(text_bags.device, text_bags.dtype)
+        masks = None if image_mask is None else image_mask[i : i + image_step].to(images.device)
+        for t in range(0, num_texts, text_step):
+            a, b = bagwise_similarity(
+                text_bags[t : t + text_step],
+                text_mask[t : t + text_step],
+                images,
+                masks,
+                directions,
+                masked_bags,
+            )
+            t2i[t : t + text_step, i : i + image_step] = a
+            if i2t is not None:
+                i2t[i : i + image_step, t : t + text_step] = b
+    return t2i, i2t
