@@ -12,7 +12,8 @@ from plugins.benchmarking import mean_std_text as summarise
 
 def seeded_run(name: str, seed: int, config, options: list[str]) -> dict:
     """Train and test ``config`` with ``options``; the record of the run (its test metrics
-    with the full config that produced them), printed as one progress line."""
+    with the full config that produced them, and its output folder), printed as one
+    progress line."""
     result = run(str(config), options)
     metrics = result["test"]["test"]
     print(
@@ -24,6 +25,7 @@ def seeded_run(name: str, seed: int, config, options: list[str]) -> dict:
         "model": name,
         "seed": seed,
         "seconds": round(result["seconds"], 1),
+        "output_dir": result["output_dir"],
         "metrics": metrics,
         "config": result["config"],
     }

@@ -73,28 +73,66 @@ def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
 
 
 @pytest.mark.slow
-def test_ablation_trains_teachers_once_and_every_row(tmp_path):
+def test_ablation_trains_each_seeds_own_teachers_in_parallel_seeds(tmp_path):
     tool = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_ablation.py"
     out = tmp_path / "ablation"
-    args = ["--out", out, "--seeds", 1, "--epochs", 1, "--teacher-epochs", 1]
-    args += ["--train", 4, "--val", 1, "--test", 2]
-    args += ["--options", "run.batch_size_train=4"]
-    first = _run([tool, *args, "--rows", "+ AFA", "TeachCLIP, 1 teacher (X-CLIP)"], REPO_ROOT)
-    assert "teacher xclip: t2v R@1" in first.stdout and "teacher xpool: t2v R@1" in first.stdout
+    args = ["--out", out, "--seeds", 1, 2, "--epochs", 1, "--train", 4, "--val", 2, "--test", 3]
+    args += ["--options", "run.batch_size_train=4", "run.batch_size_eval=4"]
+    rows = ["CLIP4Clip meanP", "student AFA", "full, 1 teacher ({one})"]
+    first = _run([tool, *args, "--jobs", 2, "--rows", *rows], REPO_ROOT)
+    assert "student AFA seed 2: AFA on content %" in first.stdout
     results = json.loads((out / "results.json").read_text())
-    runs = {r["model"]: r for r in results["runs"]}
-    assert runs["+ AFA"]["config"]["model"]["teachers"] == {"xclip": None, "xpool": None}
-    assert runs["+ AFA"]["config"]["model"]["loss_weights"]["contrastive"] == 1.0
-    taught = runs["TeachCLIP, 1 teacher (X-CLIP)"]["config"]["model"]["teachers"]
-    assert taught["xpool"] is None and taught["xclip"]["checkpoint"].endswith(
-        "teacher-xclip/checkpoint_best.pth"
-    )
-    # a second call reuses the teachers and the finished rows, and runs the missing one
-    second = _run(
-        [tool, *args, "--rows", "+ AFA", "TeachCLIP, 2 teachers (X-CLIP + X-Pool)"], REPO_ROOT
-    )
-    assert (
-        "teacher xclip: reusing" in second.stdout and "+ AFA seed 1: done before" in second.stdout
-    )
+    runs = {(r["model"], r["seed"]): r for r in results["runs"]}
+    assert results["dataset"]["k"] == 1 and results["dataset"]["distractors"] == "neutral"
+    for seed in (1, 2):  # each seed's students are taught by that seed's own teachers
+        xclip = runs[("X-CLIP teacher", seed)]
+        assert xclip["config"]["run"]["seed"] == seed
+        taught = runs[("full, 1 teacher (X-CLIP)", seed)]["config"]["model"]["teachers"]
+        assert taught["xpool"] is None and taught["xclip"]["checkpoint"] == xclip["checkpoint"]
+        assert f"seed-{seed}" in xclip["checkpoint"]
+        alone = runs[("student AFA", seed)]
+        assert alone["config"]["model"]["teachers"] == {"xclip": None, "xpool": None}
+        assert {"afa_content_share", "content_share_chance"} <= set(alone["metrics"])
+        assert "teacher_content_share" in xclip["metrics"]
+        assert (
+            alone["cost"]["bytes_per_video"]
+            == runs[("CLIP4Clip meanP", seed)]["cost"]["bytes_per_video"]
+            < xclip["cost"]["bytes_per_video"]
+        )
+    # a second call keeps the finished runs and runs the missing row only
+    second = _run([tool, *args, "--seeds", 1, "--rows", "student AFA", "X-Pool teacher"], REPO_ROOT)
+    assert "student AFA seed 1: done before, kept" in second.stdout
+    assert "X-Pool teacher seed 1: done before, kept" in second.stdout
     table = (out / "table.md").read_text()
-    assert "| teacher xclip (seed 42) |" in table and "| TeachCLIP, 2 teachers" in table
+    assert (
+        "| student AFA |" in table and "| X-Pool teacher |" in table and "AFA on content %" in table
+    )
+
+
+def test_the_ablation_table_shows_the_shares_each_row_has_and_the_cost():
+    import importlib.util
+
+    path = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_ablation.py"
+    spec = importlib.util.spec_from_file_location("teachclip_ablation", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    metrics = {"t2v_r1": 10.0, "t2v_r5": 20.0, "t2v_sum_r": 40.0, "v2t_r1": 5.0}
+    runs = [
+        {"model": "CLIP4Clip meanP", "seed": s, "seconds": 10.0,
+         "metrics": {**metrics, "t2v_r1": r1, "content_share_chance": 12.5},
+         "cost": {"bytes_per_video": 256, "ms_per_query": 0.03}}
+        for s, r1 in ((1, 10.0), (2, 14.0))
+    ] + [
+        {"model": "student AFA", "seed": s, "seconds": 12.0,
+         "metrics": {**metrics, "afa_content_share": share, "content_share_chance": 12.5},
+         "cost": {"bytes_per_video": 256, "ms_per_query": 0.03}}
+        for s, share in ((1, 40.0), (2, 60.0))
+    ]  # fmt: skip
+    dataset = {"k": 1, "num_frames": 8, "distractors": "neutral", "splits": {"test": 6}}
+    dataset["captions"] = {"test": 12}
+    table = tool.ablation_table(runs, ["CLIP4Clip meanP", "student AFA"], [1, 2], dataset)
+    lines = table.splitlines()
+    assert "AFA on content %" in lines[0] and "X-CLIP's relevance %" not in lines[0]
+    assert lines[2].startswith("| CLIP4Clip meanP | 12.0 ± 2.8 |") and "| – |" in lines[2]
+    assert "| 50.0 ± 14.1 | 256 | 0.030 ± 0.000 |" in lines[3]
+    assert "content in 1 of 8 frames, neutral distractors" in table and "chance" in table

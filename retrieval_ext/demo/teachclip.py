@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from retrieval_ext.datasets.finegrained import write_finegrained_dataset
 from retrieval_ext.datasets.synthetic import write_video_text_dataset
 from retrieval_ext.demo.clip4clip import trained_runs
 from retrieval_ext.demo.common import (
@@ -58,7 +59,7 @@ SETTINGS = {
 }
 
 
-def _per_query_ms(model, kind: str, loader) -> tuple[float, int]:
+def per_query_cost(model, kind: str, loader) -> tuple[float, int]:
     """``(ms per query, bytes per video)`` of scoring ``COST_QUERIES`` test captions against
     ``COST_GALLERY`` stored gallery rows (the test gallery's rows tiled), one thread, queries
     encoded beforehand: the cost an index pays per query once the videos are encoded."""
@@ -84,6 +85,61 @@ def _per_query_ms(model, kind: str, loader) -> tuple[float, int]:
         return one_thread_ms(search, len(texts)), rows.shape[1] * 4
 
 
+FRAME_CLIP_CONFIG = CONFIG_DIR / "lavis" / "clip4clip" / "finegrained_meanP.yaml"
+
+
+def pretrain_frame_clip(
+    work_dir: Path, epochs: int, clips: int = 240, num_frames: int = 8, seed: int = 0
+) -> Path:
+    """A small CLIP pre-trained on frame-caption pairs, as an OpenAI-format state dict
+    file for ``model.pretrained``: CLIP4Clip meanP trained for ``epochs`` on fine-grained
+    clips whose every frame shows the captioned content (``k = num_frames``; their own
+    seed, apart from any dataset the CLIP is then tuned on), its CLIP taken from the best
+    checkpoint. It stands in for CLIP's image-text pre-training, which a from-scratch CLIP
+    lacks: from scratch, content in one frame of eight hardly trains (the TeachCLIP README).
+    Reused when ``work_dir/frame_clip.pt`` exists."""
+    import torch
+
+    from plugins.compat.checkpoints import load_checkpoint
+
+    work_dir = Path(work_dir)
+    target = work_dir / "frame_clip.pt"
+    if target.is_file():
+        return target
+    splits = {"train": clips, "val": max(clips // 5, 2), "test": max(clips // 5, 2)}
+    data = write_finegrained_dataset(
+        work_dir / "frame_clips", splits, k=num_frames, seed=seed + 1, num_frames=num_frames
+    )
+    result = run(
+        str(FRAME_CLIP_CONFIG),
+        data_options(Path(data["root"]))
+        + [
+            f"run.output_dir={work_dir / 'runs'}",
+            "run.job_id=frame_clip",
+            f"run.max_epoch={epochs}",
+            f"run.seed={seed}",
+        ],
+    )
+    checkpoint = Path(result["output_dir"]) / BEST
+    state = load_checkpoint(checkpoint)["model"]
+    clip = {k.removeprefix("clip."): v for k, v in state.items() if k.startswith("clip.")}
+    torch.save(clip, target)
+    return target
+
+
+def trained_cost(config, options: list[str], checkpoint, kind: str) -> tuple[float, int]:
+    """:func:`per_query_cost` of the model ``config`` and ``options`` build, loaded from its
+    trained ``checkpoint``, on its test split."""
+    from retrieval_ext.launch import build
+
+    _, _, model, _, runner = build(
+        str(config),
+        [*options, "model.load_finetuned=true", f"model.finetuned={checkpoint}"],
+        evaluate=True,
+    )
+    return per_query_cost(model.eval(), kind, runner.dataloaders["test"])
+
+
 def run_teachclip_demo(
     work_dir: Path,
     pairs: dict[str, int],
@@ -102,8 +158,6 @@ def run_teachclip_demo(
     again, and listed in ``reused``. ``side_by_side``: the models the student does not
     need first (the teachers, seqTransf) train at once, a process each
     (``plugins.processes``); the student then trains on all threads."""
-    from retrieval_ext.launch import build
-
     work_dir = Path(work_dir)
     dataset = write_video_text_dataset(work_dir / "video_text", pairs, seed=0)
     base = data_options(Path(dataset["root"])) + [
@@ -140,12 +194,7 @@ def run_teachclip_demo(
 
     rows, configs = [], {}
     for name, (path, kind) in TEACHCLIP_MODELS.items():
-        _, _, model, _, runner = build(
-            str(path),
-            options[name] + ["model.load_finetuned=true", f"model.finetuned={checkpoints[name]}"],
-            evaluate=True,
-        )
-        cost_ms, row_bytes = _per_query_ms(model.eval(), kind, runner.dataloaders["test"])
+        cost_ms, row_bytes = trained_cost(path, options[name], checkpoints[name], kind)
         result = results[name]
         metrics = result["test"]["test"]
         rows.append(
