@@ -1,8 +1,17 @@
-"""Bag-wise (MaxSim) text-to-image search past brute force, PLAID-style.
+"""Bag-wise (MaxSim) text-to-image search past brute force: two indexes.
 
-Every image token is assigned to one of ``centroids`` k-means centroids (FAISS); each
-centroid keeps the list of images owning a token assigned to it. A query (its bags)
-searches in three stages:
+:class:`TokenIndex` (ColBERT-style, on FAISS): every image token in one FAISS index
+(``flat`` exact, ``hnsw`` graph, ``ivf`` k-means cells, ``ivfpq`` product-quantised cells
+re-scored exactly by ``IndexRefineFlat``). A query's bags each fetch their
+``tokens_per_bag`` nearest tokens; the images owning them are the candidates, and every
+candidate is scored by exact bag-wise MaxSim from the stored tokens. An image whose tokens
+no bag retrieves is never scored, so recall depends on ``tokens_per_bag`` and the FAISS
+index's own search effort (``nprobe``, ``ef_search``); no centroid stands in for a token
+when images are scored.
+
+:class:`MultiVectorIndex` (PLAID-style): every image token is assigned to one of
+``centroids`` k-means centroids (FAISS); each centroid keeps the list of images owning a
+token assigned to it. A query (its bags) searches in three stages:
 
 1. **Probe**: each bag's ``nprobe`` nearest centroids (by cosine with the bag).
 2. **Centroid interaction**: an image's approximate score is the sum over bags of the
@@ -30,6 +39,7 @@ import numpy as np
 import torch
 
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+TOKEN_INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 def default_centroids(num_tokens: int) -> int:
@@ -130,12 +140,7 @@ class MultiVectorIndex:
 
     def tokens_of(self, ids: np.ndarray) -> torch.Tensor:
         """Stored tokens of images ``ids`` as a float32 ``(len(ids), V, dim)`` tensor."""
-        chunk = np.searchsorted(self._offsets, ids, side="right") - 1
-        out = np.empty((len(ids), self.tokens_per_image, self.dim), dtype=np.float32)
-        for c in np.unique(chunk):
-            rows = np.nonzero(chunk == c)[0]
-            out[rows] = self._chunks[c][ids[rows] - self._offsets[c]]
-        return torch.from_numpy(out)
+        return _stored_tokens(self, ids)
 
     def approximate_scores(self, bags: np.ndarray, nprobe: int):
         """``(candidate ids, approximate scores)`` from the probed centroids' lists."""
@@ -185,11 +190,168 @@ class MultiVectorIndex:
         return top.values, torch.from_numpy(shortlist)[top.indices], len(candidates)
 
 
+def _stored_tokens(index, ids: np.ndarray) -> torch.Tensor:
+    """Tokens of images ``ids`` from an index's stored chunks, as float32."""
+    chunk = np.searchsorted(index._offsets, ids, side="right") - 1
+    out = np.empty((len(ids), index.tokens_per_image, index.dim), dtype=np.float32)
+    for c in np.unique(chunk):
+        rows = np.nonzero(chunk == c)[0]
+        out[rows] = index._chunks[c][ids[rows] - index._offsets[c]]
+    return torch.from_numpy(out)
+
+
 def _tokens(image_tokens) -> np.ndarray:
     tokens = np.asarray(image_tokens, dtype=np.float32)
     if tokens.ndim != 3:
         raise ValueError(f"image tokens must be (N, V, d), got shape {tuple(tokens.shape)}")
     return tokens
+
+
+class TokenIndex:
+    """Every image token in a FAISS inner-product index; exact bag-wise re-rank of the
+    images the query's bags retrieve (see the module docstring).
+
+    Args:
+        dim: Token width.
+        tokens_per_image: Tokens of every image (V); image ``i`` owns tokens
+            ``i * V .. i * V + V - 1``.
+        kind: ``flat`` | ``hnsw`` | ``ivf`` | ``ivfpq``.
+        cells: k-means cells of ``ivf`` / ``ivfpq`` (``None``: :func:`default_centroids`
+            of the training sample).
+        hnsw_neighbours: graph degree of ``hnsw`` (FAISS's M).
+        pq_bytes: bytes per token of ``ivfpq`` codes (divides ``dim``).
+        refine_factor: ``ivfpq`` fetches ``refine_factor`` times the tokens asked for and
+            re-scores them exactly (``IndexRefineFlat``).
+        store_dtype: ``float32`` or ``float16`` storage for the exact stage.
+        seed: k-means seed.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        tokens_per_image: int,
+        kind: str = "hnsw",
+        cells: int | None = None,
+        hnsw_neighbours: int = 32,
+        pq_bytes: int = 16,
+        refine_factor: int = 4,
+        store_dtype: str = "float16",
+        seed: int = 0,
+    ):
+        if kind not in TOKEN_INDEX_KINDS:
+            raise ValueError(f"kind {kind!r}: expected one of {list(TOKEN_INDEX_KINDS)}")
+        if store_dtype not in STORE_DTYPES:
+            raise ValueError(f"store_dtype {store_dtype!r}: expected one of {list(STORE_DTYPES)}")
+        if kind == "ivfpq" and dim % pq_bytes:
+            raise ValueError(f"pq_bytes={pq_bytes} must divide the token width {dim}")
+        self.dim, self.tokens_per_image, self.kind = int(dim), int(tokens_per_image), kind
+        self.cells, self.hnsw_neighbours, self.pq_bytes = cells, hnsw_neighbours, pq_bytes
+        self.refine_factor, self.store_dtype, self.seed = refine_factor, store_dtype, seed
+        self._faiss = None if kind in ("ivf", "ivfpq") else self._untrained_index()
+        self._chunks: list[np.ndarray] = []
+        self._offsets = [0]
+
+    @property
+    def num_images(self) -> int:
+        return self._offsets[-1]
+
+    @classmethod
+    def build(cls, image_tokens, kind: str = "hnsw", **options) -> TokenIndex:
+        """Index an in-memory ``(N, V, dim)`` gallery (IVF kinds trained on all tokens)."""
+        tokens = _tokens(image_tokens)
+        index = cls(tokens.shape[2], tokens.shape[1], kind, **options)
+        if kind in ("ivf", "ivfpq"):
+            index.train(tokens.reshape(-1, tokens.shape[2]))
+        index.add(tokens)
+        return index
+
+    def _untrained_index(self, cells: int | None = None):
+        import faiss
+
+        if self.kind == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        if self.kind == "hnsw":
+            return faiss.IndexHNSWFlat(self.dim, self.hnsw_neighbours, faiss.METRIC_INNER_PRODUCT)
+        quantizer = faiss.IndexFlatIP(self.dim)
+        if self.kind == "ivf":
+            return faiss.IndexIVFFlat(quantizer, self.dim, cells, faiss.METRIC_INNER_PRODUCT)
+        coarse = faiss.IndexIVFPQ(
+            quantizer, self.dim, cells, self.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT
+        )
+        refined = faiss.IndexRefineFlat(coarse)  # FAISS's wrappers keep the parts alive
+        refined.k_factor = float(self.refine_factor)
+        return refined
+
+    def train(self, sample) -> None:
+        """Fit the cells of ``ivf`` / ``ivfpq`` on a ``(M, dim)`` sample of image tokens
+        (nothing to fit for ``flat`` and ``hnsw``)."""
+        if self.kind not in ("ivf", "ivfpq"):
+            return
+        sample = np.ascontiguousarray(np.asarray(sample, dtype=np.float32))
+        if sample.ndim != 2 or sample.shape[1] != self.dim:
+            raise ValueError(f"training sample must be (M, {self.dim}), got {sample.shape}")
+        cells = self.cells or default_centroids(len(sample))
+        needed = max(cells, 256 if self.kind == "ivfpq" else 0)  # 8-bit codebooks: 256
+        if len(sample) < needed:
+            raise ValueError(f"{self.kind} with {cells} cells needs at least {needed} tokens")
+        self.cells = cells
+        self._faiss = self._untrained_index(cells)
+        self._faiss.train(sample)
+
+    def add(self, image_tokens) -> None:
+        """Append ``(n, V, dim)`` images (ids continue from the images already added)."""
+        if self._faiss is None or not self._faiss.is_trained:
+            raise RuntimeError(f"TokenIndex.add before train: a {self.kind} index fits cells first")
+        tokens = _tokens(image_tokens)
+        if tokens.shape[1:] != (self.tokens_per_image, self.dim):
+            raise ValueError(
+                f"images must be (n, {self.tokens_per_image}, {self.dim}), got {tokens.shape}"
+            )
+        self._faiss.add(np.ascontiguousarray(tokens.reshape(-1, self.dim)))
+        self._chunks.append(tokens.astype(STORE_DTYPES[self.store_dtype]))
+        self._offsets.append(self._offsets[-1] + len(tokens))
+
+    def tokens_of(self, ids: np.ndarray) -> torch.Tensor:
+        """Stored tokens of images ``ids`` as a float32 ``(len(ids), V, dim)`` tensor."""
+        return _stored_tokens(self, ids)
+
+    def candidates(self, bags: np.ndarray, tokens_per_bag: int, nprobe: int, ef_search: int):
+        """Ids of the images owning a token among some bag's ``tokens_per_bag`` nearest."""
+        import faiss
+
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(ef_search, tokens_per_bag))
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
+        elif self.kind == "ivfpq":
+            params = faiss.IndexRefineSearchParameters(
+                k_factor=float(self.refine_factor),
+                base_index_params=faiss.SearchParametersIVF(nprobe=nprobe),
+            )
+        else:
+            params = None
+        _, ids = self._faiss.search(np.ascontiguousarray(bags), tokens_per_bag, params=params)
+        ids = ids[ids >= 0]  # FAISS pads with -1 when it finds fewer
+        return np.unique(ids // self.tokens_per_image)
+
+    def search(
+        self, bags, k: int, tokens_per_bag: int = 256, nprobe: int = 16, ef_search: int = 256
+    ):
+        """Top ``k`` images of one query (``(B, dim)`` normalised bags, padding removed):
+        ``(exact MaxSim scores, image ids, number of candidates)``."""
+        bags = torch.as_tensor(bags, dtype=torch.float32)
+        if bags.ndim != 2 or bags.shape[1] != self.dim or not len(bags):
+            shape = tuple(bags.shape)
+            raise ValueError(f"a query's bags must be (B >= 1, {self.dim}), got {shape}")
+        if not self.num_images:
+            raise RuntimeError("TokenIndex.search before add: the index is empty")
+        shortlist = self.candidates(bags.numpy(), tokens_per_bag, nprobe, ef_search)
+        mask = torch.ones(1, len(bags), dtype=torch.bool)
+        scores, _ = bagwise_similarity(
+            bags[None], mask, self.tokens_of(shortlist), directions="t2i"
+        )
+        top = scores[0].topk(min(k, len(shortlist)))
+        return top.values, torch.from_numpy(shortlist)[top.indices], len(shortlist)
 
 
 def exact_search(image_tokens, bags, k: int):

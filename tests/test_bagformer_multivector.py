@@ -134,3 +134,74 @@ def test_index_benchmark_tool_reports_exact_recall_when_nothing_is_pruned(tmp_pa
     gallery = bench.ClusteredGallery(600, 5, 16, 32, 250, 0)
     first, again = list(gallery.chunks()), list(gallery.chunks())
     assert [s for s, _ in first] == [0, 250, 500] and torch.equal(first[2][1], again[2][1])
+
+
+# ---------------------------------------------------------------- TokenIndex (FAISS)
+def _token_index(tokens, kind, **options):
+    from retrieval_ext.multivector import TokenIndex
+
+    return TokenIndex.build(tokens, kind, store_dtype="float32", **options)
+
+
+def _brute_force_candidates(tokens, bags, tokens_per_bag):
+    """Images owning one of some bag's ``tokens_per_bag`` best tokens, by a full sort."""
+    flat = tokens.reshape(-1, tokens.shape[-1])
+    best = (bags @ flat.t()).topk(tokens_per_bag, dim=1).indices
+    return set((best // tokens.shape[1]).reshape(-1).tolist())
+
+
+def test_flat_token_index_candidates_are_the_owners_of_each_bags_best_tokens(gallery):
+    tokens, gen = gallery
+    index = _token_index(tokens, "flat")
+    for bags in _queries(gen):
+        found = set(index.candidates(bags.numpy(), 7, nprobe=1, ef_search=1).tolist())
+        assert found == _brute_force_candidates(tokens, bags, 7)
+
+
+def test_every_token_fetched_is_exact_bag_wise_search(gallery):
+    tokens, gen = gallery
+    everything = tokens.shape[0] * tokens.shape[1]
+    for kind, options in (("flat", {}), ("ivf", {"cells": 8})):
+        index = _token_index(tokens, kind, **options)
+        for bags in _queries(gen, count=3):
+            scores, ids, count = index.search(bags, 10, tokens_per_bag=everything, nprobe=8)
+            exact_scores, exact_ids = exact_search(tokens, bags, 10)
+            assert count == 60 and torch.equal(ids, exact_ids)
+            assert torch.allclose(scores, exact_scores)
+
+
+@pytest.mark.parametrize(
+    "kind, options", [("hnsw", {}), ("ivf", {"cells": 16}), ("ivfpq", {"cells": 16})]
+)
+def test_approximate_token_indexes_recall_the_exact_top_10(kind, options):
+    gen = torch.Generator().manual_seed(2)
+    centres = F.normalize(torch.randn(32, 16, generator=gen), dim=-1)
+    picks = torch.randint(0, 32, (400, 6), generator=gen)
+    tokens = F.normalize(centres[picks] + 0.3 * torch.randn(400, 6, 16, generator=gen), dim=-1)
+    index = _token_index(tokens, kind, pq_bytes=4, **options)
+    recalls = []
+    for image in range(0, 400, 40):  # queries: noisy tokens of an image
+        bags = F.normalize(tokens[image, :4] + 0.2 * torch.randn(4, 16, generator=gen), dim=-1)
+        _, ids, count = index.search(bags, 10, tokens_per_bag=64, nprobe=8)
+        _, exact_ids = exact_search(tokens, bags, 10)
+        recalls.append(len(set(ids.tolist()) & set(exact_ids.tolist())) / 10)
+        assert count < 400  # a shortlist, not the gallery
+    assert sum(recalls) / len(recalls) >= 0.9
+
+
+def test_token_index_bad_input_is_named(gallery):
+    from retrieval_ext.multivector import TokenIndex
+
+    tokens, _ = gallery
+    with pytest.raises(ValueError, match="kind 'lsh'"):
+        TokenIndex(16, 5, kind="lsh")
+    with pytest.raises(ValueError, match="pq_bytes=5 must divide the token width 16"):
+        TokenIndex(16, 5, kind="ivfpq", pq_bytes=5)
+    with pytest.raises(RuntimeError, match="add before train"):
+        TokenIndex(16, 5, kind="ivf").add(tokens)
+    with pytest.raises(ValueError, match="needs at least 256 tokens"):
+        TokenIndex(16, 5, kind="ivfpq", cells=4, pq_bytes=4).train(tokens[:10].reshape(-1, 16))
+    with pytest.raises(RuntimeError, match="the index is empty"):
+        TokenIndex(16, 5).search(torch.ones(2, 16), 3)
+    with pytest.raises(ValueError, match=r"images must be \(n, 5, 16\)"):
+        TokenIndex(16, 5).add(tokens[:, :4])
