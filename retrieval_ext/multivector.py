@@ -245,7 +245,8 @@ class TokenIndex:
         if kind == "ivfpq" and dim % pq_bytes:
             raise ValueError(f"pq_bytes={pq_bytes} must divide the token width {dim}")
         self.dim, self.tokens_per_image, self.kind = int(dim), int(tokens_per_image), kind
-        self.cells, self.hnsw_neighbours, self.pq_bytes = cells, hnsw_neighbours, pq_bytes
+        self.cells = cells if kind in ("ivf", "ivfpq") else None
+        self.hnsw_neighbours, self.pq_bytes = hnsw_neighbours, pq_bytes
         self.refine_factor, self.store_dtype, self.seed = refine_factor, store_dtype, seed
         self._faiss = None if kind in ("ivf", "ivfpq") else self._untrained_index()
         self._chunks: list[np.ndarray] = []

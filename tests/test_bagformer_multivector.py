@@ -205,3 +205,37 @@ def test_token_index_bad_input_is_named(gallery):
         TokenIndex(16, 5).search(torch.ones(2, 16), 3)
     with pytest.raises(ValueError, match=r"images must be \(n, 5, 16\)"):
         TokenIndex(16, 5).add(tokens[:, :4])
+
+
+def test_index_benchmark_tool_runs_token_indexes_on_the_hard_gallery(tmp_path):
+    import json
+
+    from conftest import load_tool
+
+    bench = load_tool("bagformer_index_benchmark")
+    out = tmp_path / "bench"
+    args = ["--gallery", "300", "--chunk", "300", "--tokens", "5", "--dim", "16"]
+    args += ["--concepts", "32", "--centroids", "16", "--queries", "4", "--out", str(out)]
+    args += ["--kind", "hard", "--index", "flat", "hnsw", "ivf", "--tokens-per-bag", "1500"]
+    assert bench.main(args + ["--nprobe", "16", "--ef-search", "64"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["gallery"], r["index"]) for r in rows] == [
+        ("hard", "flat"),
+        ("hard", "hnsw"),
+        ("hard", "ivf"),
+    ]
+    flat, _, ivf = rows
+    # every token fetched (flat, or IVF probing all 16 cells): exact search
+    assert flat["recall@10_vs_exact"] == 1.0 and flat["mean_candidates"] == 300
+    assert ivf["recall@10_vs_exact"] == 1.0 and ivf["centroids"] == 16
+    assert flat["centroids"] is None and rows[1]["ef_search"] == 64
+    # the hard gallery's queries are shifted: weakly clustered tokens, moved bags
+    easy = bench.make_queries(torch.zeros(2, 5, 16), 1, 0)[0][1]
+    hard = bench.make_queries(torch.zeros(2, 5, 16), 1, 0, shift=0.5)[0][1]
+    assert not torch.allclose(easy, hard)
+    noisy = bench.ClusteredGallery(50, 5, 16, 4, 50, 0, noise=2.0)
+    tight = bench.ClusteredGallery(50, 5, 16, 4, 50, 0)
+    centre_fit = [
+        (chunk @ g.centres.t()).amax(-1).mean() for g in (tight, noisy) for _, chunk in g.chunks()
+    ]
+    assert centre_fit[0] > centre_fit[1]  # weaker clusters: tokens further from a centre
