@@ -150,6 +150,11 @@ class STHConv(nn.Module):
             fewer than 32 channels, else ``'grouped'``
             (:func:`.sth_fast_paths.choose_arrangement`). A block without spatial taps is
             always ``'grouped'``.
+        trace_path (str): What ``torch.jit.trace`` records. ``'counted'`` (default): the
+            two plain convs, exactly the block's multiply-adds (mmengine's FLOP counter
+            traces the model). ``'fast'``: the arrangement's computation in plain
+            operators, its derived weights built from the parameters, for a compiler to
+            freeze (the oneDNN inference paths cannot be recorded). The result is the same.
     """
 
     def __init__(
@@ -170,6 +175,7 @@ class STHConv(nn.Module):
         temporal_init: str = "static",
         max_chunk_bytes: int = 16 * 2**20,
         arrangement: str = "auto",
+        trace_path: str = "counted",
     ) -> None:
         super().__init__()
         kernel_size = _pair_to_int(kernel_size, "kernel_size")
@@ -194,8 +200,12 @@ class STHConv(nn.Module):
                 f"STHConv: arrangement must be 'auto', 'grouped' or 'masked', got {arrangement!r}"
             )
 
+        if trace_path not in ("counted", "fast"):
+            raise ValueError(f"STHConv: trace_path must be 'counted' or 'fast', got {trace_path!r}")
+
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.trace_path = trace_path
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding

@@ -3,9 +3,10 @@
 
 :meth:`STHConv.forward <.sth_conv.STHConv.forward>` calls :func:`forward` first and applies
 its own two convs (``spatial`` and ``temporal``) where it returns ``None``: with autograd in
-the ``'grouped'`` arrangement, while tracing (the FLOP counters then see the block's own
-multiply-adds), and where oneDNN cannot run the input (not float32, not on the CPU, or a
-PyTorch build without oneDNN) in the ``'grouped'`` arrangement. The paths here:
+the ``'grouped'`` arrangement, while tracing with ``trace_path='counted'`` (the FLOP counters
+then see the block's own multiply-adds; with ``'fast'``, :func:`_traced` records the
+arrangement in plain operators), and where oneDNN cannot run the input (not float32, not on
+the CPU, or a PyTorch build without oneDNN) in the ``'grouped'`` arrangement. The paths here:
 
 - ``arrangement='masked'``: the spatial taps as one dense ``k x k`` conv over the whole
   input, no gather. Its weight is ``spatial.weight`` spread over ``[C_out, C_in, k, k]``,
@@ -53,7 +54,7 @@ def prepare(conv) -> None:
     """Give ``conv`` what its fast paths keep: the derived-weight cache and, for the masked
     arrangement, the slot index of :func:`_slot_index` (a buffer, so it follows the
     module's device; not saved)."""
-    conv._weight_cache = _WeightCache()  # name -> (key, weight), see _cached
+    conv._weight_cache = WeightCache()  # name -> (key, weight), see _cached
     if conv.arrangement == "masked":
         conv.register_buffer("_masked_slots", _slot_index(conv), persistent=False)
 
@@ -61,7 +62,11 @@ def prepare(conv) -> None:
 def forward(conv, x: torch.Tensor) -> torch.Tensor | None:
     """``conv``'s output for channels-last ``x`` by a fast path, channels-last, or ``None``
     where none applies (see the module docstring)."""
-    masked = conv.arrangement == "masked" and not torch.jit.is_tracing()
+    if torch.compiler.is_compiling():  # TorchDynamo captures plain operators only
+        return _traced(conv, x)
+    if torch.jit.is_tracing():
+        return _traced(conv, x) if conv.trace_path == "fast" else None
+    masked = conv.arrangement == "masked"
     if (
         masked
         and conv.temporal is not None
@@ -88,6 +93,41 @@ def forward(conv, x: torch.Tensor) -> torch.Tensor | None:
     ]
     # fused: each chunk was added into its slice of yt
     return yt if fuse else chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
+def _traced(conv, x: torch.Tensor) -> torch.Tensor:
+    """The block in plain operators for ``torch.jit.trace`` (``trace_path='fast'``) and
+    ``torch.compile``: the arrangement's computation with every derived weight built from
+    the parameters by recorded operators (``torch.jit.freeze`` folds them into constants),
+    and no concatenation. The oneDNN packed weights and in-place taps cannot be recorded;
+    a freezing compiler packs weights itself."""
+    yt = conv._temporal_taps(x) if conv.temporal is not None else None
+    if conv.spatial is None:
+        return yt
+    conv_args = (conv.spatial.bias, conv.stride, conv.padding, conv.dilation)
+    if conv.arrangement == "masked":
+        out = F.conv2d(x, _build_masked_spatial_weight(conv), *conv_args)
+        return out if yt is None else out.add_(yt)
+    if yt is None:
+        return conv.spatial(conv._gather(x, conv._spatial_index))
+    # each chunk of whole clips is added into its slice of the temporal output
+    step = conv._chunk_frames(x)
+    for i in range(0, x.shape[0], step):
+        ys = conv.spatial(conv._gather(x[i : i + step], conv._spatial_index))
+        yt[i : i + step].add_(ys)
+    return yt
+
+
+def packed_conv2d(owner, conv, x: torch.Tensor) -> torch.Tensor | None:
+    """``conv(x)`` for a plain ``Conv2d`` ``conv`` by oneDNN with the weight packed once
+    per input shape and kept in ``owner._weight_cache`` (a :class:`WeightCache`), the way
+    the block's own convs run at inference; ``None`` where that does not apply
+    (:func:`_can_fuse_add`: autograd, tracing, not float32 channels-last CPU input)."""
+    if not _can_fuse_add(x, conv.weight, x):
+        return None
+    args = (conv.padding, conv.stride, conv.dilation)
+    weight = _packed(owner, "conv", conv.weight, conv.padding, conv.groups, x.shape, *args[1:])
+    return _CONV(x, weight, conv.bias, *map(_pair, args), conv.groups, "none", [], "")
 
 
 def _temporal_taps(conv, x: torch.Tensor, packed: bool) -> torch.Tensor:
@@ -269,15 +309,15 @@ def _packed(conv, name, weight, padding, groups, shape, stride=1, dilation=1, so
     )
 
 
-class _WeightCache(dict):
+class WeightCache(dict):
     """Weights derived from the parameters, rebuilt on demand. A copy or a pickle of the
     module starts empty: packed oneDNN tensors can be neither copied nor saved."""
 
     def __deepcopy__(self, memo):
-        return _WeightCache()
+        return WeightCache()
 
     def __reduce__(self):
-        return (_WeightCache, ())
+        return (WeightCache, ())
 
 
 # --- oneDNN ------------------------------------------------------------------------------
@@ -291,6 +331,7 @@ def _can_fuse_add(inputs: torch.Tensor, weight: torch.Tensor, other: torch.Tenso
         _CONV_ADD is not None
         and not (torch.is_grad_enabled() and (inputs.requires_grad or weight.requires_grad))
         and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
         and inputs.device.type == "cpu"
         and inputs.dtype == weight.dtype == other.dtype == torch.float32
         and other.is_contiguous(memory_format=torch.channels_last)
