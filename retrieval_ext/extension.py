@@ -23,6 +23,8 @@ CLIP4CLIP = Plugin(
     configs=[
         "configs/lavis/clip4clip/embedded_meanP.yaml",
         "configs/lavis/clip4clip/embedded_seqTransf.yaml",
+        "configs/lavis/clip4clip/finegrained_meanP.yaml",
+        "configs/lavis/clip4clip/finegrained_seqTransf.yaml",
         "configs/lavis/clip4clip/msrvtt-9k_meanP.yaml",
         "configs/lavis/clip4clip/msrvtt-9k_seqTransf.yaml",
         "configs/lavis/clip4clip/msvd_seqTransf.yaml",
@@ -34,6 +36,7 @@ CLIP4CLIP = Plugin(
 # the official recipe needs it)
 TEACHCLIP_DATASETS = (
     "embedded",
+    "finegrained",
     "msrvtt-9k",
     "msrvtt-7k",
     "msvd",
