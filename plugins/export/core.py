@@ -55,6 +55,7 @@ class PythonRules:
         text_map: replacements applied to comments and string literals only (paths and
             dotted names of plugzoo files the docstrings point at).
         header: comment lines that replace the file's leading comment block.
+        relative_imports: keep relative imports (the package is exported with its layout).
     """
 
     module_map: dict[str, str]
@@ -62,6 +63,7 @@ class PythonRules:
     helpers: dict[str, str] = field(default_factory=dict)
     text_map: dict[str, str] = field(default_factory=dict)
     header: tuple[str, ...] = ()
+    relative_imports: bool = False
 
     def host_module(self, module: str) -> str | None:
         """The host module ``module`` maps to (longest matching prefix), or None."""
@@ -138,6 +140,8 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
 
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
+            if node.level and rules.relative_imports:
+                continue
             if node.level:
                 problems.append(f"{path}:{node.lineno}: relative import (use absolute imports)")
                 continue
