@@ -76,7 +76,8 @@ def test_teacher_comparison_trains_each_model_and_tabulates(tmp_path):
 def test_ablation_trains_each_seeds_own_teachers_in_parallel_seeds(tmp_path):
     tool = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_ablation.py"
     out = tmp_path / "ablation"
-    args = ["--out", out, "--seeds", 1, 2, "--epochs", 1, "--train", 4, "--val", 2, "--test", 3]
+    args = ["--out", out, "--seeds", 1, 2, "--epochs", 1, "--pretrain-epochs", 1]
+    args += ["--train", 4, "--val", 2, "--test", 3]
     args += ["--options", "run.batch_size_train=4", "run.batch_size_eval=4"]
     rows = ["CLIP4Clip meanP", "student AFA", "full, 1 teacher ({one})"]
     first = _run([tool, *args, "--jobs", 2, "--rows", *rows], REPO_ROOT)
@@ -84,6 +85,8 @@ def test_ablation_trains_each_seeds_own_teachers_in_parallel_seeds(tmp_path):
     results = json.loads((out / "results.json").read_text())
     runs = {(r["model"], r["seed"]): r for r in results["runs"]}
     assert results["dataset"]["k"] == 1 and results["dataset"]["distractors"] == "neutral"
+    frame_clip = str(out / "frame_clip.pt")  # pre-trained once, the start of every row
+    assert all(r["config"]["model"]["pretrained"] == frame_clip for r in results["runs"])
     for seed in (1, 2):  # each seed's students are taught by that seed's own teachers
         xclip = runs[("X-CLIP teacher", seed)]
         assert xclip["config"]["run"]["seed"] == seed

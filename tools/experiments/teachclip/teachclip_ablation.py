@@ -283,7 +283,10 @@ def main(argv=None):
         )
     print(f"dataset: {dataset['splits']} clips ({time.time() - start:.0f} s)", flush=True)
     if args.pretrain_epochs and not args.frame_clip:
-        args.frame_clip = str(pretrain_frame_clip(out, args.pretrain_epochs, args.train))
+        frame_clip = pretrain_frame_clip(
+            out, args.pretrain_epochs, args.train, options=tuple(args.options)
+        )
+        args.frame_clip = str(frame_clip)
         print(f"frame-caption CLIP: {args.frame_clip} ({time.time() - start:.0f} s)", flush=True)
     results_path = out / "results.json"
     runs = json.loads(results_path.read_text())["runs"] if results_path.is_file() else []
