@@ -395,7 +395,7 @@ def test_an_unknown_teacher_lists_the_registered_ones(tmp_path):
         _student(teachers={"x": {"cfg_path": spec["cfg_path"]}})
     with pytest.raises(KeyError, match=r"model.teachers.x: unknown key\(s\) \['options'\]"):
         _student(teachers={"x": {**spec, "options": ["model.max_frames=8"]}})
-    with pytest.raises(FileNotFoundError, match=r"model.teachers.x .*checkpoint not found"):
+    with pytest.raises(FileNotFoundError, match=r"model.teachers.x.checkpoint: .*not found"):
         _student(teachers={"x": {**spec, "checkpoint": str(tmp_path / "gone.pth")}})
 
 

@@ -7,6 +7,11 @@ so the allow-list is only in force during that host's load (process-wide while i
 A pickle that calls anything else (``os.system``, ``eval``...) is still refused, and an
 allow-listed class whose constructor would run code (RecBole's Config evaluates strings)
 is bound to a stand-in that refuses to be called.
+
+:func:`load_checkpoint` is the one ``torch.load`` of plugzoo's own load paths: a file
+refused as unsafe, or one that cannot be read (truncated, not a checkpoint), stops with a
+:class:`CheckpointLoadError` naming the file, the config key or argument that gave it, and
+what to do.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from __future__ import annotations
 import copyreg
 import functools
 import importlib
+import os
 import pickle
 import types
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,17 +34,90 @@ _NUMPY_GLOBALS = [
 ]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint needs globals outside the host's allow-list."""
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file that could not be loaded: the message names the file, the config
+    key (or command-line argument) that gave it, the problem and what to do."""
+
+    ADVICE = (
+        "The file is truncated (an interrupted save, copy or download) or is not a PyTorch "
+        "checkpoint: save or copy it again, or point the key at the right file."
+    )
+
+    def __init__(self, path, problem: str, key: str | None = None):
+        self.path, self.problem, self.key = str(path), problem, key
+        where = f"{key} = {path}" if key else str(path)
+        super().__init__(f"{where}: {problem}\n{self.ADVICE}")
+
+    def __reduce__(self):  # rebuilt from its parts (exceptions cross process boundaries)
+        return type(self), (self.path, self.problem, self.key)
+
+    def for_key(self, key: str) -> CheckpointLoadError:
+        """The same error, named by the key a caller knows the file by."""
+        return type(self)(self.path, self.problem, key)
+
+
+class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):
+    """A checkpoint needs globals outside the allow-list of torch's weights_only loader."""
+
+    ADVICE = (
+        "plugzoo never turns torch's weights_only check off. If you wrote this file yourself "
+        "and trust it, load it with torch.load(path, weights_only=False) and re-save the "
+        "parts you need (e.g. torch.save({'model': state_dict}, path))."
+    )
 
 
 def _raise_with_context(path, host: str, error: Exception):
     raise UnsafeCheckpointError(
-        f"{path}: refused to load as a {host} checkpoint with weights_only=True: {error}\n"
-        "plugzoo never turns torch's weights_only check off. If you wrote this file yourself "
-        "and trust it, load it with torch.load(path, weights_only=False) and re-save the "
-        "parts you need."
+        path, f"refused to load as a {host} checkpoint with weights_only=True: {error}"
     ) from error
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """What torch's weights_only message says it refused (its "WeightsUnpickler error:"
+    detail, which may sit on the next line, or the line naming a GLOBAL)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    marker = "WeightsUnpickler error:"
+    for i, line in enumerate(lines):
+        if marker in line:
+            detail = line.split(marker, 1)[1].strip()
+            return detail or (lines[i + 1] if i + 1 < len(lines) else marker)
+    for line in lines:
+        if "GLOBAL" in line:
+            return line
+    return lines[0] if lines else type(error).__name__
+
+
+def load_checkpoint(path, key: str | None = None, map_location="cpu"):
+    """``torch.load(path, weights_only=True)`` of the local file that config key (or
+    argument) ``key`` names.
+
+    Raises:
+        FileNotFoundError: no such file (naming ``key``).
+        UnsafeCheckpointError: torch's weights_only unpickler refused a global it asks
+            for: it holds Python objects beyond tensors and plain containers (a class or
+            function that could run code).
+        CheckpointLoadError: it cannot be read as a checkpoint (a truncated zip archive, an
+            empty file, another format).
+    """
+    if not isinstance(path, (str, os.PathLike)):  # an open file: torch's own errors
+        return torch.load(path, map_location=map_location, weights_only=True)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        where = f"{key}: " if key else ""
+        raise FileNotFoundError(f"{where}checkpoint not found: {path} (local files only)")
+    try:
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = _unpickler_reason(error)
+        if "global" in reason.lower():  # it asks for a class or function: refused
+            problem = f"refused by torch's weights_only loader: {reason}"
+            raise UnsafeCheckpointError(path, problem, key) from error
+        problem = f"not a readable PyTorch checkpoint (weights_only loader: {reason})"
+        raise CheckpointLoadError(path, problem, key) from error
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        problem = f"not a readable PyTorch checkpoint ({type(error).__name__}: {reason})"
+        raise CheckpointLoadError(path, problem, key) from error
 
 
 # --- RecBole ---------------------------------------------------------------------------

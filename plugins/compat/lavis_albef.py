@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from plugins.compat.checkpoints import CheckpointLoadError, load_checkpoint
+
 OFFLINE_DEFAULTS = (
     Path(__file__).resolve().parents[2]
     / "retrieval_ext"
@@ -167,7 +169,7 @@ def load_text_init(text_encoder, source) -> dict:
 
         weights = load_file(str(path))
     else:
-        weights = torch.load(path, map_location="cpu", weights_only=True)
+        weights = load_checkpoint(path, "model.text_init")
     weights = {k.removeprefix("bert."): v for k, v in weights.items()}
     target = text_encoder.state_dict()
     mismatched = [
@@ -252,11 +254,7 @@ def albef_offline_from_config() -> bool:
             )
         finally:
             _TOKENIZER_SOURCE.reset(token)
-        if cfg.get("load_finetuned", False):
-            model.load_checkpoint(url_or_filename=_checkpoint_key(cfg, "finetuned"))
-        elif cfg.get("pretrained", ""):
-            model.load_from_pretrained(url_or_filename=_checkpoint_key(cfg, "pretrained"))
-        else:
+        if not load_checkpoint_of(model, cfg):
             logging.info("albef_retrieval: pretrained is empty, random initialisation")
         return model
 
@@ -277,6 +275,23 @@ def _checkpoint_key(cfg, key: str) -> str:
     return str(value)
 
 
+def load_checkpoint_of(model, cfg) -> bool:
+    """Load ``model.finetuned`` (with ``load_finetuned``) or ``model.pretrained`` into an
+    ALBEF-based model by LAVIS's own loaders; a file refused as unsafe or unreadable stops
+    with its path and that key. Returns whether a checkpoint was loaded."""
+    if cfg.get("load_finetuned", False):
+        key, load = "finetuned", model.load_checkpoint
+    elif cfg.get("pretrained", ""):
+        key, load = "pretrained", model.load_from_pretrained
+    else:
+        return False
+    try:
+        load(url_or_filename=_checkpoint_key(cfg, key))
+    except CheckpointLoadError as error:
+        raise error.for_key(f"model.{key}") from error
+    return True
+
+
 class _TorchLoadingWeightsOnly(types.ModuleType):
     """``torch`` as LAVIS's model-loading modules see it: ``load`` always passes
     ``weights_only=True`` (so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot switch it off)."""
@@ -291,7 +306,10 @@ class _TorchLoadingWeightsOnly(types.ModuleType):
     def load(f, map_location=None, **kwargs):
         if kwargs.pop("weights_only", True) is not True:
             raise ValueError("plugzoo: LAVIS checkpoints are loaded with weights_only=True")
-        return torch.load(f, map_location=map_location, weights_only=True, **kwargs)
+        if kwargs:
+            return torch.load(f, map_location=map_location, weights_only=True, **kwargs)
+        # a refused or unreadable file is named (the caller adds the config key)
+        return load_checkpoint(f, map_location=map_location)
 
 
 def _refuse_download(url, *args, **kwargs):

@@ -64,7 +64,12 @@ from lavis.models.med import XBertEncoder
 from torch import nn
 from transformers.utils import ModelOutput
 
-from plugins.compat.lavis_albef import image_encoder_from_config, load_tokenizer, text_config
+from plugins.compat.lavis_albef import (
+    image_encoder_from_config,
+    load_checkpoint_of,
+    load_tokenizer,
+    text_config,
+)
 
 DEFAULTS = (
     Path(__file__).resolve().parents[1] / "configs" / "models" / "bagformer_retrieval_base.yaml"
@@ -517,17 +522,6 @@ class BagFormerRetrieval(AlbefBase):
             max_txt_len=int(cfg.get("max_txt_len", 30)),
             gallery_memory_gb=float(cfg.get("gallery_memory_gb", 16.0)),
         )
-        if cfg.get("load_finetuned", False):
-            model.load_checkpoint(url_or_filename=_required(cfg, "finetuned"))
-        elif cfg.get("pretrained", ""):
-            model.load_from_pretrained(url_or_filename=_required(cfg, "pretrained"))
-        else:
+        if not load_checkpoint_of(model, cfg):  # refusals name the file and the key
             logging.info("bagformer_retrieval: pretrained is empty, random initialisation")
         return model
-
-
-def _required(cfg, key: str) -> str:
-    value = cfg.get(key, None)
-    if not value:
-        raise ValueError(f"model.{key} is empty; give a local checkpoint file")
-    return str(value)

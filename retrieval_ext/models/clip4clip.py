@@ -61,6 +61,8 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from transformers.utils import ModelOutput
 
+from plugins.compat.checkpoints import CheckpointLoadError, load_checkpoint
+
 SIM_HEADERS = ("meanP", "seqTransf")
 NO_DECAY_RULES = ("clip4clip", "standard", "none")
 
@@ -84,20 +86,33 @@ class CLIP4ClipOutput(ModelOutput):
     logit_scale: torch.FloatTensor | None = None
 
 
-def _read_state_dict(path: Path) -> dict:
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (OpenAI's release files); a file that is
+    no zip archive, or a damaged one, is left to :func:`load_checkpoint` to name."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("constants.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def _read_state_dict(path: Path, key: str = "model.pretrained") -> dict:
     """A CLIP state dict from a plain checkpoint (``torch.load(weights_only=True)``) or from
     OpenAI's TorchScript release files (``ViT-B-32.pt``), read with ``torch.jit.load``, which
     runs no pickled Python."""
-    with zipfile.ZipFile(path) as archive:
-        is_torchscript = any(name.endswith("constants.pkl") for name in archive.namelist())
-    if is_torchscript:
-        return {
-            k: v.float()
-            for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()
-        }
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if _is_torchscript(path):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as error:
+            reason = str(error).splitlines()[0]
+            problem = f"not a readable TorchScript CLIP archive (RuntimeError: {reason})"
+            raise CheckpointLoadError(path, problem, key) from error
+        return {k: v.float() for k, v in module.state_dict().items()}
+    state = load_checkpoint(path, key)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointLoadError(path, f"holds a {type(state).__name__}, not a state dict", key)
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -112,10 +127,16 @@ def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") 
             f"CLIP weights not found: {path} (model.pretrained is a local OpenAI-format "
             f"file, or a folder holding {clip_model_type}.pt; nothing is downloaded)"
         )
-    state = _read_state_dict(path)
+    return clip_from_state(_read_state_dict(path), f"model.pretrained = {path}")
+
+
+def clip_from_state(state: dict, source: str) -> CLIP:
+    """LAVIS's CLIP built from an OpenAI-format state dict (``source`` names it in errors),
+    its architecture read from the tensors' shapes."""
+    state = dict(state)
     if "visual.proj" not in state:
         raise ValueError(
-            f"{path}: not an OpenAI ViT CLIP state dict (no 'visual.proj'); CLIP4Clip needs "
+            f"{source}: not an OpenAI ViT CLIP state dict (no 'visual.proj'); CLIP4Clip needs "
             f"a ViT image encoder"
         )
     # LAVIS infers the architecture (heads = width / 64, as OpenAI's) but loads into fp16
@@ -509,7 +530,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         """LAVIS's ``load_model(..., checkpoint=path)``: a local runner checkpoint or an
         official CLIP4Clip ``pytorch_model.bin``, read with ``weights_only=True``; keys that
         do not match are an error naming them (LAVIS's loader would skip them)."""
-        load_finetuned(self, url_or_filename)
+        load_finetuned(self, url_or_filename, key="load_model(checkpoint=...)")
 
     @classmethod
     def from_config(cls, cfg=None):
@@ -523,7 +544,13 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         pretrained = cfg.get("pretrained", "")
         clip_config = cfg.get("clip_config", None)
         checkpoint = cfg.get("load_finetuned", False) and cfg.get("finetuned", "")
-        if pretrained:
+        # a fine-tuned checkpoint replaces every CLIP weight: read it first, and take the
+        # architecture the OpenAI file would give from its CLIP tensors instead of the file
+        state = read_finetuned_state(checkpoint, cls, cfg) if checkpoint else None
+        if pretrained and state is not None:
+            clip_state = {k[len("clip.") :]: v for k, v in state.items() if k.startswith("clip.")}
+            clip = clip_from_state(clip_state, f"model.finetuned = {checkpoint}")
+        elif pretrained:
             clip = load_openai_clip(pretrained, clip_model_type)
         elif clip_config is not None:
             clip = CLIP(**OmegaConf.to_container(clip_config, resolve=True))
@@ -543,7 +570,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             **extra,
         )
         if checkpoint:
-            load_finetuned(model, checkpoint)
+            load_model_state(model, state, checkpoint)
         elif not pretrained:
             logging.warning(
                 "%s built with RANDOM weights: no model.pretrained (a local OpenAI CLIP file "
@@ -607,27 +634,36 @@ def convert_official_state_dict(state: dict, max_frames: int) -> dict:
     return out
 
 
-def load_finetuned(model: CLIP4ClipRetrieval, path: str | Path) -> None:
-    """Load a checkpoint written by the runner (``{"model": state_dict, ...}``) or one of
-    the official code's (``pytorch_model.bin``, or ``{"state_dict": ...}``; converted by
-    the model's :meth:`~CLIP4ClipRetrieval.convert_official`), with ``weights_only=True``;
-    keys with no place, missing or unexpected stop with their names."""
+def read_finetuned_state(path: str | Path, model_cls, cfg, key: str = "model.finetuned") -> dict:
+    """The state dict, in ``model_cls``'s names, of a checkpoint written by the runner
+    (``{"model": state_dict, ...}``) or by the official code (``pytorch_model.bin``, or
+    ``{"state_dict": ...}``; converted by :meth:`~CLIP4ClipRetrieval.convert_official` for
+    the frames of ``cfg``), read with ``weights_only=True``; keys with no place stop with
+    their names, and a file that is refused or unreadable with its path and ``key``."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"fine-tuned checkpoint not found: {path} (model.finetuned)")
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, key)
     if isinstance(state, dict):
         state = state.get("model", state.get("state_dict", state))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors")
-    if model.is_official(state):
-        max_frames = (
-            model.temporal.frame_position_embeddings.num_embeddings if model.temporal else 0
-        )
-        state, unplaced = model.convert_official(state, max_frames)
+        problem = "not a state dict of tensors (a runner checkpoint holds {'model': state_dict})"
+        raise CheckpointLoadError(path, problem, key)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if model_cls.is_official(state):
+        seq_transf = cfg.get("model_type", "meanP") == "seqTransf"
+        max_frames = cfg.get("max_frames", 12) if seq_transf else 0
+        state, unplaced = model_cls.convert_official(state, max_frames)
         if unplaced:
             raise KeyError(
-                f"{path}: official checkpoint keys with no place in {type(model).__name__}: "
-                f"{unplaced[:10]}"
+                f"{key} = {path}: official checkpoint keys with no place in "
+                f"{model_cls.__name__}: {unplaced[:10]}"
             )
-    load_model_state(model, state, path)
+    return state
+
+
+def load_finetuned(model: CLIP4ClipRetrieval, path: str | Path, key: str = "model.finetuned"):
+    """Load a checkpoint written by the runner or one of the official code's
+    (:func:`read_finetuned_state`) into ``model``; keys missing or unexpected stop with
+    their names."""
+    max_frames = model.temporal.frame_position_embeddings.num_embeddings if model.temporal else 0
+    cfg = {"model_type": "seqTransf" if model.temporal else "meanP", "max_frames": max_frames}
+    load_model_state(model, read_finetuned_state(path, type(model), cfg, key), path)

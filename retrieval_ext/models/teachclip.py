@@ -53,6 +53,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from transformers.utils import ModelOutput
 
+from plugins.compat.checkpoints import CheckpointLoadError
+
 COARSE_LOSSES = ("pear", "ce", "l1")
 FINE_LOSSES = ("ce", "pear", "l1")
 LOSS_TERMS = ("contrastive", "coarse", "fine")
@@ -206,13 +208,20 @@ def build_teacher(label: str, spec, student_frames: int, student_words: int) -> 
                 f"has {student}; a teacher scores the student's own frames and tokens, so "
                 "they must agree"
             )
-    checkpoint = spec.get("checkpoint")
-    if not checkpoint:
+    if not spec.get("checkpoint"):
         raise KeyError(f"{where}.checkpoint: a teacher needs its trained weights (a local file)")
-    # its own checkpoint, loaded as LAVIS loads a fine-tuned model (keys checked by name)
+    checkpoint = Path(spec["checkpoint"]).expanduser()
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"{where}.checkpoint: teacher checkpoint not found: {checkpoint} (local files only)"
+        )
+    # its own checkpoint, loaded as LAVIS loads a fine-tuned model (keys checked by name);
+    # the CLIP architecture comes from it, so no OpenAI CLIP file is read
     model_cfg.load_finetuned, model_cfg.finetuned = True, str(checkpoint)
     try:
         teacher = model_cls.from_config(model_cfg)
+    except CheckpointLoadError as error:
+        raise error.for_key(f"{where}.checkpoint") from error
     except (KeyError, ValueError, FileNotFoundError) as error:
         raise type(error)(f"{where} ({arch}, {cfg_path}): {error}") from error
     teacher.requires_grad_(False)

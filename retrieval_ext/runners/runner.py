@@ -40,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from plugins.compat import lavis_lookup
+from plugins.compat.checkpoints import CheckpointLoadError, load_checkpoint
 
 
 def init_distributed(run_cfg) -> None:
@@ -358,21 +359,24 @@ class PortableRunner(RunnerBase):
         )
         logging.info("Saved epoch %s to %s", cur_epoch, save_to)
 
-    def _read_checkpoint(self, path) -> dict:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path} (local files only)")
-        return torch.load(str(path), map_location=self.device, weights_only=True)
+    def _read_checkpoint(self, path, key: str) -> dict:
+        """A runner checkpoint, ``weights_only=True``; a missing, refused or unreadable file
+        stops with its path and the config ``key`` that gave it."""
+        checkpoint = load_checkpoint(path, key, map_location=self.device)
+        if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+            raise CheckpointLoadError(path, "not a checkpoint this runner wrote (no 'model')", key)
+        return checkpoint
 
     def _reload_best_model(self, model):
         path = self.best_checkpoint or self.output_dir / "checkpoint_best.pth"
         logging.info("Loading checkpoint from %s.", path)
-        load_model_state(model, self._read_checkpoint(path)["model"], path)
+        key = "the best checkpoint of this run (run.output_dir)"
+        load_model_state(model, self._read_checkpoint(path, key)["model"], path)
         return model
 
     def _load_checkpoint(self, url_or_filename):
         """Resume model, optimiser, scaler, epoch and best metric from a local file."""
-        checkpoint = self._read_checkpoint(url_or_filename)
+        checkpoint = self._read_checkpoint(url_or_filename, "run.resume_ckpt_path")
         load_model_state(self.unwrap_dist_model(self.model), checkpoint["model"], url_or_filename)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler and checkpoint.get("scaler"):

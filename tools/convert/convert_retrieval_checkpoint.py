@@ -15,7 +15,8 @@ default config of ``--arch`` / ``--model-type`` builds with ``--max-frames`` and
 ``--max-words`` and ``--options`` (random weights, to list its keys). Writes ``{"model": state_dict,
 "converted_from": <input>}`` for ``model.load_finetuned=true model.finetuned=<output>``
 (``model.finetuned`` also takes the official file directly). Exits 1 when a key is
-unplaced or missing or a shape differs, after writing nothing.
+unplaced or missing or a shape differs, or when ``--input`` is refused as unsafe or cannot
+be read (the message names the file), after writing nothing.
 """
 
 import argparse
@@ -29,6 +30,7 @@ import torch
 from omegaconf import OmegaConf
 
 from plugins.compat import lavis_lookup
+from plugins.compat.checkpoints import CheckpointLoadError, load_checkpoint
 
 
 def main(argv=None):
@@ -58,9 +60,16 @@ def main(argv=None):
         cfg.clip_config = json.loads(args.clip_config)
     model = model_cls.from_config(cfg)
 
-    state = torch.load(str(source), map_location="cpu", weights_only=True)
+    try:
+        state = load_checkpoint(source, "--input")
+    except CheckpointLoadError as error:
+        print(f"not written: {error}", file=sys.stderr)
+        return 1
     if isinstance(state, dict):
         state = state.get("model", state.get("state_dict", state))
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        print(f"not written: --input {source}: not a state dict of tensors", file=sys.stderr)
+        return 1
     unplaced = []
     if model.is_official(state):
         state, unplaced = model.convert_official(state, args.max_frames)
