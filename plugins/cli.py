@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write a plugin into its host's contribution layout (docs/upstreaming.md)",
     )
-    export.add_argument("paper", help="upsr (sth, teachclip, bagformer: not yet)")
+    export.add_argument("paper", help="upsr, sth (teachclip, bagformer: not yet)")
     export.add_argument(
         "--host-src",
         type=Path,

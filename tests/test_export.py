@@ -210,7 +210,8 @@ def test_upsr_export_edits_a_checkout_docs_and_test(recbole_src, tmp_path):
 
 
 def test_cli_export_refuses_unexported_papers_and_missing_sources(tmp_path, capsys):
-    assert main(["export", "sth", "--host-src", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    out = tmp_path / "o"
+    assert main(["export", "teachclip", "--host-src", str(tmp_path), "--out", str(out)]) == 2
     assert "not exportable yet" in capsys.readouterr().err
     assert main(["export", "upsr", "--host-src", str(tmp_path / "missing"), "--diff"]) == 2
 

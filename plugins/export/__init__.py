@@ -2,7 +2,8 @@
 
 :mod:`plugins.export.core` holds what every host shares (import rewriting by ``ast``
 positions, the Python-floor and plugzoo-dependency checks, the written tree and its diff);
-one module per host knows that host's layout (:mod:`plugins.export.recbole`). Each paper
+one module per host knows that host's layout (:mod:`plugins.export.recbole`,
+:mod:`plugins.export.mmaction`). Each paper
 maps to the function that exports it; papers without one are refused by name.
 """
 
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 from plugins.export.core import ExportRefused, ExportTree
 
-# paper -> (host, "module:function" taking the host source folder); the LAVIS papers and
-# STH are not exportable yet (docs/upstreaming.md)
-EXPORTERS = {"upsr": ("recbole", "plugins.export.recbole:export_upsr")}
+# paper -> (host, "module:function" taking the host source folder); the LAVIS papers are
+# not exportable yet (docs/upstreaming.md)
+EXPORTERS = {
+    "upsr": ("recbole", "plugins.export.recbole:export_upsr"),
+    "sth": ("mmaction2", "plugins.export.mmaction:export_sth"),
+}
 NOT_YET = {
-    "sth": "MMAction2 (projects/sth/): not exportable yet",
     "teachclip": "LAVIS, after the CLIP4Clip base: not exportable yet",
     "bagformer": "LAVIS: not exportable yet",
 }
