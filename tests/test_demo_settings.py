@@ -45,12 +45,11 @@ def test_full_and_quick_settings_are_those_before_the_default_shrank():
         settings = sth_demo.SETTINGS[size]
         assert (settings["clips"], settings["epochs"]) == (clips, epochs)
         assert settings["every_epoch"] is True  # the configs' own validation and checkpoints
-        for module in (clip4clip, teachclip):
-            pairs, epochs = BEFORE["video_text"][size]
-            assert (module.SETTINGS[size]["pairs"], module.SETTINGS[size]["epochs"]) == (
-                pairs,
-                epochs,
-            )
+        pairs, epochs = BEFORE["video_text"][size]
+        assert (clip4clip.SETTINGS[size]["pairs"], clip4clip.SETTINGS[size]["epochs"]) == (
+            pairs,
+            epochs,
+        )
         images, epochs, warmup = BEFORE["bagformer"][size]
         settings = bagformer.SETTINGS[size]
         assert (settings["images"], settings["epochs"], settings["warmup_steps"]) == (
@@ -79,15 +78,14 @@ def test_default_settings_are_smaller_than_full():
     upsr_full = recbole_demo.upsr_compare_settings("full")
     for key in ("users", "last", "epochs", "baseline_epochs"):
         assert getattr(upsr_default, key) <= getattr(upsr_full, key)
-    for module in (clip4clip, teachclip):
-        default, full = module.SETTINGS["default"], module.SETTINGS["full"]
-        assert all(default["pairs"][s] <= full["pairs"][s] for s in full["pairs"])
-        assert default["epochs"] < full["epochs"]
-    # TeachCLIP reuses the baseline stage's CLIP4Clip seqTransf at every size
-    for size in demo_module.SIZES:
-        assert {k: clip4clip.SETTINGS[size][k] for k in ("pairs", "epochs")} == {
-            k: teachclip.SETTINGS[size][k] for k in ("pairs", "epochs")
-        }
+    default, full = clip4clip.SETTINGS["default"], clip4clip.SETTINGS["full"]
+    assert all(default["pairs"][s] <= full["pairs"][s] for s in full["pairs"])
+    assert default["epochs"] < full["epochs"]
+    # TeachCLIP's fine-grained clips: every size smaller than the next
+    for smaller, larger in (("quick", "default"), ("default", "full")):
+        low, high = teachclip.SETTINGS[smaller], teachclip.SETTINGS[larger]
+        assert all(low["clips"][s] <= high["clips"][s] for s in high["clips"])
+        assert low["epochs"] < high["epochs"] and low["pretrain_epochs"] < high["pretrain_epochs"]
     default, full = bagformer.SETTINGS["default"], bagformer.SETTINGS["full"]
     assert all(default["images"][s] <= full["images"][s] for s in full["images"])
     assert default["epochs"] < full["epochs"]
@@ -262,20 +260,3 @@ def test_side_by_side_runs_each_call_in_its_own_process_with_its_share_of_the_co
     pids = run_side_by_side(os.getpid, [((), {}), ((), {})])
     assert os.getpid() not in pids and len(set(pids)) == 2
     assert run_side_by_side(os.getpid, [((), {}), ((), {})], processes=1) == [os.getpid()] * 2
-
-
-def test_teachclip_reuses_the_baseline_run_only_with_the_same_settings(tmp_path):
-    import json
-
-    checkpoint = tmp_path / "checkpoint_best.pth"
-    checkpoint.write_bytes(b"")
-    pairs = {"train": 160, "val": 24, "test": 24}
-    run = {"config_file": "c.yaml", "checkpoint": str(checkpoint), "test": {}, "seconds": 1.0}
-    saved = {"settings": {"pairs": pairs, "epochs": 10, "seed": 42}, "runs": {"seqTransf": run}}
-    (tmp_path / "runs.json").write_text(json.dumps(saved))
-    assert clip4clip.trained_runs(tmp_path, pairs, 10) == {"seqTransf": run}
-    assert clip4clip.trained_runs(tmp_path, pairs, 20) == {}
-    assert clip4clip.trained_runs(tmp_path, {**pairs, "test": 8}, 10) == {}
-    assert clip4clip.trained_runs(tmp_path / "elsewhere", pairs, 10) == {}
-    checkpoint.unlink()
-    assert clip4clip.trained_runs(tmp_path, pairs, 10) == {}

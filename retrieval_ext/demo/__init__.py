@@ -1,8 +1,8 @@
 """The LAVIS stages of ``plugzoo demo``, one module per paper.
 
 - ``clip4clip``: the host baseline, CLIP4Clip meanP against seqTransf on generated clips;
-- ``teachclip``: the TeachCLIP student beside its two teachers and CLIP4Clip seqTransf,
-  with each one's per-query cost;
+- ``teachclip``: the TeachCLIP student beside its two teachers and CLIP4Clip seqTransf on
+  clips whose caption is shown in 1 of 8 frames, with each one's per-query cost;
 - ``bagformer``: BagFormer's bag-wise recall and merge beside ALBEF's ITC and ITM re-rank,
   with each path's per-query cost;
 - ``common``: what they share (dataset options, per-query timing, the cost plot).

@@ -9,7 +9,6 @@ sees the order. ``run_clip4clip_benchmark`` is the stage without the report.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -50,11 +49,7 @@ def run_clip4clip_benchmark(
 ) -> dict:
     """Write the embedded dataset, train and test each CLIP4Clip head (``side_by_side``:
     both at once, a process each, ``plugins.processes``); returns ``{"dataset": ...,
-    "rows": [...], "configs": {name: full config}}``.
-
-    Also writes ``work_dir/runs.json``: the settings and, per head, its test metrics,
-    seconds, best checkpoint and full config, for a later stage that trains the same head
-    on the same data (``trained_runs``)."""
+    "rows": [...], "configs": {name: full config}}``."""
     work_dir = Path(work_dir)
     start = time.time()
     dataset = write_video_text_dataset(work_dir / "video_text", pairs, seed=0)
@@ -72,8 +67,8 @@ def run_clip4clip_benchmark(
         for name, path in CONFIGS.items()
     ]
     results = run_side_by_side(run, calls, processes=None if side_by_side else 1)
-    rows, configs, runs = [], {}, {}
-    for (name, path), result in zip(CONFIGS.items(), results, strict=True):
+    rows, configs = [], {}
+    for name, result in zip(CONFIGS, results, strict=True):
         metrics = result["test"]["test"]
         rows.append(
             {
@@ -88,32 +83,8 @@ def run_clip4clip_benchmark(
             }
         )
         configs[name] = result["config"]
-        runs[name] = {
-            "config_file": str(path),
-            "test": result["test"],
-            "seconds": result["seconds"],
-            "checkpoint": str(Path(result["output_dir"]) / "checkpoint_best.pth"),
-            "config": result["config"],
-        }
         progress(f"  {name}: t2v R@1 {metrics['t2v_r1']:.1f} ({result['seconds']:.0f} s)")
-    settings = {"pairs": pairs, "epochs": epochs, "seed": seed}
-    (work_dir / "runs.json").write_text(
-        json.dumps({"settings": settings, "runs": runs}, indent=1, default=str)
-    )
     return {"dataset": dataset, "rows": rows, "configs": configs}
-
-
-def trained_runs(work_dir: Path, pairs: dict[str, int], epochs: int, seed: int = 42) -> dict:
-    """``{head: run}`` from the ``runs.json`` that ``run_clip4clip_benchmark`` wrote into
-    ``work_dir`` with exactly these settings (the dataset is seeded, so it holds the same
-    clips), where the checkpoint is still there; ``{}`` otherwise."""
-    path = Path(work_dir) / "runs.json"
-    if not path.is_file():
-        return {}
-    saved = json.loads(path.read_text())
-    if saved["settings"] != {"pairs": pairs, "epochs": epochs, "seed": seed}:
-        return {}
-    return {name: run for name, run in saved["runs"].items() if Path(run["checkpoint"]).is_file()}
 
 
 def clip4clip_baseline_stage(run_dir: Path, size: str = "default") -> StageResult:
