@@ -112,7 +112,7 @@ def test_ablation_trains_each_seeds_own_teachers_in_parallel_seeds(tmp_path):
     )
 
 
-def test_the_ablation_table_shows_the_shares_each_row_has_and_the_cost():
+def test_the_ablation_table_shows_the_shares_each_row_has_and_the_cost(tmp_path):
     import importlib.util
 
     path = REPO_ROOT / "tools" / "experiments" / "teachclip" / "teachclip_ablation.py"
@@ -139,3 +139,16 @@ def test_the_ablation_table_shows_the_shares_each_row_has_and_the_cost():
     assert lines[2].startswith("| CLIP4Clip meanP | 12.0 ± 2.8 |") and "| – |" in lines[2]
     assert "| 50.0 ± 14.1 | 256 | 0.030 ± 0.000 |" in lines[3]
     assert "content in 1 of 8 frames, neutral distractors" in table and "chance" in table
+    # the same table as a benchmark-results entry renders with the docs' table tool
+    entry = tool.benchmark_entry(runs, ["CLIP4Clip meanP", "student AFA"], [1, 2], dataset, "x")
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_tables", REPO_ROOT / "tools" / "misc" / "benchmark_tables.py"
+    )
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    results_dir = tmp_path / "docs" / "benchmarks" / "results"
+    results_dir.mkdir(parents=True)
+    paper = {"paper": "teachclip", "tables": {"finegrained": entry}}
+    (results_dir / "teachclip.json").write_text(json.dumps(paper))
+    rendered = tables.render(tables.Results(tmp_path), "teachclip/finegrained", "test")
+    assert "| CLIP4Clip meanP | 12.0 ± 2.8 |" in rendered and "| 50.0 ± 14.1 | 256 |" in rendered

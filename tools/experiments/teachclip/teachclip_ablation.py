@@ -39,7 +39,9 @@ Protocol:
   ``<out>/seed-<seed>``, merged into ``<out>`` as each one ends.
 
 Writes ``<out>/results.json`` after every run (every run's metrics, cost and full config)
-and ``<out>/table.md`` at the end; prints progress lines and the table.
+and, at the end, ``<out>/table.md`` and ``<out>/table.json`` (the same table as an entry of
+``docs/benchmarks/results/teachclip.json``, for ``tools/misc/benchmark_tables.py``); prints
+progress lines and the table.
 """
 
 import argparse
@@ -59,7 +61,7 @@ from retrieval_ext.demo.common import COST_GALLERY  # noqa: E402
 from retrieval_ext.demo.teachclip import pretrain_frame_clip, trained_cost  # noqa: E402
 from retrieval_ext.seeded_runs import seeded_run  # noqa: E402
 
-from plugins.benchmarking import machine_stamp, write_results  # noqa: E402
+from plugins.benchmarking import machine_stamp, mean_std, write_results  # noqa: E402
 from plugins.benchmarking import mean_std_text as summarise  # noqa: E402
 from plugins.paths import CONFIG_DIR  # noqa: E402
 
@@ -206,6 +208,38 @@ def ablation_table(runs: list[dict], names: list[str], seeds: list[int], dataset
     return "\n".join(lines) + note
 
 
+def benchmark_entry(
+    runs: list[dict], names: list[str], seeds: list[int], dataset: dict, command: str
+) -> dict:
+    """The table of :func:`ablation_table` as a ``docs/benchmarks/results/<paper>.json``
+    table entry (``tools/misc/benchmark_tables.py``): cells ``[mean, std]`` over seeds."""
+    table = ablation_table(runs, names, seeds, dataset)
+    shares = [key for key in SHARES if any(key in r["metrics"] for r in runs)]
+    pair = {"format": "{:.1f} ± {:.1f}"}
+    columns = ["model", *({"name": c, **pair} for c in METRICS)]
+    columns += [{"name": SHARES[k], **pair} for k in shares]
+    columns += [
+        "bytes per video",
+        {"name": f"ms per query at N={COST_GALLERY:,}", "format": "{:.3f} ± {:.3f}"},
+        {"name": "train + test s", "format": "{:.0f} ± {:.0f}"},
+    ]
+    rows = []
+    for name in names:
+        mine = [r for r in runs if r["model"] == name and r["seed"] in seeds]
+        if not mine:
+            continue
+        cells = [list(mean_std([r["metrics"][c] for r in mine])) for c in METRICS]
+        for key in shares:
+            values = [r["metrics"][key] for r in mine if key in r["metrics"]]
+            cells.append(list(mean_std(values)) if values else None)
+        cells.append(mine[0]["cost"]["bytes_per_video"])
+        cells.append(list(mean_std([r["cost"]["ms_per_query"] for r in mine])))
+        cells.append(list(mean_std([r["seconds"] for r in mine])))
+        rows.append([name, *cells])
+    note = table.split("\n\n", 1)[1].strip()
+    return {"command": command, "columns": columns, "rows": rows, "note": note}
+
+
 def same_data(mine: dict, theirs: dict) -> bool:
     keys = ("splits", "k", "num_frames", "distractors", "seed")
     return all(mine.get(key) == theirs.get(key) for key in keys)
@@ -316,6 +350,10 @@ def main(argv=None):
     names = [row_name(r, args.one_teacher) for r in args.rows]
     table = ablation_table(runs, names, args.seeds, dataset)
     write_results(out, markdown=table, markdown_name="table.md")
+    given = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    command = " ".join(["python", "tools/experiments/teachclip/teachclip_ablation.py", *given])
+    entry = benchmark_entry(runs, names, args.seeds, dataset, command)
+    write_results(out, entry, json_name="table.json")
     print(table)
 
 
