@@ -1,9 +1,10 @@
-"""The STH tools: the motion benchmark's seed summary, and both tools end to end on tiny
-settings (slow)."""
+"""The STH tools: the motion benchmark's seed summary and its run on tiny settings (slow);
+the efficiency tool's quick run and its compiler-failure rows."""
 
 import json
 
 import pytest
+import torch
 from conftest import load_tool
 
 
@@ -54,31 +55,65 @@ def test_motion_benchmark_tool_runs_the_hard_level_over_seeds(tmp_path):
     assert merged["settings"]["level"] == "hard"
 
 
-@pytest.mark.slow
-def test_efficiency_tool_prints_layer_network_and_boundary_tables(tmp_path):
+def test_efficiency_tool_quick_run_has_every_table_and_exact_treatments(tmp_path, capsys):
     sth_efficiency = load_tool("sth_efficiency")
 
     out = tmp_path / "eff"
-    sth_efficiency.main(
-        ["--size", "32", "--batches", "1", "--threads", "1", "--repeats", "1"]
-        + ["--train-repeats", "1", "--layer-repeats", "1", "--out", str(out)]
-    )
+    argv = ["--quick", "--out", str(out)]
+    sth_efficiency.main(argv)
+    printed = capsys.readouterr().out
+    for title in ("network table 'shipped'", "network table 'equal'", "network table 'jit'"):
+        assert title in printed
+    assert "interleaved repeats, about" in printed  # an estimate before each group
     result = json.loads((out / "sth_efficiency.json").read_text())
-    assert [r["shape"] for r in result["layers"]] == [
-        "64ch 56x56",
-        "128ch 28x28",
-        "256ch 14x14",
-        "512ch 7x7",
+    assert result["settings"]["argv"] == argv and "commit" in result["settings"]["machine"]
+    rows = {(r["table"], r["model"]): r for r in result["networks"]}
+    assert {table for table, _ in rows} == {"shipped", "equal", "jit"}
+    assert ("equal", "TSN-R18 channels-last") in rows  # --quick runs ResNet-18
+    assert ("jit", "STH-R18 r=1/4, trace_path='counted'") in rows
+    for (table, model), row in rows.items():
+        assert row["clips/s b1 t1"] > 0 and row["train step ms t1"] > 0, (table, model)
+        # folding, prepacking, the shift and tracing change nothing but float rounding
+        assert row["max rel diff"] < 1e-4, (table, model)
+    ratios = {(r["table"], r["model"]) for r in result["ratios"]}
+    for table in ("shipped", "equal", "jit"):
+        assert {(table, "STH / TSM"), (table, "STH / TSN")} <= ratios
+    layer = result["layers"][0]
+    assert layer["STH CL / dense CL packed"] > 0 and layer["STH CL / dense NCHW"] > 0
+    docs = json.loads((out / "docs_tables.json").read_text())
+    assert set(docs) == {
+        "network-shipped",
+        "network-equal",
+        "network-jit",
+        "complexity",
+        "layer",
+    }
+    assert [row[0] for row in docs["complexity"]["rows"]] == ["TSN-R18", "TSM-R18", "STH-R18"]
+    equal = docs["network-equal"]
+    assert equal["command"].endswith("--quick --out " + str(out))
+    assert all(len(row) == len(equal["columns"]) for row in equal["rows"])
+    assert [row[0] for row in equal["rows"][-4:]] == [
+        "STH / TSM",
+        "STH / TSN",
+        "cpu: STH / TSM",
+        "cpu: STH / TSN",
     ]
-    assert [r["STH arrangement"] for r in result["layers"]] == [
-        "masked",
-        "grouped",
-        "grouped",
-        "grouped",
-    ]
-    assert all(r["STH masked CL cpu ms"] > 0 for r in result["layers"])
-    sth = next(r for r in result["networks"] if r["model"] == "STH-R50 r=1/4")
-    assert sth["vs TSM b1 t1"] > 0 and sth["train step ms t1"] > 0
-    assert sth["cpu vs TSM b1 t1"] > 0 and sth["cpu train vs TSM t1"] > 0
-    assert result["boundary"][0]["boundary share"] >= 0
-    assert "end" in result["settings"]["load_average"]
+
+
+def test_efficiency_tool_turns_a_compiler_failure_into_a_row(monkeypatch):
+    sth_efficiency = load_tool("sth_efficiency")
+
+    def no_compiler(model, **kwargs):
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    rows = sth_efficiency.network_rows(["inductor"])
+    rows = [r for r in rows if r.table == "inductor"]
+    assert [r.model for r in rows] == ["TSN-R50", "TSM-R50", "STH-R50 r=1/4"]
+    conv = torch.nn.Conv2d(3, 4, 3)
+    frames = torch.randn(8, 3, 6, 6)
+    assert (
+        sth_efficiency.prepared(rows[0], "inference", 1, rows[0].make_inference, conv, frames)
+        is None
+    )
+    assert rows[0].errors == ["inference 1: RuntimeError"]
