@@ -7,7 +7,7 @@ puts its frame weight and what a query costs.
 
     python tools/experiments/teachclip/teachclip_ablation.py --out runs/teachclip-ablation \
         [--seeds 42 43 44] [--jobs 2] [--k 1] [--distractors neutral|other-captions]
-        [--train 240 --val 48 --test 96] [--epochs 20] [--teacher-epochs N]
+        [--train 240 --val 48 --test 96] [--epochs 10] [--teacher-epochs N]
         [--pretrain-epochs 10] [--one-teacher xclip|xpool] [--rows ...]
         [--options run.batch_size_train=16 ...] [--data <a dataset folder>]
         [--frame-clip <file>] [--merge <other --out> ...]
@@ -283,7 +283,7 @@ def main(argv=None):
     parser.add_argument("--val", type=int, default=48, help="clips")
     parser.add_argument("--test", type=int, default=96, help="clips")
     parser.add_argument("--data", help="an existing fine-grained dataset folder to use")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--teacher-epochs", type=int, help="default: --epochs")
     parser.add_argument(
         "--pretrain-epochs",
