@@ -155,6 +155,8 @@ def render_clip(
         raise ValueError(f"distractors must be one of {DISTRACTORS}, got {distractors!r}")
     if not 1 <= k <= num_frames:
         raise ValueError(f"k (content frames) must be in 1..{num_frames}, got {k}")
+    if distractors == "other-captions" and k < num_frames and not others:
+        raise ValueError("other-captions distractors need the other contents (others)")
     background = rng.integers(0, 40, size=(size, size, 3)).astype(np.float32)
     frames = np.repeat(background[None], num_frames, axis=0)
     positions = sorted(int(p) for p in rng.choice(num_frames, size=k, replace=False))
