@@ -21,8 +21,9 @@ STH = Plugin(
     arxiv="2003.08042",
     readme="configs/mmaction/sth/README.md",
     status=(
-        "fewer parameters and FLOPs than TSM, as claimed; the speed lead over TSM is not "
-        "established, as the baselines did not get the same generic CPU optimisations"
+        "fewer parameters and FLOPs than TSM, as claimed; CPU speed is stated only under "
+        "equal treatment (every model channels-last, BatchNorm folded, convs prepacked: "
+        "docs/benchmarks/sth.md)"
     ),
 )
 
