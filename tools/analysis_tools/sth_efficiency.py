@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -584,8 +585,11 @@ def main(argv=None) -> int:
 
     import torch
     from mmengine.analysis import get_model_complexity_info
+    from mmengine.logging import MMLogger
     from tabulate import tabulate
 
+    # the initialisers log every parameter of every build: keep the progress lines readable
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
     started = datetime.now(UTC)
     machine = machine_stamp()
     print(
