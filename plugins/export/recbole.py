@@ -5,7 +5,7 @@ model folders are flat, one file per model, and ``get_model`` imports
 ``recbole.model.<kind>.<name.lower()>``. UPSR's model stays one file,
 ``recbole/model/sequential_recommender/upsr.py``; its PLM wrapper, item trie and text
 adaptation (about 1,800 lines, `wc -l`, that only UPSR uses) go to a helper package beside it,
-``recbole/model/sequential_recommender/upsr_utils/``, which no model name can reach and
+``recbole/model/sequential_recommender/upsr_utils/``, which is no model module and which
 the folder's ``__init__`` does not import. Inlining them would make a ~2,600-line model
 file; ``recbole/data/`` would suggest a dataset feature other models use. The trainer
 (``UPSRTrainer``, found by RecBole's ``get_trainer`` by name) is appended to
