@@ -230,3 +230,27 @@ def test_the_eval_dataset_keeps_the_positions(tmp_path):
         tmp_path / "videos",
     )
     assert all(len(entry["content_frames"]) == 2 for entry in dataset.entries)
+
+
+def test_the_students_frame_weights_are_the_ones_it_pools_with():
+    from lavis.common.registry import registry
+    from retrieval_helpers import tiny_model_cfg
+
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg("seqTransf", arch="teachclip_retrieval", max_frames=4)
+    student = registry.get_model_class("teachclip_retrieval").from_config(cfg).eval()
+    with torch.no_grad():  # logits far from uniform, so the weights differ from the mean
+        student.afa.logit.weight.normal_(std=1.0)
+    video = torch.randn(2, 4, 3, 32, 32)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    weights = student.frame_weights(video, mask)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2))
+    assert weights[1, 2:].abs().sum() == 0 and weights.std() > 0.01
+    with torch.no_grad():
+        frames = student.temporal_frame_features(student.encode_frames(video), mask)
+        pooled = (weights.unsqueeze(-1) * torch.nn.functional.normalize(frames, dim=-1)).sum(1)
+        expected = torch.nn.functional.normalize(pooled, dim=-1)
+        torch.testing.assert_close(student.extract_video_features(video, mask), expected)
+    without = tiny_model_cfg("seqTransf", arch="teachclip_retrieval", max_frames=4, afa=False)
+    plain = registry.get_model_class("teachclip_retrieval").from_config(without)
+    assert plain.frame_weights(video, mask) is None
