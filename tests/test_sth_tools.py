@@ -117,3 +117,5 @@ def test_efficiency_tool_turns_a_compiler_failure_into_a_row(monkeypatch):
         is None
     )
     assert rows[0].errors == ["inference 1: RuntimeError"]
+    row = {"inference path": "torch.compile", "errors": "inference 1: RuntimeError"}
+    assert sth_efficiency.failed(row) == "torch.compile; failed: inference 1: RuntimeError"

@@ -488,6 +488,12 @@ def ratio_rows(rows: list[Row], threads, batches, depth: int) -> list[dict]:
     return out
 
 
+def failed(row: dict) -> str:
+    """A network row's inference path, with the errors of its builds if any."""
+    path = row["inference path"]
+    return f"{path}; failed: {row['errors']}" if "errors" in row else path
+
+
 def docs_tables(result: dict, command: str) -> dict:
     """The tables in the format of ``docs/benchmarks/results/<paper>.json``: one per network
     table (ratio rows follow its rows), the parameters and FLOPs (mmengine's count, 1
@@ -505,7 +511,8 @@ def docs_tables(result: dict, command: str) -> dict:
     tables = {}
     for table in dict.fromkeys(row["table"] for row in result["networks"]):
         rows = [
-            [row["model"], row["memory format"], row["inference path"]]
+            # a compiler that failed here: its error class stands in the path cell
+            [row["model"], row["memory format"], failed(row)]
             + [row.get(key) for key in keys]
             + [row.get("max rel diff")]
             for row in result["networks"]
