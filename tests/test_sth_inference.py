@@ -3,6 +3,7 @@ prepacking keep every network's outputs (TSN, TSM, STH) up to float rounding, an
 traced with either trace path equals STH run eagerly."""
 
 import copy
+import shutil
 
 import mmaction_ext  # noqa: F401
 from mmaction_ext.models import (
@@ -80,9 +81,17 @@ def test_packed_conv_equals_the_conv_and_follows_weight_changes():
 
 @pytest.mark.parametrize("arrangement", ["grouped", "masked"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_traced_sth_equals_eager_sth_on_both_trace_paths(arrangement, batch):
+@pytest.mark.parametrize("max_chunk_bytes", [1, 2**24], ids=["clip by clip", "one chunk"])
+def test_traced_sth_equals_eager_sth_on_both_trace_paths(arrangement, batch, max_chunk_bytes):
     torch.manual_seed(0)
-    conv = STHConv(32, 32, num_segments=4, temporal_init="random", arrangement=arrangement)
+    conv = STHConv(
+        32,
+        32,
+        num_segments=4,
+        temporal_init="random",
+        arrangement=arrangement,
+        max_chunk_bytes=max_chunk_bytes,
+    )
     conv.eval()
     x = torch.randn(4 * batch, 32, 10, 10).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -113,3 +122,18 @@ def test_bad_trace_path_is_named():
         STHConv(8, 8, trace_path="quick")
     with pytest.raises(ValueError, match="path must be 'counted' or 'fast'"):
         set_sth_trace_path(torch.nn.Identity(), "quick")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="TorchInductor's CPU code needs g++")
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
+def test_compiled_sth_equals_eager_sth(arrangement):
+    torch.manual_seed(0)
+    conv = STHConv(
+        32, 32, num_segments=4, temporal_init="random", arrangement=arrangement, max_chunk_bytes=1
+    )
+    conv.eval()
+    x = torch.randn(8, 32, 6, 6).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        compiled = torch.compile(conv, options={"freezing": True})
+        torch.testing.assert_close(compiled(x), conv(x), rtol=1e-5, atol=1e-5)
