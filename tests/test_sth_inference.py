@@ -102,9 +102,12 @@ def test_traced_sth_equals_eager_sth_on_both_trace_paths(arrangement, batch, max
             torch.testing.assert_close(traced(x), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_fast_trace_path_keeps_gradients():
+@pytest.mark.parametrize("arrangement", ["grouped", "masked"])
+def test_fast_trace_path_keeps_gradients(arrangement):
     torch.manual_seed(0)
-    conv = STHConv(32, 32, num_segments=4, temporal_init="random", arrangement="masked")
+    conv = STHConv(
+        32, 32, num_segments=4, temporal_init="random", arrangement=arrangement, max_chunk_bytes=1
+    )
     x = torch.randn(8, 32, 6, 6).contiguous(memory_format=torch.channels_last)
     grads = []
     for path in ("counted", "fast"):
