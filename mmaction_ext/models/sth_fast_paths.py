@@ -62,7 +62,7 @@ def prepare(conv) -> None:
 def forward(conv, x: torch.Tensor) -> torch.Tensor | None:
     """``conv``'s output for channels-last ``x`` by a fast path, channels-last, or ``None``
     where none applies (see the module docstring)."""
-    if torch.compiler.is_compiling():  # TorchDynamo captures plain operators only
+    if _compiling():  # TorchDynamo captures plain operators only
         return _traced(conv, x)
     if torch.jit.is_tracing():
         return _traced(conv, x) if conv.trace_path == "fast" else None
@@ -331,11 +331,18 @@ def _can_fuse_add(inputs: torch.Tensor, weight: torch.Tensor, other: torch.Tenso
         _CONV_ADD is not None
         and not (torch.is_grad_enabled() and (inputs.requires_grad or weight.requires_grad))
         and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
+        and not _compiling()
         and inputs.device.type == "cpu"
         and inputs.dtype == weight.dtype == other.dtype == torch.float32
         and other.is_contiguous(memory_format=torch.channels_last)
     )
+
+
+def _compiling() -> bool:
+    """Whether TorchDynamo is capturing the call (``torch.compile``); torch before 2.3 has
+    no way to ask, and its users run eagerly."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
 
 
 def _pair(value) -> list:
