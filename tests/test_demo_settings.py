@@ -26,7 +26,13 @@ BEFORE = {
     "upsr": {
         "quick": {"users": 30, "baseline_epochs": 2, "backbone": "tiny"},
         "full": {"users": 60, "baseline_epochs": 20, "backbone": "minilm"},
-        "both": {"models": ["SASRec", "UPSR"], "last": 8, "epochs": 1, "zero_shot": False},
+        # the history-free anchors Pop and ItemKNN joined later (seconds of compute)
+        "both": {
+            "models": ["Pop", "ItemKNN", "SASRec", "UPSR"],
+            "last": 8,
+            "epochs": 1,
+            "zero_shot": False,
+        },
     },
     "video_text": {
         "quick": ({"train": 48, "val": 8, "test": 8}, 3),

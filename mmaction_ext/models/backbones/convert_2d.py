@@ -117,4 +117,9 @@ def read_2d_checkpoint(path: str) -> dict[str, torch.Tensor]:
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(checkpoint).__name__}")
     state = checkpoint.get("state_dict", checkpoint)
-    return {k.removeprefix("backbone."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    prefix = "backbone."  # str.removeprefix is Python 3.9+; MMAction2 supports 3.7
+    return {
+        k[len(prefix) :] if k.startswith(prefix) else k: v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+    }
