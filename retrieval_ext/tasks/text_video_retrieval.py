@@ -160,7 +160,7 @@ def frame_weight_metrics(model, data_loader) -> dict:
     teacher's frame-text relevance for the clip's own captions (mean over its captions),
     and the chance share (uniform weights). ``{}`` when the entries carry no positions."""
     dataset = data_loader.dataset
-    entries = dataset.entries
+    entries = getattr(dataset, "entries", [])  # a dataset without entries has no positions
     if not any("content_frames" in entry for entry in entries):
         return {}
     missing = [entry["video"] for entry in entries if "content_frames" not in entry]
