@@ -31,9 +31,10 @@ DOCTOR = "environment checks"
 
 # Seconds of each stage (the time its StageResult reports), measured on the project's
 # 2-core CPU machine with OMP_NUM_THREADS=2 under `nice -n 10`:
-#   default: each stage run alone (`plugzoo demo --stage SPEC`; the TeachCLIP stage after
-#     the CLIP4Clip one, whose seqTransf run it reuses), 2026-12-06 17:44-17:52 UTC, the
-#     machine otherwise idle (1-minute load average 0.1 to 2.3, the stage's own processes);
+#   default: each stage run alone (`plugzoo demo --stage SPEC`), 2026-12-06 17:44-17:52 UTC,
+#     the machine otherwise idle (1-minute load average 0.1 to 2.3, the stage's own
+#     processes); TeachCLIP's three entries are those of its stage on the embedded clips,
+#     before it moved to the fine-grained clips and a frame-caption CLIP pre-training;
 #   quick: one run of the quick demo's test, right after (load average 1.0 to 1.7);
 #   full: one whole run of `plugzoo demo` when these were its settings (STH 28 min,
 #     BagFormer 13, TeachCLIP 9, SASRec 7.5; 62 min in all) with other jobs on the machine,
