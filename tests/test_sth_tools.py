@@ -119,3 +119,17 @@ def test_efficiency_tool_turns_a_compiler_failure_into_a_row(monkeypatch):
     assert rows[0].errors == ["inference 1: RuntimeError"]
     row = {"inference path": "torch.compile", "errors": "inference 1: RuntimeError"}
     assert sth_efficiency.failed(row) == "torch.compile; failed: inference 1: RuntimeError"
+
+
+def test_efficiency_tool_waits_for_a_quiet_machine_and_gives_up_loudly(monkeypatch, capsys):
+    sth_efficiency = load_tool("sth_efficiency")
+    loads = iter([3.0, 1.2, 0.4])
+    monkeypatch.setattr(sth_efficiency.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    slept = []
+    monkeypatch.setattr(sth_efficiency.time, "sleep", slept.append)
+    sth_efficiency.wait_for_quiet(0.5, max_wait=3600)
+    assert len(slept) == 2 and "load 0.40: timing starts" in capsys.readouterr().out
+
+    monkeypatch.setattr(sth_efficiency.os, "getloadavg", lambda: (5.0, 0.0, 0.0))
+    with pytest.raises(SystemExit, match="still 5.00 after"):
+        sth_efficiency.wait_for_quiet(0.5, max_wait=-1)

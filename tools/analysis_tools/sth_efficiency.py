@@ -41,6 +41,9 @@ prepacked as STH's are; STHConv channels-last (as inside ResNetSTH) in its ``'au
 ``'grouped'`` and ``'masked'`` arrangements. Then ResNetSTH's layout boundary and the peak
 memory of a forward per shipped model.
 
+Every model is built (compilations included) before any timing; with ``--wait-for-load``
+the run then sleeps until the machine is quiet, so it can be started beside other work.
+
 ``--out`` gets ``sth_efficiency.json`` (every row, the settings, the exact argv and the
 machine stamp), ``sth_efficiency.md`` and ``docs_tables.json``: the tables in the format of
 ``docs/benchmarks/results/<paper>.json`` (``tools/misc/benchmark_tables.py``), to paste.
@@ -559,6 +562,23 @@ def docs_tables(result: dict, command: str) -> dict:
 # --- the run ------------------------------------------------------------------------------
 
 
+def wait_for_quiet(load: float, max_wait: float) -> None:
+    """Sleep until the 1-minute load average is below ``load`` (a timing run started beside
+    other work builds its models first, then times on a quiet machine); after ``max_wait``
+    seconds, stop with an error rather than time on a busy machine."""
+    start = time.monotonic()
+    while (now := os.getloadavg()[0]) >= load:
+        waited = time.monotonic() - start
+        if waited > max_wait:
+            raise SystemExit(
+                f"--wait-for-load {load}: the load average was still {now:.2f} after "
+                f"{waited:.0f} s (--max-wait {max_wait:.0f})"
+            )
+        print(f"  waiting for load < {load}: {now:.2f} ({waited:.0f} s)", flush=True)
+        time.sleep(30)
+    print(f"  load {now:.2f}: timing starts", flush=True)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -575,6 +595,14 @@ def parse_args(argv):
         "--compilers", nargs="*", choices=["jit", "inductor"], default=["jit", "inductor"]
     )
     parser.add_argument("--no-peak-memory", dest="peak_memory", action="store_false")
+    parser.add_argument(
+        "--wait-for-load",
+        type=float,
+        metavar="LOAD",
+        help="after building every model (compilations included, which need no quiet "
+        "machine), wait until the 1-minute load average is below LOAD before timing",
+    )
+    parser.add_argument("--max-wait", type=float, default=7200, metavar="SECONDS")
     parser.add_argument("--out", type=Path, default=Path("runs/sth_efficiency"))
     parser.add_argument("--_peak", nargs=4, help=argparse.SUPPRESS)
     if parser.parse_args(argv).quick:  # quick settings as defaults: options given win
@@ -646,7 +674,10 @@ def main(argv=None) -> int:
     for row in rows:
         prepared(row, "training", 1, row.make_training, shipped[row.family], frames_for(row, 1))
 
-    layers, boundary, loads = [], [], {}
+    loads = {"after building": os.getloadavg()}
+    if args.wait_for_load is not None:
+        wait_for_quiet(args.wait_for_load, args.max_wait)
+    layers, boundary = [], []
     for threads in args.threads:
         set_threads(threads)
         loads[f"before {threads} threads"] = os.getloadavg()
