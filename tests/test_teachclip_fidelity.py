@@ -212,3 +212,39 @@ def test_a_padded_clip_scores_as_its_unpadded_self_within_float_rounding(model_t
         worst = max(worst, (a - b).abs().max().item())
     print(f"{model_type}: largest difference {worst:.2g}")
     assert worst <= 1e-7, worst
+
+
+# ---------------------------------------------------------------- the activation of a saved CLIP
+@pytest.mark.parametrize("quick_gelu", [False, True])
+def test_a_saved_clip_reloads_with_the_activation_its_config_names(tmp_path, quick_gelu):
+    # an OpenAI-format state dict does not record the MLP activation: a CLIP trained from a
+    # clip_config with GELU must come back as GELU (the fine-grained ablation's frame-caption
+    # CLIP, and the teachers rebuilt inside a student, depend on it); one head per 64 widths,
+    # as LAVIS infers the heads from a state dict
+    clip_config = {
+        "embed_dim": 64,
+        "quick_gelu": quick_gelu,
+        "vision_cfg": {"layers": 1, "width": 64, "patch_size": 8, "image_size": 32},
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 1,
+            "layers": 1,
+        },
+    }
+    trained = _build("clip4clip_retrieval", "meanP", seed=5, clip_config=clip_config).eval()
+    torch.save(trained.clip.state_dict(), tmp_path / "clip.pt")
+    reloaded = _build(
+        "clip4clip_retrieval", "meanP", seed=6, clip_config=clip_config,
+        pretrained=str(tmp_path / "clip.pt"),
+    ).eval()  # fmt: skip
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(1, 49000, (2, 77), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(
+            reloaded.clip.encode_image(images), trained.clip.encode_image(images), atol=1e-6
+        )
+        assert torch.allclose(
+            reloaded.clip.encode_text(tokens), trained.clip.encode_text(tokens), atol=1e-6
+        )

@@ -116,9 +116,12 @@ def _read_state_dict(path: Path, key: str = "model.pretrained") -> dict:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") -> CLIP:
+def load_openai_clip(
+    pretrained: str | Path, clip_model_type: str = "ViT-B-32", quick_gelu: bool = True
+) -> CLIP:
     """LAVIS's CLIP with OpenAI-format weights from a local file, or from
-    ``<folder>/<clip_model_type>.pt``; the architecture is read from the weights."""
+    ``<folder>/<clip_model_type>.pt``; the architecture is read from the weights, the
+    activation (not stored in the file) from ``quick_gelu``."""
     path = Path(pretrained).expanduser()
     if path.is_dir():
         path = path / f"{clip_model_type.replace('/', '-')}.pt"
@@ -127,12 +130,15 @@ def load_openai_clip(pretrained: str | Path, clip_model_type: str = "ViT-B-32") 
             f"CLIP weights not found: {path} (model.pretrained is a local OpenAI-format "
             f"file, or a folder holding {clip_model_type}.pt; nothing is downloaded)"
         )
-    return clip_from_state(_read_state_dict(path), f"model.pretrained = {path}")
+    return clip_from_state(_read_state_dict(path), f"model.pretrained = {path}", quick_gelu)
 
 
-def clip_from_state(state: dict, source: str) -> CLIP:
+def clip_from_state(state: dict, source: str, quick_gelu: bool = True) -> CLIP:
     """LAVIS's CLIP built from an OpenAI-format state dict (``source`` names it in errors),
-    its architecture read from the tensors' shapes."""
+    its architecture read from the tensors' shapes. A state dict does not record the MLP
+    activation: OpenAI's weights were trained with QuickGELU (the default); a CLIP trained
+    here from a ``clip_config`` with ``quick_gelu: false`` must be rebuilt with GELU, or it
+    runs as a different network from the one that was trained."""
     state = dict(state)
     if "visual.proj" not in state:
         raise ValueError(
@@ -142,6 +148,10 @@ def clip_from_state(state: dict, source: str) -> CLIP:
     # LAVIS infers the architecture (heads = width / 64, as OpenAI's) but loads into fp16
     # layers; reload the original tensors into the fp32 model so fp32 files keep precision
     clip = build_model_from_openai_state_dict(dict(state)).float()
+    if not quick_gelu:  # LAVIS always builds OpenAI's QuickGELU
+        for block in clip.modules():
+            if isinstance(getattr(block, "gelu", None), QuickGELU):
+                block.gelu = torch.nn.GELU()
     for key in ("input_resolution", "context_length", "vocab_size"):
         state.pop(key, None)
     clip.load_state_dict(state)
@@ -547,11 +557,13 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         # a fine-tuned checkpoint replaces every CLIP weight: read it first, and take the
         # architecture the OpenAI file would give from its CLIP tensors instead of the file
         state = read_finetuned_state(checkpoint, cls, cfg) if checkpoint else None
+        # the activation a state dict cannot record: the config's, else OpenAI's QuickGELU
+        quick_gelu = bool(clip_config.get("quick_gelu", True)) if clip_config else True
         if pretrained and state is not None:
             clip_state = {k[len("clip.") :]: v for k, v in state.items() if k.startswith("clip.")}
-            clip = clip_from_state(clip_state, f"model.finetuned = {checkpoint}")
+            clip = clip_from_state(clip_state, f"model.finetuned = {checkpoint}", quick_gelu)
         elif pretrained:
-            clip = load_openai_clip(pretrained, clip_model_type)
+            clip = load_openai_clip(pretrained, clip_model_type, quick_gelu)
         elif clip_config is not None:
             clip = CLIP(**OmegaConf.to_container(clip_config, resolve=True))
         else:  # a named architecture, randomly initialised (LAVIS's config table)
