@@ -254,3 +254,23 @@ def test_the_students_frame_weights_are_the_ones_it_pools_with():
     without = tiny_model_cfg("seqTransf", arch="teachclip_retrieval", max_frames=4, afa=False)
     plain = registry.get_model_class("teachclip_retrieval").from_config(without)
     assert plain.frame_weights(video, mask) is None
+
+
+def test_teacher_relevance_for_the_metrics_is_scored_on_each_process_alone(monkeypatch):
+    # under distributed evaluation a teacher's teach() gathers every process's batch; the
+    # frame-weight metrics score each process's shard alone (shards can differ in size)
+    from retrieval_ext.models import common
+
+    monkeypatch.setattr(common, "is_dist_avail_and_initialized", lambda: True)
+    monkeypatch.setattr(common.dist, "get_world_size", lambda: 2)
+
+    def gather(_):
+        raise AssertionError("gathered inside local_batch")
+
+    monkeypatch.setattr(common, "all_gather_with_grad", gather)
+    frames, mask = torch.randn(3, 4), torch.ones(3, 4, dtype=torch.long)
+    with common.local_batch():
+        out = common.all_gather_batch_with_grad(frames, mask)
+    assert out[0] is frames and out[1] is mask
+    with pytest.raises(AssertionError, match="gathered inside"):
+        common.all_gather_batch_with_grad(frames, mask)  # outside: the collective runs

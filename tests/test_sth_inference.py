@@ -140,3 +140,18 @@ def test_compiled_sth_equals_eager_sth(arrangement):
     with torch.no_grad():
         compiled = torch.compile(conv, options={"freezing": True})
         torch.testing.assert_close(compiled(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
+def test_folding_a_batchnorm_without_affine_parameters():
+    from mmcv.cnn import ConvModule
+
+    torch.manual_seed(0)
+    module = ConvModule(3, 4, 3, padding=1, norm_cfg=dict(type="BN", affine=False)).eval()
+    with torch.no_grad():
+        module.norm.running_mean.normal_(0, 0.1)
+        module.norm.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        ref = module(x)
+        assert fold_batch_norms(module) == 1
+        assert_same_up_to_rounding(module(x), ref)

@@ -44,8 +44,11 @@ def fold_batch_norms(model: nn.Module) -> int:
             continue
         if order.index("norm") != order.index("conv") + 1:
             continue
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        shift = norm.bias - norm.running_mean * scale
+        # affine=False: weight 1 and bias 0
+        weight = norm.weight if norm.weight is not None else torch.ones_like(norm.running_var)
+        bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
+        scale = weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = bias - norm.running_mean * scale
         _fold_into(module.conv, scale, shift, name)
         setattr(module, module.norm_name, nn.Identity())
         module.with_norm = False

@@ -10,10 +10,11 @@ action.
 
 Distractors (``distractors``):
 
-- ``neutral``: frames from a vocabulary no caption uses: grey stripes, a checkerboard, a
-  hollow grey outline, pixel noise, a dim grey shape. A model that finds the content
-  frames (text-agnostic frame weighting, text-conditioned pooling) can ignore them; mean
-  pooling averages them in.
+- ``neutral``: frames no caption describes: grey stripes, a checkerboard, pixel noise, and
+  a hollow grey outline or a dim grey shape anywhere (a square or a circle, shapes the
+  captions name, but grey, a colour none names, and with no action). A model that finds
+  the content frames (text-agnostic frame weighting, text-conditioned pooling) can ignore
+  them; mean pooling averages them in.
 - ``other-captions``: other contents of the same vocabulary at full strength, each one
   another caption's. The control: no weighting that does not read the caption can tell
   which frames are the clip's own, so frame weighting cannot help.

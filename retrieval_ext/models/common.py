@@ -3,6 +3,8 @@ submodules kept in eval mode, and checkpoint loading that names what does not ma
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import torch
@@ -24,6 +26,21 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(tensor), dim=0)
 
 
+_LOCAL_BATCH = contextvars.ContextVar("local_batch", default=False)
+
+
+@contextlib.contextmanager
+def local_batch():
+    """Inside it, :func:`all_gather_batch_with_grad` returns its inputs: each process scores
+    its own batch alone (evaluation diagnostics, whose batches may differ in size between
+    processes, where a collective would fail or hang)."""
+    token = _LOCAL_BATCH.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL_BATCH.reset(token)
+
+
 def all_gather_batch_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """:func:`all_gather_with_grad` of several ``[B, ...]`` tensors in ONE collective.
 
@@ -33,7 +50,7 @@ def all_gather_batch_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ..
     features: every visual gradient wrong, no error raised). Integer tensors (masks) come
     back with their dtype; they carry no gradient.
     """
-    if not is_dist_avail_and_initialized() or dist.get_world_size() == 1:
+    if _LOCAL_BATCH.get() or not is_dist_avail_and_initialized() or dist.get_world_size() == 1:
         return tensors
     batch = tensors[0].shape[0]
     flat = [

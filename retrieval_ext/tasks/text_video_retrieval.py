@@ -22,6 +22,7 @@ import json
 import logging
 import os
 
+from retrieval_ext.models.common import local_batch
 from retrieval_ext.tasks.base import RegistryRetrievalTask
 
 import numpy as np
@@ -193,9 +194,10 @@ def frame_weight_metrics(model, data_loader) -> dict:
         rows = [row for row, i in enumerate(indices) for _ in dataset.video2txt[i]]
         texts = [dataset.text[t] for i in indices for t in dataset.video2txt[i]]
         for prefix, teacher in teachers.items():
-            relevance = teacher.teach(
-                {"video": video[rows], "video_mask": video_mask[rows], "text_input": texts}
-            ).frame_relevance
+            with local_batch():  # this process's clips only: shards differ in size
+                relevance = teacher.teach(
+                    {"video": video[rows], "video_mask": video_mask[rows], "text_input": texts}
+                ).frame_relevance
             per_caption = content_share(relevance.cpu().numpy(), content[rows])
             per_clip = np.bincount(rows, per_caption) / np.bincount(rows)
             sums[f"{prefix}_content_share"] += float(per_clip.sum())
