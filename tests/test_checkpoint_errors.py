@@ -262,3 +262,11 @@ def test_a_fine_tuned_checkpoint_needs_no_openai_clip_file(tmp_path):
         registry.get_model_class("clip4clip_retrieval").from_config(
             tiny_model_cfg("meanP", pretrained=str(missing_clip_dir))
         )
+
+
+def test_a_checkpoint_that_does_not_match_the_model_names_the_file_and_the_key():
+    from retrieval_ext.models.common import load_model_state
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(KeyError, match=r"run.resume_ckpt_path = /x/ckpt.pth: .*unexpected \['w'\]"):
+        load_model_state(model, {"w": torch.zeros(1)}, "/x/ckpt.pth", "run.resume_ckpt_path")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -99,7 +100,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     student = teachclip["config"]["configs"]["TeachCLIP student"]["model"]
     assert set(student["teachers"]) == {"xclip", "xpool"}
     # every model starts from the frame-caption CLIP and reports its weight on content frames
-    assert student["pretrained"].endswith("frame_clip.pt")
+    assert Path(student["pretrained"]).name.startswith("frame_clip-")
     share = "weight on content frames %"
     assert rows["CLIP4Clip seqTransf"][share] is None
     assert all(0 <= rows[name][share] <= 100 for name in rows if name != "CLIP4Clip seqTransf")

@@ -114,14 +114,18 @@ def pretrain_frame_clip(
     seed, apart from any dataset the CLIP is then tuned on), its CLIP taken from the best
     checkpoint. It stands in for CLIP's image-text pre-training, which a from-scratch CLIP
     lacks: from scratch, content in one frame of eight hardly trains (the TeachCLIP README).
-    ``options``: further overrides of its run. Reused when ``work_dir/frame_clip.pt``
-    exists."""
+    ``options``: further overrides of its run. Reused when ``work_dir`` holds one made
+    with the same settings (their digest is in the file name)."""
+    import hashlib
+    import json
+
     import torch
 
     from plugins.compat.checkpoints import load_checkpoint
 
     work_dir = Path(work_dir)
-    target = work_dir / "frame_clip.pt"
+    settings = json.dumps([epochs, clips, num_frames, seed, list(options)])
+    target = work_dir / f"frame_clip-{hashlib.sha1(settings.encode()).hexdigest()[:10]}.pt"
     if target.is_file():
         return target
     splits = {"train": clips, "val": max(clips // 5, 2), "test": max(clips // 5, 2)}

@@ -678,4 +678,4 @@ def load_finetuned(model: CLIP4ClipRetrieval, path: str | Path, key: str = "mode
     their names."""
     max_frames = model.temporal.frame_position_embeddings.num_embeddings if model.temporal else 0
     cfg = {"model_type": "seqTransf" if model.temporal else "meanP", "max_frames": max_frames}
-    load_model_state(model, read_finetuned_state(path, type(model), cfg, key), path)
+    load_model_state(model, read_finetuned_state(path, type(model), cfg, key), path, key)

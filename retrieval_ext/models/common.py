@@ -94,14 +94,17 @@ def checkpoint_state(model: nn.Module) -> dict:
     }
 
 
-def load_model_state(model: nn.Module, state: dict, path: str | Path) -> None:
+def load_model_state(
+    model: nn.Module, state: dict, path: str | Path, key: str = "model.finetuned"
+) -> None:
     """``model.load_state_dict(state)``; keys missing (other than those checkpoints leave
-    out, :func:`checkpoint_state`) or unexpected stop with their names and ``path``."""
+    out, :func:`checkpoint_state`) or unexpected stop with their names, ``path`` and the
+    config ``key`` that named the file."""
     result = model.load_state_dict(state, strict=False)
     excluded = tuple(getattr(model, "checkpoint_exclude_prefixes", ()))
     missing = [k for k in result.missing_keys if not (excluded and k.startswith(excluded))]
     if missing or result.unexpected_keys:
         raise KeyError(
-            f"{path}: checkpoint does not match the model: missing {missing[:10]}, "
+            f"{key} = {path}: checkpoint does not match the model: missing {missing[:10]}, "
             f"unexpected {result.unexpected_keys[:10]}"
         )

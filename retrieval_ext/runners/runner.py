@@ -371,13 +371,18 @@ class PortableRunner(RunnerBase):
         path = self.best_checkpoint or self.output_dir / "checkpoint_best.pth"
         logging.info("Loading checkpoint from %s.", path)
         key = "the best checkpoint of this run (run.output_dir)"
-        load_model_state(model, self._read_checkpoint(path, key)["model"], path)
+        load_model_state(model, self._read_checkpoint(path, key)["model"], path, key)
         return model
 
     def _load_checkpoint(self, url_or_filename):
         """Resume model, optimiser, scaler, epoch and best metric from a local file."""
         checkpoint = self._read_checkpoint(url_or_filename, "run.resume_ckpt_path")
-        load_model_state(self.unwrap_dist_model(self.model), checkpoint["model"], url_or_filename)
+        load_model_state(
+            self.unwrap_dist_model(self.model),
+            checkpoint["model"],
+            url_or_filename,
+            "run.resume_ckpt_path",
+        )
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])

@@ -147,6 +147,13 @@ def run_seed(out: Path, dataset: dict, seed: int, args, runs: list[dict], write)
                     for option in (
                         f"model.teachers.{label}.cfg_path={path}",
                         f"model.teachers.{label}.checkpoint={checkpoints.get(teacher_row)}",
+                        # a teacher is rebuilt from its config: with the model options it
+                        # trained with
+                        *(
+                            f"model.teachers.{label}.model_overrides.{o.removeprefix('model.')}"
+                            for o in args.options
+                            if o.startswith("model.")
+                        ),
                     )
                     if config == TEACHCLIP
                 ),
@@ -332,8 +339,10 @@ def main(argv=None):
         results = {"dataset": dataset, "args": vars(args), "machine": machine, "runs": runs}
         write_results(out, results)
 
-    if args.jobs > 1:
-        todo = [s for s in args.seeds if not any(r["seed"] == s for r in runs)]
+    names = [row_name(r, args.one_teacher) for r in args.rows]
+    if args.jobs > 1:  # a seed with any asked row missing runs again (its done rows kept)
+        done = {(r["model"], r["seed"]) for r in runs}
+        todo = [s for s in args.seeds if any((name, s) not in done for name in names)]
 
         def one_seed(seed):
             subprocess.run(child_command(args, seed, out, Path(dataset["root"])), check=True)
@@ -347,7 +356,6 @@ def main(argv=None):
         for seed in args.seeds:
             run_seed(out, dataset, seed, args, runs, write)
     write()
-    names = [row_name(r, args.one_teacher) for r in args.rows]
     table = ablation_table(runs, names, args.seeds, dataset)
     write_results(out, markdown=table, markdown_name="table.md")
     given = sys.argv[1:] if argv is None else [str(a) for a in argv]
