@@ -71,7 +71,7 @@ TEACHCLIP = Plugin(
     readme="configs/lavis/teachclip/README.md",
     status=(
         "on clips with the caption in 1 of 8 frames the teachers and the taught student beat "
-        "CLIP4Clip beyond the seed spread at its cost, but untaught AFA gets most of the gain"
+        "CLIP4Clip beyond the seed spread at its cost, but untaught AFA does as well"
     ),
 )
 
