@@ -33,8 +33,10 @@ DOCTOR = "environment checks"
 # 2-core CPU machine with OMP_NUM_THREADS=2 under `nice -n 10`:
 #   default: each stage run alone (`plugzoo demo --stage SPEC`), 2026-12-06 17:44-17:52 UTC,
 #     the machine otherwise idle (1-minute load average 0.1 to 2.3, the stage's own
-#     processes); TeachCLIP's three entries are those of its stage on the embedded clips,
-#     before it moved to the fine-grained clips and a frame-caption CLIP pre-training;
+#     processes); TeachCLIP's default (fine-grained clips, frame-caption CLIP) and UPSR's
+#     (with the Pop and ItemKNN anchors) from a whole idle `plugzoo demo` of 2026-12-06
+#     21:27 UTC, where these two stages took 45 s and 57 s; TeachCLIP's quick and full
+#     entries are still those of its stage on the embedded clips;
 #   quick: one run of the quick demo's test, right after (load average 1.0 to 1.7);
 #   full: one whole run of `plugzoo demo` when these were its settings (STH 28 min,
 #     BagFormer 13, TeachCLIP 9, SASRec 7.5; 62 min in all) with other jobs on the machine,
@@ -46,9 +48,9 @@ STAGE_SECONDS = {
     DOCTOR: {"quick": 7, "default": 7, "full": 7},
     "mmaction_ext.demo:sth_motion_stage": {"quick": 25, "default": 90, "full": 1680},
     "recbole_ext.demo:sasrec_baseline": {"quick": 9, "default": 38, "full": 450},
-    "recbole_ext.demo:upsr_stage": {"quick": 3, "default": 62, "full": 62},
+    "recbole_ext.demo:upsr_stage": {"quick": 3, "default": 57, "full": 62},
     "retrieval_ext.demo:clip4clip_baseline_stage": {"quick": 15, "default": 50, "full": 128},
-    "retrieval_ext.demo:teachclip_stage": {"quick": 25, "default": 98, "full": 540},
+    "retrieval_ext.demo:teachclip_stage": {"quick": 25, "default": 45, "full": 540},
     "retrieval_ext.demo:bagformer_stage": {"quick": 27, "default": 47, "full": 780},
 }
 
