@@ -414,7 +414,7 @@ def test_inference_fuses_the_add_and_gives_the_autograd_result(
 ):
     """Without autograd (float32, CPU) the spatial conv is added into the temporal output
     by one oneDNN call per chunk; the result equals the autograd path's, in both layouts."""
-    from mmaction_ext.models import sth_fast_paths as sth_conv
+    from mmaction_ext.models import sth_onednn
 
     torch.manual_seed(0)
     conv = STHConv(
@@ -432,9 +432,9 @@ def test_inference_fuses_the_add_and_gives_the_autograd_result(
     expected = conv(x)  # autograd path: parameters require grad
     assert expected.requires_grad
     calls = []
-    fused = sth_conv._CONV_ADD
+    fused = sth_onednn._CONV_ADD
     monkeypatch.setattr(
-        sth_conv, "_CONV_ADD", lambda *args: calls.append(args[0].shape) or fused(*args)
+        sth_onednn, "_CONV_ADD", lambda *args: calls.append(args[0].shape) or fused(*args)
     )
     for layout in (torch.contiguous_format, torch.channels_last):
         with torch.no_grad():

@@ -7,7 +7,7 @@ its baselines can be measured under the same treatment.
   ``STHConv`` or ``STHDepthwiseConv``); the ``ConvModule`` then skips its norm.
 - :func:`prepack_convs`: every plain ``Conv2d`` runs through oneDNN with its weight packed
   once per input shape, the mechanism ``STHConv`` uses for its own convs at inference
-  (:func:`.sth_fast_paths.packed_conv2d`).
+  (:func:`.sth_onednn.packed_conv2d`).
 - :func:`set_sth_trace_path`: what ``torch.jit.trace`` records for each ``STHConv``: the two
   plain convs (the counted multiply-adds, what FLOP counters read) or the block's
   arrangement in plain operators a compiler can freeze.
@@ -24,7 +24,7 @@ from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import sth_fast_paths
+from . import sth_fast_paths, sth_onednn
 from .sth_conv import STHConv, STHDepthwiseConv
 
 
@@ -118,7 +118,7 @@ class PackedConv2d(nn.Conv2d):
         return packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = sth_fast_paths.packed_conv2d(self, self, x)
+        out = sth_onednn.packed_conv2d(self, self, x)
         return super().forward(x) if out is None else out
 
 

@@ -14,8 +14,8 @@ group pairs keep only the centre temporal slice, temporal pairs only the centre 
 (:meth:`STHConv.dense_equivalent_weight`).
 
 This module holds the operators as plain convolutions; the faster ways to compute
-:class:`STHConv` (its ``arrangement`` and oneDNN's inference kernels) are in
-:mod:`.sth_fast_paths`.
+:class:`STHConv` are in :mod:`.sth_fast_paths` (its ``arrangement``, in plain operators)
+and :mod:`.sth_onednn` (oneDNN's inference kernels, private torch ops: optional).
 """
 
 from __future__ import annotations
