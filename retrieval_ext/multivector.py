@@ -1,13 +1,14 @@
 """Bag-wise (MaxSim) text-to-image search past brute force: two indexes.
 
 :class:`TokenIndex` (ColBERT-style, on FAISS): every image token in one FAISS index
-(``flat`` exact, ``hnsw`` graph, ``ivf`` k-means cells, ``ivfpq`` product-quantised cells
-re-scored exactly by ``IndexRefineFlat``). A query's bags each fetch their
-``tokens_per_bag`` nearest tokens; the images owning them are the candidates, and every
-candidate is scored by exact bag-wise MaxSim from the stored tokens. An image whose tokens
-no bag retrieves is never scored, so recall depends on ``tokens_per_bag`` and the FAISS
-index's own search effort (``nprobe``, ``ef_search``); no centroid stands in for a token
-when images are scored.
+(``flat`` exact, ``hnsw`` graph, ``ivf`` k-means cells, ``ivfpq`` product-quantised cells,
+their tokens re-scored exactly by ``IndexRefineFlat`` or, with ``refine_factor=0``, ranked
+by their codes alone so that no float copy of the tokens sits in memory). A query's bags
+each fetch their ``tokens_per_bag`` nearest tokens; the images owning them are the
+candidates, and every candidate is scored by exact bag-wise MaxSim from the stored tokens.
+An image whose tokens no bag retrieves is never scored, so recall depends on
+``tokens_per_bag`` and the FAISS index's own search effort (``nprobe``, ``ef_search``); no
+centroid stands in for a token when images are scored.
 
 :class:`MultiVectorIndex` (PLAID-style): every image token is assigned to one of
 ``centroids`` k-means centroids (FAISS); each centroid keeps the list of images owning a
@@ -26,17 +27,27 @@ force MaxSim (tested). Tokens can be stored as float16 (``store_dtype``) to halv
 the exact stage then computes in float32 from the float16 values.
 
 Images are added in chunks (``add``), so a gallery larger than memory in float32 can be
-indexed as it is produced; ``train`` fits the centroids on a sample first.
+indexed as it is produced; ``train`` fits the centroids on a sample first. A
+:class:`TokenIndex` can keep its tokens for the exact stage in a float16 ``np.memmap`` file
+(``store_path``, ``capacity`` images) instead of memory: the operating system pages in the
+candidates' tokens. :meth:`TokenIndex.memory_bytes` estimates what an index holds in memory,
+so that a setting can be refused before it is built.
+
+:class:`ClusteredGallery` and :func:`make_queries` generate synthetic galleries and queries for
+the index benchmark and the tests: clustered token embeddings produced chunk by chunk from a
+seed, so a gallery larger than memory can be indexed and scored exactly without being held.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from retrieval_ext.models.bagging import bagwise_similarity
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
 TOKEN_INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq")
@@ -191,7 +202,13 @@ class MultiVectorIndex:
 
 
 def _stored_tokens(index, ids: np.ndarray) -> torch.Tensor:
-    """Tokens of images ``ids`` from an index's stored chunks, as float32."""
+    """Tokens of images ``ids`` from an index's stored chunks (or its memmap file), as
+    float32."""
+    if getattr(index, "_memmap", None) is not None:
+        order = np.argsort(ids)  # ascending reads: the file is paged in sequentially
+        out = np.empty((len(ids), index.tokens_per_image, index.dim), dtype=np.float32)
+        out[order] = index._memmap[ids[order]]
+        return torch.from_numpy(out)
     chunk = np.searchsorted(index._offsets, ids, side="right") - 1
     out = np.empty((len(ids), index.tokens_per_image, index.dim), dtype=np.float32)
     for c in np.unique(chunk):
@@ -221,8 +238,12 @@ class TokenIndex:
         hnsw_neighbours: graph degree of ``hnsw`` (FAISS's M).
         pq_bytes: bytes per token of ``ivfpq`` codes (divides ``dim``).
         refine_factor: ``ivfpq`` fetches ``refine_factor`` times the tokens asked for and
-            re-scores them exactly (``IndexRefineFlat``).
+            re-scores them exactly (``IndexRefineFlat``, which keeps a float32 copy of every
+            token); 0: the tokens are ranked by their codes alone (no copy).
         store_dtype: ``float32`` or ``float16`` storage for the exact stage.
+        store_path: a file for that storage as an ``np.memmap`` (float16 only) instead of
+            memory; needs ``capacity``.
+        capacity: the most images a memmap store holds.
         seed: k-means seed.
     """
 
@@ -236,6 +257,8 @@ class TokenIndex:
         pq_bytes: int = 16,
         refine_factor: int = 4,
         store_dtype: str = "float16",
+        store_path: str | Path | None = None,
+        capacity: int | None = None,
         seed: int = 0,
     ):
         if kind not in TOKEN_INDEX_KINDS:
@@ -244,6 +267,11 @@ class TokenIndex:
             raise ValueError(f"store_dtype {store_dtype!r}: expected one of {list(STORE_DTYPES)}")
         if kind == "ivfpq" and dim % pq_bytes:
             raise ValueError(f"pq_bytes={pq_bytes} must divide the token width {dim}")
+        if store_path is not None and (store_dtype != "float16" or not capacity):
+            raise ValueError(
+                f"store_path={str(store_path)!r} needs store_dtype='float16' and a capacity "
+                f"(images), got store_dtype={store_dtype!r}, capacity={capacity}"
+            )
         self.dim, self.tokens_per_image, self.kind = int(dim), int(tokens_per_image), kind
         self.cells = cells if kind in ("ivf", "ivfpq") else None
         self.hnsw_neighbours, self.pq_bytes = hnsw_neighbours, pq_bytes
@@ -251,6 +279,41 @@ class TokenIndex:
         self._faiss = None if kind in ("ivf", "ivfpq") else self._untrained_index()
         self._chunks: list[np.ndarray] = []
         self._offsets = [0]
+        self._memmap = None
+        if store_path is not None:
+            shape = (int(capacity), self.tokens_per_image, self.dim)
+            self._memmap = np.lib.format.open_memmap(
+                Path(store_path), mode="w+", dtype=np.float16, shape=shape
+            )
+
+    @staticmethod
+    def memory_bytes(
+        kind: str,
+        images: int,
+        tokens_per_image: int,
+        dim: int,
+        *,
+        hnsw_neighbours: int = 32,
+        pq_bytes: int = 16,
+        refine_factor: int = 4,
+        store_dtype: str = "float16",
+        in_memory_store: bool = True,
+    ) -> int:
+        """Bytes a :class:`TokenIndex` holds in memory, estimated: FAISS's part (float32
+        tokens for ``flat`` / ``hnsw`` / ``ivf``, plus the graph's links for ``hnsw``;
+        codes and 8-byte ids for ``ivfpq``, plus the float32 copy of ``IndexRefineFlat``
+        when ``refine_factor`` > 0) and the store of the exact stage when it is in memory."""
+        tokens = images * tokens_per_image
+        if kind == "ivfpq":
+            index = tokens * (pq_bytes + 8) + (tokens * dim * 4 if refine_factor else 0)
+        else:
+            index = tokens * dim * 4
+            if kind == "hnsw":
+                index += tokens * hnsw_neighbours * 2 * 4  # level-0 links, int32
+            elif kind == "ivf":
+                index += tokens * 8
+        store = tokens * dim * np.dtype(STORE_DTYPES[store_dtype]).itemsize
+        return int(index + (store if in_memory_store else 0))
 
     @property
     def num_images(self) -> int:
@@ -279,6 +342,8 @@ class TokenIndex:
         coarse = faiss.IndexIVFPQ(
             quantizer, self.dim, cells, self.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT
         )
+        if not self.refine_factor:
+            return coarse
         refined = faiss.IndexRefineFlat(coarse)  # FAISS's wrappers keep the parts alive
         refined.k_factor = float(self.refine_factor)
         return refined
@@ -308,9 +373,18 @@ class TokenIndex:
             raise ValueError(
                 f"images must be (n, {self.tokens_per_image}, {self.dim}), got {tokens.shape}"
             )
+        first = self._offsets[-1]
+        if self._memmap is not None and first + len(tokens) > len(self._memmap):
+            raise ValueError(
+                f"the memmap store holds {len(self._memmap)} images (capacity); adding "
+                f"{len(tokens)} to {first} exceeds it"
+            )
         self._faiss.add(np.ascontiguousarray(tokens.reshape(-1, self.dim)))
-        self._chunks.append(tokens.astype(STORE_DTYPES[self.store_dtype]))
-        self._offsets.append(self._offsets[-1] + len(tokens))
+        if self._memmap is not None:
+            self._memmap[first : first + len(tokens)] = tokens
+        else:
+            self._chunks.append(tokens.astype(STORE_DTYPES[self.store_dtype]))
+        self._offsets.append(first + len(tokens))
 
     def tokens_of(self, ids: np.ndarray) -> torch.Tensor:
         """Stored tokens of images ``ids`` as a float32 ``(len(ids), V, dim)`` tensor."""
@@ -322,7 +396,7 @@ class TokenIndex:
 
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(ef_search, tokens_per_bag))
-        elif self.kind == "ivf":
+        elif self.kind == "ivf" or (self.kind == "ivfpq" and not self.refine_factor):
             params = faiss.SearchParametersIVF(nprobe=nprobe)
         elif self.kind == "ivfpq":
             params = faiss.IndexRefineSearchParameters(
@@ -362,3 +436,41 @@ def exact_search(image_tokens, bags, k: int):
     scores, _ = bagwise_similarity(bags[None], mask, image_tokens, directions="t2i")
     top = scores[0].topk(min(k, len(image_tokens)))
     return top.values, top.indices
+
+
+# ---------------------------------------------------------------- synthetic galleries
+class ClusteredGallery:
+    """``count`` images of ``tokens`` normalised ``dim``-d tokens around ``concepts``
+    centres (``noise`` the weight of the noise: larger is less clustered), generated chunk
+    by chunk (the same chunk every time), for benchmarks and tests."""
+
+    def __init__(self, count, tokens, dim, concepts, chunk, seed, noise=0.5):
+        self.count, self.tokens, self.dim, self.chunk, self.seed = count, tokens, dim, chunk, seed
+        self.noise = noise
+        gen = torch.Generator().manual_seed(seed)
+        self.centres = F.normalize(torch.randn(concepts, dim, generator=gen), dim=-1)
+
+    def chunks(self):
+        """``(first image id, (n, tokens, dim) float32 tensor)`` in id order."""
+        for number, start in enumerate(range(0, self.count, self.chunk)):
+            n = min(self.chunk, self.count - start)
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + number + 1)
+            picks = torch.randint(0, len(self.centres), (n, self.tokens), generator=gen)
+            noise = torch.randn(n, self.tokens, self.dim, generator=gen) / self.dim**0.5
+            yield start, F.normalize(self.centres[picks] + self.noise * noise, dim=-1)
+
+
+def make_queries(first_chunk, count, seed, shift=0.0, bags=8):
+    """``(source image, (bags, dim) bags)``: ``bags`` tokens of an image of ``first_chunk``
+    plus noise, moved by ``shift`` times one fixed unit direction (a text-image shift),
+    normalised."""
+    gen = torch.Generator().manual_seed(seed + 7)
+    direction = F.normalize(torch.randn(first_chunk.shape[2], generator=gen), dim=0)
+    queries = []
+    for _ in range(count):
+        image = int(torch.randint(0, len(first_chunk), (1,), generator=gen))
+        order = torch.randperm(first_chunk.shape[1], generator=gen)[:bags]
+        picked = first_chunk[image, order]
+        noise = torch.randn(picked.shape, generator=gen) / picked.shape[1] ** 0.5
+        queries.append((image, F.normalize(picked + 0.3 * noise + shift * direction, dim=-1)))
+    return queries
