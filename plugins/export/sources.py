@@ -23,7 +23,7 @@ from plugins.paths import REPO_ROOT
 HOST_PINS = REPO_ROOT / "requirements" / "hosts.txt"
 EXPORT_PINS = REPO_ROOT / "requirements" / "export.txt"
 # hosts whose sources the export check overlays
-EXPORT_HOSTS = ("recbole", "mmaction2")
+EXPORT_HOSTS = ("recbole", "mmaction2", "salesforce-lavis")
 
 
 class HostSourceUnavailable(RuntimeError):
@@ -93,6 +93,16 @@ def extract_host(package: str, dest: Path) -> Path:
     return Path(dest) / top.pop()
 
 
+def formatter_names() -> list[str]:
+    """Every tool ``requirements/export.txt`` pins, in its order."""
+    names = []
+    for line in EXPORT_PINS.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            names.append(requirement.partition("==")[0].strip())
+    return names
+
+
 def formatter_version(name: str) -> str:
     return _pin(EXPORT_PINS, name)
 
@@ -102,10 +112,10 @@ def formatter_path(name: str) -> Path:
 
 
 def formatter_env(name: str) -> dict | None:
-    """Environment for ``python -m <name>`` with the pinned formatter importable, or None
+    """Environment for ``python -m <module>`` with the pinned tool ``name`` importable, or None
     when it is not installed (run ``python -m plugins.export.sources``)."""
     path = formatter_path(name)
-    if not (path / name).is_dir():
+    if not path.is_dir():  # written whole or not at all (install_formatter)
         return None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -114,7 +124,7 @@ def formatter_env(name: str) -> dict | None:
 
 def install_formatter(name: str) -> Path:
     path = formatter_path(name)
-    if (path / name).is_dir():
+    if path.is_dir():
         return path
     scratch = Path(f"{path}.partial")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -136,7 +146,8 @@ def main(argv=None) -> int:
     parser.parse_args(argv)
     for package in EXPORT_HOSTS:
         print(f"export cache: {host_sdist(package)}")
-    print(f"export cache: {install_formatter('black')}")
+    for name in formatter_names():
+        print(f"export cache: {install_formatter(name)}")
     return 0
 
 
