@@ -52,7 +52,7 @@ fi
 ln -sfn "$venv" "$repo/.venv"
 
 # The export check's cache (plugins/export/sources.py): the hosts' pinned sdists and the
-# pinned formatter (requirements/export.txt), fetched once into ~/.cache/plugzoo/export
+# pinned formatters and linters (requirements/export.txt), fetched once into ~/.cache/plugzoo/export
 # (or $PLUGZOO_EXPORT_CACHE), outside the environment so its key is unchanged. Offline,
 # the export tests that need them skip and say why.
 if ! (cd "$repo" && "$venv/bin/python" -m plugins.export.sources); then
