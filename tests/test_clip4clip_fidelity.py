@@ -28,6 +28,15 @@ def _model(model_type="meanP", **overrides):
     )
 
 
+def _samples(batch=2, frames=4):
+    torch.manual_seed(1)
+    return {
+        "video": torch.randn(batch, frames, 3, 32, 32),
+        "video_mask": torch.ones(batch, frames, dtype=torch.long),
+        "text_input": ["a red square moves left", "a blue bar moves up"][:batch],
+    }
+
+
 # ---------------------------------------------------------------- optimiser recipe
 def _clip4clip_bert_adam_reference(param, grads, lr, wd, b1=0.9, b2=0.98, e=1e-6):
     """CLIP4Clip's BertAdam update written out from modules/optimization.py (no bias
@@ -250,20 +259,24 @@ def test_the_conversion_tool_writes_a_checkpoint_the_config_loads(tmp_path):
     assert torch.equal(model.temporal.frame_position_embeddings.weight, table)
 
 
-def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_clamped_after_each_step():
+def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_clamped_before_each_use():
     model = _model("seqTransf")  # its CLIP uses nn.GELU (quick_gelu: false)
     assert not isinstance(model.clip.transformer.resblocks[0].mlp.gelu, QuickGELU)
     assert isinstance(model.temporal.transformer.resblocks[0].mlp.gelu, QuickGELU)
     with torch.no_grad():
         model.clip.logit_scale.fill_(math.log(200.0))
-    assert model.logit_scale().item() == pytest.approx(200.0)  # the forward never clamps
-    model.after_optimizer_step()  # the parameter, as CLIP4Clip's loop: clamp_(max=log 100)
+    # the parameter itself, as CLIP4Clip's loop clamps it: clamp_(max=log 100), and the
+    # gradient still reaches it at the bound (the official clamp leaves it trainable)
+    out = model(_samples(batch=2))
+    assert out.logit_scale.item() == pytest.approx(100.0)
     assert model.clip.logit_scale.item() == pytest.approx(math.log(100.0))
+    out.loss.backward()
+    assert model.clip.logit_scale.grad is not None and model.clip.logit_scale.grad != 0
     free = _model("seqTransf", logit_scale_max=None)
     with torch.no_grad():
         free.clip.logit_scale.fill_(math.log(200.0))
-    free.after_optimizer_step()
     assert free.logit_scale().item() == pytest.approx(200.0)
+    assert free.clip.logit_scale.item() == pytest.approx(math.log(200.0))
 
 
 # ---------------------------------------------------------------- LAVIS entry points
@@ -299,7 +312,7 @@ def test_load_model_and_preprocess_work_as_in_lavis(tmp_path, monkeypatch):
 def test_a_model_built_without_weights_says_so(caplog):
     with caplog.at_level(logging.WARNING):
         _model("meanP")
-    assert "RANDOM weights" in caplog.text and "PLUGZOO_CLIP_DIR" in caplog.text
+    assert "RANDOM weights" in caplog.text and "model.pretrained" in caplog.text
 
 
 # ---------------------------------------------------------------- features for TeachCLIP

@@ -13,12 +13,16 @@ Temporal heads (``model_type``):
   embeddings, when the widths match (``init_temporal_from_text``).
 
 The backbone is LAVIS's own CLIP (``lavis.models.clip_models.model.CLIP``): OpenAI weights
-from a local file or folder (``pretrained``; the default model configs read the folder
-from the ``PLUGZOO_CLIP_DIR`` environment variable), a named architecture with random
+from a local file or folder (``pretrained``), a named architecture with random
 weights (``clip_model_type`` and ``pretrained: ""``), or a small random ``clip_config`` for
 tests. Nothing is downloaded; a model built without weights says so in the log. Official
 CLIP4Clip checkpoints (``pytorch_model.bin``) load through ``finetuned`` or LAVIS's
 ``load_model(..., checkpoint=...)`` (:func:`convert_official_state_dict`).
+
+Training needs no runner hook: the ``logit_scale`` bound is applied to the parameter before
+each use (:meth:`CLIP4ClipRetrieval.logit_scale`), and
+:meth:`~CLIP4ClipRetrieval.get_optimizer_params` gives the parameter groups, each with the
+``lr_scale`` a group-scaled learning-rate schedule multiplies.
 
 Features other models build on (TeachCLIP's teachers and student): :meth:`encode_frames`
 (per-frame CLIP features), :meth:`temporal_frame_features` (after the temporal module),
@@ -40,6 +44,7 @@ from retrieval_ext.models.common import (
     FrozenSubmodulesStayInEval,
     all_gather_batch_with_grad,
     load_model_state,
+    without_prefix,
 )
 
 import torch
@@ -113,7 +118,7 @@ def _read_state_dict(path: Path, key: str = "model.pretrained") -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointLoadError(path, f"holds a {type(state).__name__}, not a state dict", key)
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return {without_prefix(k, "module."): v for k, v in state.items()}
 
 
 def load_openai_clip(
@@ -225,12 +230,15 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         max_frames: Most frames the ``seqTransf`` position embeddings cover.
         temporal_layers: ``seqTransf`` transformer depth (CLIP4Clip: 4).
         init_temporal_from_text: Start ``seqTransf`` from CLIP's first text layers.
-        logit_scale_max: After every optimiser step the learned ``logit_scale`` parameter
-            is clamped at ``log(logit_scale_max)`` (100, as CLIP4Clip, X-CLIP, X-Pool and
-            TeachCLIP do, following openai/CLIP#46: a larger scale destabilises training);
-            None leaves it free. The runner calls :meth:`after_optimizer_step`.
+        logit_scale_max: The learned ``logit_scale`` parameter is bounded at
+            ``log(logit_scale_max)`` (100, as CLIP4Clip, X-CLIP, X-Pool and TeachCLIP do,
+            following openai/CLIP#46: a larger scale destabilises training); None leaves
+            it free. The official loops clamp it after every optimiser step; here it is
+            clamped before every use (:meth:`logit_scale`), which trains the same way
+            under any runner.
         lr_scale_clip: Learning-rate multiplier of the CLIP weights relative to the new
-            layers (CLIP4Clip's ``coef_lr``, 1e-3); read by the runner's parameter groups.
+            layers (CLIP4Clip's ``coef_lr``, 1e-3): the ``lr_scale`` of their parameter
+            groups (:meth:`get_optimizer_params`).
         no_decay_rule: Which parameters get no weight decay: ``clip4clip`` (biases only,
             CLIP4Clip's rule: layer-norm weights, embeddings and ``logit_scale`` decay) or
             ``standard`` (biases, norms, embeddings and scalars) or ``none`` (every
@@ -305,10 +313,11 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         rows = min(table.shape[0], text_positions.shape[0])
         with torch.no_grad():
             table[:rows].copy_(text_positions[:rows])
-        for target, source in zip(
-            self.temporal.transformer.resblocks, self.clip.transformer.resblocks, strict=False
-        ):
-            target.load_state_dict(source.state_dict())
+        # block k starts from text block k, as far as the text tower goes
+        text_blocks = self.clip.transformer.resblocks
+        temporal_blocks = self.temporal.transformer.resblocks[: len(text_blocks)]
+        for index, target in enumerate(temporal_blocks):
+            target.load_state_dict(text_blocks[index].state_dict())
 
     # ------------------------------------------------------------------ encoders
     def tokenize(self, texts: list[str]) -> torch.Tensor:
@@ -408,15 +417,14 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         )
 
     def logit_scale(self) -> torch.Tensor:
-        """``exp(clip.logit_scale)`` (bounded by :meth:`after_optimizer_step`)."""
-        return self.clip.logit_scale.exp()
-
-    @torch.no_grad()
-    def after_optimizer_step(self) -> None:
-        """Clamp the ``logit_scale`` parameter at ``log(logit_scale_max)``, as the official
-        training loops do after every step (the runner calls this)."""
+        """``exp(clip.logit_scale)``, the parameter first clamped in place at
+        ``log(logit_scale_max)``. The official loops clamp it after every optimiser step;
+        clamping before each use gives the same training (the parameter is read by nothing
+        in between) without a runner hook, which LAVIS's ``RunnerBase`` does not have."""
         if self.logit_scale_max is not None:
-            self.clip.logit_scale.clamp_(max=math.log(self.logit_scale_max))
+            with torch.no_grad():
+                self.clip.logit_scale.clamp_(max=math.log(self.logit_scale_max))
+        return self.clip.logit_scale.exp()
 
     def is_decayed(self, name: str, param: torch.Tensor) -> bool:
         """Whether weight decay applies to parameter ``name`` (``no_decay_rule``)."""
@@ -431,14 +439,16 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         ``lr_scale_clip``) or ``new`` (layers CLIP does not have, at the base rate)."""
         return ("clip", self.lr_scale_clip) if name.startswith("clip.") else ("new", 1.0)
 
-    def get_optimizer_params(self, weight_decay: float) -> list[dict]:
+    def get_optimizer_params(self, weight_decay: float, lr_scale: float = 1.0) -> list[dict]:
         """Parameter groups: :meth:`lr_family` x (decayed | not decayed), base-rate
-        families first, each with an ``lr_scale`` that the learning-rate schedule
-        multiplies (never overwrites). Frozen parameters are left out."""
+        families first, each with an ``lr_scale`` (the family's times ``lr_scale``) that a
+        group-scaled learning-rate schedule multiplies. Frozen parameters are left out.
+        The signature is LAVIS's ``BaseModel.get_optimizer_params``, which its runner
+        calls."""
         groups = {}
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         for name, param in sorted(named, key=lambda p: self.lr_family(p[0])[1] != 1.0):
-            family, lr_scale = self.lr_family(name)
+            family, family_scale = self.lr_family(name)
             no_decay = not self.is_decayed(name, param)
             key = (family, "no_decay" if no_decay else "decay")
             if key not in groups:
@@ -446,7 +456,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
                     "name": "/".join(key),
                     "params": [],
                     "weight_decay": 0.0 if no_decay else weight_decay,
-                    "lr_scale": lr_scale,
+                    "lr_scale": family_scale * lr_scale,
                 }
             groups[key]["params"].append(param)
         return list(groups.values())
@@ -586,8 +596,8 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         elif not pretrained:
             logging.warning(
                 "%s built with RANDOM weights: no model.pretrained (a local OpenAI CLIP file "
-                "or folder; the default configs read $PLUGZOO_CLIP_DIR) and no "
-                "model.finetuned checkpoint were given",
+                "or a folder holding <clip_model_type>.pt) and no model.finetuned checkpoint "
+                "were given",
                 cls.__name__,
             )
         return model
@@ -605,7 +615,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
     @classmethod
     def is_official(cls, state: dict) -> bool:
         """Whether ``state`` is in the official code's names rather than ours."""
-        return any(key.removeprefix("module.").startswith(cls.OFFICIAL_MARKERS) for key in state)
+        return any(without_prefix(key, "module.").startswith(cls.OFFICIAL_MARKERS) for key in state)
 
     @classmethod
     def convert_official(cls, state: dict, max_frames: int) -> tuple[dict, list[str]]:
@@ -616,7 +626,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         """
         out, unplaced = {}, []
         for key, value in state.items():
-            key = key.removeprefix("module.")
+            key = without_prefix(key, "module.")
             prefix = max(
                 (p for p in cls.OFFICIAL_PREFIXES if key.startswith(p)), key=len, default=None
             )
@@ -659,7 +669,7 @@ def read_finetuned_state(path: str | Path, model_cls, cfg, key: str = "model.fin
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         problem = "not a state dict of tensors (a runner checkpoint holds {'model': state_dict})"
         raise CheckpointLoadError(path, problem, key)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {without_prefix(k, "module."): v for k, v in state.items()}
     if model_cls.is_official(state):
         seq_transf = cfg.get("model_type", "meanP") == "seqTransf"
         max_frames = cfg.get("max_frames", 12) if seq_transf else 0

@@ -1,5 +1,6 @@
-"""Pieces every retrieval_ext model shares: the autograd-aware batch gather, frozen
-submodules kept in eval mode, and checkpoint loading that names what does not match."""
+"""Pieces the CLIP4Clip-based retrieval models share: the autograd-aware batch gather,
+frozen submodules kept in eval mode, and checkpoint loading that names what does not
+match."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def all_gather_batch_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ..
     ]
     gathered = all_gather_with_grad(torch.cat(flat, dim=1))
     out, start = [], 0
-    for tensor, piece in zip(tensors, flat, strict=True):
-        width = piece.shape[1]
+    for index, tensor in enumerate(tensors):
+        width = flat[index].shape[1]
         part = gathered[:, start : start + width].reshape(-1, *tensor.shape[1:])
         out.append(part if tensor.is_floating_point() else part.round().to(tensor.dtype))
         start += width
@@ -81,6 +82,11 @@ class FrozenSubmodulesStayInEval:
                 if module is not self and params and not any(p.requires_grad for p in params):
                     module.eval()
         return self
+
+
+def without_prefix(key: str, prefix: str) -> str:
+    """``key`` without a leading ``prefix`` (``str.removeprefix``, which needs Python 3.9)."""
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
 def checkpoint_state(model: nn.Module) -> dict:

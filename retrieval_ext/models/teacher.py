@@ -22,7 +22,6 @@ import datetime
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from retrieval_ext.models.clip4clip import CLIP4ClipRetrieval
 
@@ -45,11 +44,13 @@ class TeacherOutput(ModelOutput):
     frame_relevance: torch.FloatTensor | None = None
 
 
-@runtime_checkable
-class RetrievalTeacher(Protocol):
-    """Anything with ``teach(samples) -> TeacherOutput``."""
+class RetrievalTeacher:
+    """The teacher interface as a mixin of a retrieval model: ``teach(samples) ->
+    TeacherOutput`` (a base class rather than a ``typing.Protocol``, which needs Python
+    3.8)."""
 
-    def teach(self, samples: dict) -> TeacherOutput: ...
+    def teach(self, samples: dict) -> TeacherOutput:
+        raise NotImplementedError(f"{type(self).__name__} must define teach()")
 
 
 def check_real_frames(video_mask: torch.Tensor) -> None:

@@ -36,6 +36,7 @@ from retrieval_ext.models.common import all_gather_batch_with_grad
 from retrieval_ext.models.teacher import (
     FLOAT_BYTES,
     InteractionRetrieval,
+    RetrievalTeacher,
     TeacherOutput,
     check_real_frames,
     masked_softmax,
@@ -153,7 +154,7 @@ class XCLIPInteraction(nn.Module):
 
 
 @registry.register_model("xclip_retrieval")
-class XCLIPRetrieval(InteractionRetrieval):
+class XCLIPRetrieval(InteractionRetrieval, RetrievalTeacher):
     """X-CLIP-style retrieval (see the module docstring); a TeachCLIP teacher.
 
     Args (beyond :class:`CLIP4ClipRetrieval`'s):
@@ -282,7 +283,7 @@ class XCLIPRetrieval(InteractionRetrieval):
             self.text_side(texts[i : i + self.eval_text_batch])
             for i in range(0, len(texts), self.eval_text_batch)
         ]
-        return tuple(torch.cat(parts) for parts in zip(*sides, strict=True))
+        return tuple(torch.cat([side[part] for side in sides]) for part in range(3))
 
     @torch.no_grad()
     def score_gallery(self, queries, rows: torch.Tensor) -> torch.Tensor:

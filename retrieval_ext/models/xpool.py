@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 
 from retrieval_ext.models.clip4clip import CLIP4ClipOutput
-from retrieval_ext.models.common import all_gather_batch_with_grad
+from retrieval_ext.models.common import all_gather_batch_with_grad, without_prefix
 from retrieval_ext.models.teacher import (
     FLOAT_BYTES,
     InteractionRetrieval,
+    RetrievalTeacher,
     TeacherOutput,
     check_real_frames,
 )
@@ -177,7 +178,7 @@ def convert_hf_clip_state_dict(hf: dict) -> tuple[dict, list[str]]:
 
 
 @registry.register_model("xpool_retrieval")
-class XPoolRetrieval(InteractionRetrieval):
+class XPoolRetrieval(InteractionRetrieval, RetrievalTeacher):
     """X-Pool-style retrieval (see the module docstring); a TeachCLIP teacher.
 
     Args (beyond :class:`CLIP4ClipRetrieval`'s; ``model_type`` is ``xpool``: no temporal
@@ -197,7 +198,7 @@ class XPoolRetrieval(InteractionRetrieval):
     def convert_official(cls, state: dict, max_frames: int) -> tuple[dict, list[str]]:
         """X-Pool's checkpoint in our names; its ``--huggingface`` CLIP (``clip.text_model.*``,
         ``clip.vision_model.*``) is converted to OpenAI's layout first."""
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = {without_prefix(k, "module."): v for k, v in state.items()}
         hf = {k[len("clip.") :]: v for k, v in state.items() if k.startswith(("clip.text_model.",
               "clip.vision_model.", "clip.visual_projection.", "clip.text_projection.",
               "clip.logit_scale"))}  # fmt: skip

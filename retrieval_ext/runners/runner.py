@@ -192,10 +192,6 @@ class PortableRunner(RunnerBase):
                 [(g["name"], len(g["params"]), g["lr_scale"]) for g in groups],
             )
             self._optimizer = build_optimizer(groups, run_cfg, self.init_lr, weight_decay)
-            if hasattr(model, "after_optimizer_step"):  # e.g. the logit scale's clamp
-                self._optimizer.register_step_post_hook(
-                    lambda optimizer, args, kwargs: model.after_optimizer_step()
-                )
         return self._optimizer
 
     @property
