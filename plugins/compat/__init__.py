@@ -21,6 +21,10 @@ from plugins.compat.lavis_albef import (
     albef_runs_without_distillation,
     lavis_checkpoints_local_weights_only,
 )
+from plugins.compat.lavis_albef_pretrain import (
+    albef_pretrain_offline_from_config,
+    lavis_numpy2_inf_alias,
+)
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
 from plugins.compat.mmengine_dist import mmengine_cpu_launcher
 from plugins.compat.numpy2 import restore_numpy_aliases
@@ -53,6 +57,8 @@ HOST_FIXES = {
         isolate_lavis_decord_bridge,
         lavis_metric_sync_on_cpu,
         albef_offline_from_config,
+        albef_pretrain_offline_from_config,
+        lavis_numpy2_inf_alias,
         lavis_checkpoints_local_weights_only,
         albef_eval_uses_max_txt_len,
         albef_runs_without_distillation,
@@ -74,6 +80,7 @@ __all__ = [
     "HOST_FIXES",
     "albef_eval_uses_max_txt_len",
     "albef_offline_from_config",
+    "albef_pretrain_offline_from_config",
     "albef_runs_without_a_queue",
     "albef_runs_without_distillation",
     "allow_mmengine_checkpoints",
@@ -84,6 +91,7 @@ __all__ = [
     "lavis_checkpoints_local_weights_only",
     "lavis_lookup",
     "lavis_metric_sync_on_cpu",
+    "lavis_numpy2_inf_alias",
     "mmengine_cpu_launcher",
     "name_videos_in_decode_errors",
     "provide_missing_drn_module",

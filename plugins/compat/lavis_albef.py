@@ -286,10 +286,35 @@ def load_checkpoint_of(model, cfg) -> bool:
     else:
         return False
     try:
-        load(url_or_filename=_checkpoint_key(cfg, key))
+        loaded = load(url_or_filename=_checkpoint_key(cfg, key))
     except CheckpointLoadError as error:
         raise error.for_key(f"model.{key}") from error
+    if key == "pretrained":
+        pretrained_load_report(model, loaded, cfg.pretrained)
     return True
+
+
+def pretrained_load_report(model, loaded, path) -> dict:
+    """What LAVIS's ``load_from_pretrained`` (non-strict: renamed ``bert.`` keys, tensors of
+    another shape dropped) took from ``path``: ``{"matched", "missing", "unused"}`` state
+    dict keys, logged as counts with the missing keys. Kept as ``model.pretrained_load``."""
+    missing = set(loaded.missing_keys)
+    report = {
+        "matched": sorted(k for k in model.state_dict() if k not in missing),
+        "missing": sorted(missing),
+        "unused": sorted(loaded.unexpected_keys),
+    }
+    logging.info(
+        "%s: %d tensors matched from %s, %d missing (left as built: %s), %d unused",
+        type(model).__name__,
+        len(report["matched"]),
+        path,
+        len(report["missing"]),
+        ", ".join(report["missing"]) or "none",
+        len(report["unused"]),
+    )
+    model.pretrained_load = report
+    return report
 
 
 class _TorchLoadingWeightsOnly(types.ModuleType):

@@ -17,6 +17,7 @@ from retrieval_ext.datasets.image_text_builders import (
     LocalImageTextBuilder,
     MUGEImageTextBuilder,
 )
+from retrieval_ext.datasets.image_text_pretrain import EmbeddedImageTextPretrainBuilder
 from retrieval_ext.datasets.video_text import (
     VideoTextEvalDataset,
     VideoTextTrainDataset,
@@ -27,6 +28,7 @@ __all__ = [
     "ActivityNetTextVideoBuilder",
     "COCOKarpathyImageTextBuilder",
     "EmbeddedImageTextBuilder",
+    "EmbeddedImageTextPretrainBuilder",
     "Flickr30kImageTextBuilder",
     "ImageTextEvalDataset",
     "ImageTextTrainDataset",
