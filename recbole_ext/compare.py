@@ -24,8 +24,10 @@ what it finished.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -39,12 +41,19 @@ from pathlib import Path
 from recbole_ext.data.loaders import data_preparation
 from recbole_ext.data.mix import mix_datasets
 from recbole_ext.data.ml100k_domains import bundled_ml100k, write_genre_domains, write_user_slice
-from recbole_ext.ranks import rank_to_json, shuffled_history_control, target_ranks
+from recbole_ext.ranks import (
+    rank_from_json,
+    rank_metrics,
+    rank_to_json,
+    shuffled_history_control,
+    target_ranks,
+)
 
+import numpy as np
 import torch
 import yaml
 
-from plugins.benchmarking import mean_std
+from plugins.benchmarking import git_commit, mean_std
 from plugins.paths import CONFIG_DIR
 
 UPSR_TEXT = CONFIG_DIR / "recbole" / "upsr_text.yaml"
@@ -60,6 +69,8 @@ BASELINES = {
 ANCHORS = ("Pop", "ItemKNN")
 # seeded shuffles of the shuffled-history control
 CONTROL_SHUFFLES = 5
+# a cold test target has at most this many training interactions (the tool's default)
+COLD_ITEM_INTERACTIONS = 5
 
 
 @dataclass
@@ -146,9 +157,11 @@ def _run(
     overrides: dict,
     files=(),
     saved: str | None = None,
+    test: bool = True,
 ):
     """Train (unless epochs is 0) and test one model; with ``saved``, only test that
-    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch).
+    checkpoint (a run stopped before RecBole's fit returned: its best validated epoch);
+    without ``test``, only train (no metrics, no control).
 
     Returns ``(test metrics, compute)``: ``compute`` has the train and test seconds, the
     epochs and training rows run, the per-epoch training loss and validation score, the
@@ -176,11 +189,17 @@ def _run(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # RecBole 1.2.1's pandas notices
             data = create_dataset(config)
-        train, valid, test = data_preparation(config, data)
+        train, valid, test_data = data_preparation(config, data)
         init_seed(config["seed"], config["reproducibility"])
         network = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, network)
-        curve = {"train_loss": [], "valid_score": [], "epoch_seconds": [], "valid_seconds": []}
+        curve = {
+            "train_loss": [],
+            "valid_score": [],
+            "valid_epochs": [],  # the epochs after which each validation ran (eval_step)
+            "epoch_seconds": [],
+            "valid_seconds": [],
+        }
         progress = run_dir / "progress.json"
         _train_epoch, _valid_epoch = trainer._train_epoch, trainer._valid_epoch
 
@@ -197,6 +216,7 @@ def _run(
             score, result = _valid_epoch(*args, **kwargs)
             curve["valid_seconds"].append(round(time.time() - begin, 3))
             curve["valid_score"].append(round(float(score), 5))
+            curve["valid_epochs"].append(len(curve["epoch_seconds"]))
             progress.write_text(json.dumps(curve))
             return score, result
 
@@ -211,26 +231,39 @@ def _run(
         load_best = bool(saved) or config["epochs"] > 0
         checkpoint = saved or trainer.saved_model_file
         if model in ANCHORS:  # the sequential rows' test loader, RecBole's own evaluation
-            network, trainer, test = _sequential_view(
+            network, trainer, test_data = _sequential_view(
                 network, data, dataset, data_path, run_dir, overrides
             )
             load_best = False
-        with _recording_test_scores(network, run_dir / "test_ranks.jsonl") as recorded:
-            result = trainer.evaluate(test, load_best_model=load_best, model_file=saved)
+        result, recorded = {}, {"scores": []}
+        if test:
+            with _recording_test_scores(network, run_dir / "test_ranks.jsonl") as recorded:
+                result = trainer.evaluate(test_data, load_best_model=load_best, model_file=saved)
         test_seconds = time.time() - start
     epochs = len(curve["train_loss"])
     if recorded["scores"]:
-        compute["control"] = shuffled_history_control(
-            torch.cat(recorded["scores"]), torch.cat(recorded["targets"]), CONTROL_SHUFFLES
+        targets = torch.cat(recorded["targets"])
+        control = shuffled_history_control(
+            torch.cat(recorded["scores"]), targets, CONTROL_SHUFFLES, keep_ranks=True
         )
+        compute["per_user"] = _per_user_ranks(
+            torch.cat(recorded["users"]),
+            targets,
+            control.pop("own_ranks"),
+            control.pop("control_ranks"),
+            test_data._dataset,
+            train._dataset,
+        )
+        compute["control"] = control
     compute.update(
         epochs=epochs,
+        prefixes_per_user=config["train_prefixes_per_user"],  # None: every prefix
         training_rows=epochs * train.sample_size,
         train_seconds=round(train_seconds, 3),  # ms: a small test can take under 0.05 s
         test_seconds=round(test_seconds, 3),
         load_end=os.getloadavg()[0],
         checkpoint=checkpoint,
-        **curve,
+        curve=curve,
     )
     if hasattr(network, "text_names"):  # UPSR: the item and history constructions used
         compute["texts"] = list(network.text_names)
@@ -246,15 +279,15 @@ def _run_in_process(threads: int, *args, **kwargs):
 @contextlib.contextmanager
 def _recording_test_scores(network, path: Path):
     """Append each test user's rank of the held-out item to ``path`` as it is scored, and
-    keep the score rows and held-out items (yielded as ``{"scores": [...], "targets":
-    [...]}``) for the shuffled-history control.
+    keep the score rows, users and held-out items (yielded as ``{"scores": [...], "users":
+    [...], "targets": [...]}``) for the shuffled-history control.
 
     A full-sort test of a generative model can take an hour on a CPU; the ranks let a run
     that is stopped early still report metrics on the users it finished (and the
     baselines on the same users). Ranks as ``recbole_ext.ranks`` defines them (``null``:
     never ranked). Sequential test loaders only (one held-out item per test row).
     """
-    recorded = {"scores": [], "targets": []}
+    recorded = {"scores": [], "users": [], "targets": []}
     full_sort_predict = network.full_sort_predict
 
     def logged(interaction):
@@ -264,6 +297,7 @@ def _recording_test_scores(network, path: Path):
         rows = scores.detach().float().view(len(users), -1).cpu()
         recorded["scores"].append(rows)
         recorded["targets"].append(target.cpu())
+        recorded["users"].append(interaction[network.USER_ID].cpu())
         with path.open("a") as out:
             for user, rank in zip(users, target_ranks(rows, target), strict=True):
                 out.write(json.dumps({"user": user, "rank": rank_to_json(rank)}) + "\n")
@@ -275,6 +309,111 @@ def _recording_test_scores(network, path: Path):
         yield recorded
     finally:
         del network.full_sort_predict  # the class's method again
+
+
+def _rank_json(rank: float):
+    """A rank as JSON: ``null`` when never ranked, an integer when whole (tied ranks are
+    halves)."""
+    return None if math.isinf(rank) else int(rank) if float(rank).is_integer() else rank
+
+
+def _per_user_ranks(users, targets, own, borrowed, test_data, train_data) -> dict:
+    """Per test user (columns of equal length): the user and held-out item tokens, the held-out
+    item's training interactions, its rank with the user's own score row (``rank``) and with
+    another user's row in each shuffle of the control (``control_ranks``, one list per
+    shuffle). Ranks are ``mid_ranks`` (ties at their mean position), as the control's.
+
+    Training interactions count every training-split interaction of the item (RecBole's
+    ``inter_matrix``, which for a sequential dataset also counts each user's first item), by
+    item token so that an anchor's general dataset and the sequential test agree.
+    """
+    iid = train_data.iid_field
+    per_item = np.asarray(train_data.inter_matrix().sum(axis=0)).ravel()
+    counts = dict(
+        zip(train_data.id2token(iid, np.arange(len(per_item))), per_item.tolist(), strict=True)
+    )
+    items = test_data.id2token(test_data.iid_field, targets.numpy())
+    return {
+        "user": test_data.id2token(test_data.uid_field, users.numpy()).tolist(),
+        "item": items.tolist(),
+        "item_train_interactions": [int(counts.get(item, 0)) for item in items],
+        "rank": [_rank_json(r) for r in own],
+        "control_ranks": [[_rank_json(r) for r in ranks] for ranks in borrowed],
+    }
+
+
+def score_users(per_user: dict, keep, k: int = 10) -> dict:
+    """Hits@k, NDCG@k and the shuffled-history control on the test users where ``keep`` is
+    true, from a row's saved ``per_user`` ranks (no model run). The same definitions as
+    ``recbole_ext.ranks.shuffled_history_control`` (ties at their mean rank; ``passes``: own
+    NDCG@k above the shuffles' mean by more than twice their sample standard deviation), so
+    with every user kept it gives the row's own control."""
+    chosen = [i for i, flag in enumerate(keep) if flag]
+    if not chosen:
+        return {"users": 0}
+    own = [rank_from_json(per_user["rank"][i]) for i in chosen]
+    ndcg = rank_metrics(own, ks=(k,))[f"ndcg@{k}"]
+    hits, ndcgs, better = [], [], []
+    for shuffle in per_user["control_ranks"]:
+        ranks = [rank_from_json(shuffle[i]) for i in chosen]
+        hits.append(sum(r <= k for r in ranks))
+        ndcgs.append(rank_metrics(ranks, ks=(k,))[f"ndcg@{k}"])
+        better.append(
+            sum((a < b) + 0.5 * (a == b) for a, b in zip(own, ranks, strict=True)) / len(own)
+        )
+    mean, spread = mean_std(ndcgs)
+    return {
+        "users": len(chosen),
+        f"hits@{k}": sum(r <= k for r in own),
+        f"ndcg@{k}": ndcg,
+        f"control_hits@{k}": hits,
+        f"control_ndcg@{k}": mean,
+        f"control_ndcg@{k}_sd": spread,
+        "own_row_better_share": sum(better) / len(better),
+        "passes": ndcg > mean + 2 * spread,
+    }
+
+
+def cold_items(per_user: dict, threshold: int = COLD_ITEM_INTERACTIONS) -> dict:
+    """``score_users`` on the test users whose held-out item has at most ``threshold``
+    training interactions."""
+    keep = [count <= threshold for count in per_user["item_train_interactions"]]
+    return {"threshold": threshold, **score_users(per_user, keep)}
+
+
+def validation_curve(row: dict) -> list[tuple[float, float]]:
+    """A row's ``(cumulative training seconds, validation score)`` after each validation
+    (validation seconds not counted); empty when it never validated. A curve saved without
+    ``valid_epochs`` counts as validated after every epoch when it has a score per epoch."""
+    curve = row.get("curve") or {}
+    elapsed = list(itertools.accumulate(curve.get("epoch_seconds", [])))
+    scores = curve.get("valid_score", [])
+    epochs = curve.get("valid_epochs")
+    if not epochs and len(scores) == len(elapsed):  # a curve recorded before valid_epochs
+        epochs = range(1, len(scores) + 1)
+    return [(elapsed[epoch - 1], score) for epoch, score in zip(epochs or [], scores, strict=True)]
+
+
+def best_within(points: list[tuple[float, float]], seconds: float) -> float | None:
+    """The best validation score a curve reached within ``seconds`` of training (what
+    RecBole's best-epoch checkpoint holds if training stops then); None before its first
+    validation."""
+    reached = [score for elapsed, score in points if elapsed <= seconds]
+    return max(reached) if reached else None
+
+
+def at_equal_training_time(a: list, b: list) -> dict:
+    """Two validation curves compared at equal training time: each one's best score within
+    the other's total training seconds, beside its own best."""
+    a_total, b_total = a[-1][0], b[-1][0]
+    return {
+        "a_total_seconds": a_total,
+        "b_total_seconds": b_total,
+        "a_best": max(s for _, s in a),
+        "b_best": max(s for _, s in b),
+        "a_within_b_total": best_within(a, b_total),
+        "b_within_a_total": best_within(b, a_total),
+    }
 
 
 class _SequentialView(torch.nn.Module):
@@ -321,9 +460,6 @@ def _sequential_view(network, general, dataset, data_path, run_dir, overrides):
     return view, Trainer(config, view), test
 
 
-CURVES = ("train_loss", "valid_score", "epoch_seconds", "valid_seconds")  # per epoch
-
-
 def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
     """The compute budget of a row, next to its metrics."""
     if model == "UPSR" and overrides.get("plm_architecture") == "unilm":
@@ -334,11 +470,7 @@ def _compute_columns(model: str, overrides: dict, compute: dict) -> dict:
         budget = overrides.get("history_token_budget", "512")
     else:
         layers, budget = overrides.get("n_layers", "-"), "-"
-    return {
-        "layers": layers,
-        "token_budget": budget,
-        **{k: v for k, v in compute.items() if k not in CURVES},
-    }
+    return {"layers": layers, "token_budget": budget, **compute}
 
 
 METRICS = tuple(f"{m}@{k}" for k in (10, 20) for m in ("recall", "ndcg", "mrr"))
@@ -382,9 +514,11 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def with_control_columns(row: dict) -> dict:
     """A result row with its shuffled-history control's headline numbers as flat columns
-    (for tables), instead of the nested ``control`` record."""
+    (for tables), instead of the nested ``control`` record, and without its per-user ranks
+    and curve."""
     control = row.get("control")
-    row = {k: v for k, v in row.items() if k != "control"}
+    # the per-user ranks and the curve are data for later scoring, not table columns
+    row = {k: v for k, v in row.items() if k not in ("control", "per_user", "curve")}
     if control:
         row["control_hits@10"] = control["control_hits@10"]
         row["control_ndcg@10"] = control["control_ndcg@10"]
@@ -416,6 +550,19 @@ def upsr_overrides(settings: CompareSettings) -> dict:
     for file in [files] if isinstance(files, str) else files:  # later files win, all over these
         upsr.update(yaml.safe_load(Path(file).read_text()) or {})
     return upsr
+
+
+def random_ranking(items: int, ks=(10, 20)) -> dict:
+    """Expected Recall / NDCG / MRR @K of a ranking drawn uniformly at random over ``items``
+    items: what an ID-based model (SASRec) pre-trained on other domains does on a target
+    whose items it never saw (their embeddings are untrained, their order arbitrary)."""
+    out = {}
+    for k in ks:
+        top = range(1, min(k, items) + 1)
+        out[f"recall@{k}"] = len(top) / items
+        out[f"ndcg@{k}"] = sum(1 / math.log2(r + 1) for r in top) / items
+        out[f"mrr@{k}"] = sum(1 / r for r in top) / items
+    return out
 
 
 def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
@@ -460,6 +607,10 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
             baselines[model].update(keys)
     out = {
         "settings": asdict(settings),
+        "measured": {
+            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "commit": git_commit(),
+        },
         "data": data_info,
         "supervised": [],
         "zero_shot": [],
@@ -527,10 +678,19 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     common["seed"] = seed
     domains = write_genre_domains(data)
     sources = [d for d in domains if d not in ("unassigned", settings.target_domain)]
-    for name in [*sources, settings.target_domain]:
+    for name in sources:
         write_user_slice(
             data / f"ml-100k-{name}", data, f"{name}-slice", settings.users, settings.last, seed
         )
+    target = f"{settings.target_domain}-slice"
+    target_info = write_user_slice(
+        data / f"ml-100k-{settings.target_domain}",
+        data,
+        target,
+        settings.users,
+        settings.last,
+        seed,
+    )
     mixed = mix_datasets(
         [data / f"{d}-slice" for d in sources], data, "source-slice", keep_ids=True
     )
@@ -544,8 +704,8 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
         data,
         run_dir / "pretrain",
         {**common, **upsr, "upsr_stage": "pretrain"},
+        test=False,  # only the target is tested
     )
-    target = f"{settings.target_domain}-slice"
     # zero-shot: no fine-tuning, so the target is written the way the model was pre-trained
     item_text, history_text = pretrain["texts"]
     zero, zero_compute = _run(
@@ -563,16 +723,41 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
             "upsr_history_text": history_text,
         },
     )
-    pop, _ = _run("Pop", target, data, run_dir / "pop", {**common, **baselines["Pop"]})
+    # the same target data for the rows trained on it: Pop, and SASRec as the in-domain reference
+    pop, pop_compute = _run("Pop", target, data, run_dir / "pop", {**common, **baselines["Pop"]})
+    sasrec, sasrec_compute = _run(
+        "SASRec", target, data, run_dir / "sasrec-target", {**common, **baselines["SASRec"]}
+    )
     out["zero_shot"] = [
         {
             "model": "UPSR zero-shot (pre-trained on " + "+".join(sources) + ")",
             "dataset": target,
             **zero,
+            **_compute_columns("UPSR", upsr, zero_compute),
+            # its training is the pre-training, validated on the source domains
             "train_seconds": pretrain["train_seconds"],
-            "texts": zero_compute["texts"],
+            "epochs": pretrain["epochs"],
+            "training_rows": pretrain["training_rows"],
+            "pretrain_curve": pretrain["curve"],
         },
-        {"model": "Pop (trained on the target)", "dataset": target, **pop, "train_seconds": 0.0},
+        {
+            "model": "SASRec (trained on the target)",
+            "dataset": target,
+            **sasrec,
+            **_compute_columns("SASRec", baselines["SASRec"], sasrec_compute),
+        },
+        {
+            "model": "Pop (trained on the target)",
+            "dataset": target,
+            **pop,
+            **_compute_columns("Pop", baselines["Pop"], pop_compute),
+        },
+        {
+            "model": "random ranking (an ID model not trained on the target)",
+            "dataset": target,
+            **random_ranking(target_info["items"]),
+            "train_seconds": 0.0,
+        },
     ]
     save()
     for row in out["zero_shot"]:

@@ -53,7 +53,12 @@ def rank_from_json(value) -> float:
 
 
 def shuffled_history_control(
-    scores: torch.Tensor, targets: torch.Tensor, shuffles: int = 5, seed: int = 0, k: int = 10
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    shuffles: int = 5,
+    seed: int = 0,
+    k: int = 10,
+    keep_ranks: bool = False,
 ) -> dict:
     """Does a model use the history? Rank each user's held-out item with another user's score
     row, and compare with the user's own row.
@@ -67,7 +72,9 @@ def shuffled_history_control(
     own row ranks their item better than the borrowed row (mean over shuffles; ties count
     half), the mean Pearson correlation of a user's row with the borrowed row, and
     ``passes``: the own NDCG@k is above the shuffles' mean by more than twice their sample
-    standard deviation.
+    standard deviation. With ``keep_ranks``, also every user's own rank (``own_ranks``) and
+    rank with the borrowed row of each shuffle (``control_ranks``, one list per shuffle), so
+    a subset of the users can be scored afterwards.
     """
     users = scores.size(0)
     if users < 2:
@@ -81,7 +88,7 @@ def shuffled_history_control(
 
     own_ranks, own_hits, own_ndcg = measured(torch.arange(users))
     generator = torch.Generator().manual_seed(seed)
-    hits, ndcgs, better, correlations = [], [], [], []
+    hits, ndcgs, better, correlations, control_ranks = [], [], [], [], []
     # correlation over real items (column 0 is padding), unscored items at the row's minimum
     real = scores[:, 1:].float()
     floor = torch.where(torch.isfinite(real), real, real.new_tensor(math.inf)).amin(dim=1)
@@ -96,6 +103,7 @@ def shuffled_history_control(
         ranks, shuffle_hits, shuffle_ndcg = measured(borrowed)
         hits.append(shuffle_hits)
         ndcgs.append(shuffle_ndcg)
+        control_ranks.append(ranks)
         wins = sum((a < b) + 0.5 * (a == b) for a, b in zip(own_ranks, ranks, strict=True))
         better.append(wins / users)
         pearson = (centred * centred[borrowed]).sum(dim=1)
@@ -107,7 +115,7 @@ def shuffled_history_control(
     spread = (
         math.sqrt(sum((x - mean) ** 2 for x in ndcgs) / (shuffles - 1)) if shuffles > 1 else 0.0
     )
-    return {
+    control = {
         f"hits@{k}": own_hits,
         f"ndcg@{k}": own_ndcg,
         f"control_hits@{k}": hits,
@@ -117,3 +125,6 @@ def shuffled_history_control(
         "row_correlation": sum(correlations) / shuffles,
         "passes": own_ndcg > mean + 2 * spread,
     }
+    if keep_ranks:
+        control.update(own_ranks=own_ranks, control_ranks=control_ranks)
+    return control

@@ -4,28 +4,47 @@ with its shuffled-history control, and zero-shot.
     python tools/experiments/upsr/upsr_compare.py --out runs/upsr-compare  # CPU-sized slice
     python tools/experiments/upsr/upsr_compare.py --users all --last all --no-zero-shot \
         --upsr-config configs/recbole/upsr_ml100k_cpu.yaml --out runs/upsr-full  # all of ML-100K
+    python tools/experiments/upsr/upsr_compare.py --merge runs/a runs/b --out runs/table
+    python tools/experiments/upsr/upsr_compare.py --rescore runs/a --cold-threshold 10 \
+        --out runs/a-cold10                                   # no training: saved ranks only
 
-Writes results.json (every number and the settings, rewritten after each row) and
-report.md in --out. ``--users``/``--last`` ``all``: every user / interaction (no slice);
-``--max-item-list-length`` is RecBole's MAX_ITEM_LIST_LENGTH for every model. See
-recbole_ext/compare.py.
+Writes in --out: results.json (every number and the settings, rewritten after each row),
+report.md, table.json (the report's tables in the docs/benchmarks/results format, to paste
+under "tables") and, when UPSR and SASRec rows validated during training, curve.png
+(validation NDCG@10 against cumulative training seconds). ``--users``/``--last`` ``all``:
+every user / interaction (no slice); ``--max-item-list-length`` is RecBole's
+MAX_ITEM_LIST_LENGTH for every model.
+
+Every row keeps, per test user, the held-out item, its training interactions and its rank
+with the user's own score row and with the control's borrowed rows, so the report scores
+the cold-item subset (held-out items with at most ``--cold-threshold`` training
+interactions) and ``--merge`` / ``--rescore`` rescore any earlier run without training.
+See recbole_ext/compare.py.
 """
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from recbole_ext.compare import (
+    ANCHORS,
+    COLD_ITEM_INTERACTIONS,
     METRICS,
     CompareSettings,
+    at_equal_training_time,
+    cold_items,
     run_comparison,
     summarise,
+    validation_curve,
     with_control_columns,
 )
 
 from tabulate import tabulate
+
+TOOL = "tools/experiments/upsr/upsr_compare.py"
 
 
 def _int_or_all(value: str) -> int | None:
@@ -39,6 +58,7 @@ def _int_or_all(value: str) -> int | None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     defaults = CompareSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=defaults.models)
@@ -63,40 +83,145 @@ def main(argv=None) -> int:
         parser.add_argument(
             f"--{f.name.replace('_', '-')}", type=kind, default=getattr(defaults, f.name)
         )
-    parser.add_argument("--no-zero-shot", action="store_true")
+    zero_shot = parser.add_mutually_exclusive_group()
+    zero_shot.add_argument("--no-zero-shot", action="store_true")
+    zero_shot.add_argument(
+        "--zero-shot-only",
+        action="store_true",
+        help="only the zero-shot part (no supervised rows; --models is ignored)",
+    )
     parser.add_argument(
         "--test-saved",
         action="store_true",
         help="test the checkpoint each run folder of --out holds (a run stopped early)",
     )
     parser.add_argument(
+        "--cold-threshold",
+        type=int,
+        default=COLD_ITEM_INTERACTIONS,
+        help="a test target is a cold item when it has at most this many training interactions",
+    )
+    saved = parser.add_mutually_exclusive_group()
+    saved.add_argument(
         "--merge",
         nargs="+",
         type=Path,
         metavar="DIR",
         help="no run: one report from the results.json of earlier --out folders (e.g. the "
-        "baselines and UPSR run as separate processes), written to --out",
+        "baselines and UPSR run as separate processes), written to --out; rows saved without "
+        "per-user ranks are left out of the cold-item table",
+    )
+    saved.add_argument(
+        "--rescore",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="as --merge, but every row must have its per-user ranks (an error otherwise): "
+        "re-scores earlier runs, e.g. at another --cold-threshold, without training",
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.merge:
-        results = merge(args.merge)
+    if args.cold_threshold < 0:
+        parser.error(f"--cold-threshold: expected an integer >= 0, got {args.cold_threshold}")
+    command = shlex.join(["python", TOOL, *map(str, argv)])
+    if args.merge or args.rescore:
+        results = merge(args.merge or args.rescore, need_ranks=bool(args.rescore))
+        results["commands"].append(command)
     else:
         settings = CompareSettings(
             **{
                 f.name: getattr(args, f.name)
                 for f in fields(CompareSettings)
-                if f.name != "zero_shot"
+                if f.name not in ("zero_shot", "models")
             },
+            models=[] if args.zero_shot_only else args.models,
             zero_shot=not args.no_zero_shot,
         )
         results = run_comparison(settings, args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.merge:
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        results["commands"] = [command]
+    report = write_report(results, args.out, args.cold_threshold)
+    print(report)
+    return 0
+
+
+def merge(folders: list[Path], need_ranks: bool = False) -> dict:
+    """The rows of several results.json; refuses runs on different data, and with
+    ``need_ranks`` a row saved without its per-user ranks (runs before they were kept)."""
+    runs = []
+    for folder in folders:
+        path = folder / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"--merge: {path} does not exist")
+        run = json.loads(path.read_text())
+        for part in ("supervised", "zero_shot"):
+            for row in run[part]:
+                _curve_from_run_folder(row)
+                if need_ranks and not row.get("per_user") and row.get("control"):
+                    raise ValueError(
+                        f"--rescore: {path}: row {row_name(row)!r} ({part}) has no per-user "
+                        "ranks: it was run before the comparison kept them; run it again to "
+                        "score subsets such as the cold items"
+                    )
+        runs.append(run)
+    data = {json.dumps(r["data"], sort_keys=True) for r in runs}
+    if len(data) > 1:
+        raise ValueError(f"--merge: the runs used different data: {sorted(data)}")
+    return {
+        "merged_from": [
+            {"folder": str(folder), **{k: r[k] for k in ("settings", "data", "measured") if k in r}}
+            for folder, r in zip(folders, runs, strict=True)
+        ],
+        "commands": [c for r in runs for c in r.get("commands", [])],
+        "data": runs[0]["data"],
+        "supervised": [row for r in runs for row in r["supervised"]],
+        "zero_shot": [row for r in runs for row in r["zero_shot"]],
+    }
+
+
+def _curve_from_run_folder(row: dict) -> None:
+    """A row saved before rows kept their curve: read it from its run folder's
+    progress.json (beside the checkpoint's folder), when that is still there."""
+    if "curve" in row or not row.get("checkpoint"):
+        return
+    progress = Path(row["checkpoint"]).parent.parent / "progress.json"
+    if progress.exists():
+        row["curve"] = json.loads(progress.read_text())
+
+
+def row_name(row: dict, seeds: bool = False) -> str:
+    """A row's model, label and (with ``seeds``) seed, as the report names it."""
+    name = row["model"] + (f" ({row['label']})" if row.get("label") else "")
+    return name + (f" seed {row['seed']}" if seeds and "seed" in row else "")
+
+
+def write_report(results: dict, out: Path, cold_threshold: int) -> str:
+    """report.md, table.json, curve.png (when there are curves) and results.json (with the
+    cold-item rows and the curve comparison added) in ``out``; returns the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    several_seeds = len({r.get("seed") for r in results["supervised"]}) > 1
+    cold = {
+        part: cold_item_rows(results[part], cold_threshold) for part in ("supervised", "zero_shot")
+    }
+    results["cold_items"] = {"threshold": cold_threshold, **cold}
+    curves = {
+        row_name(row, several_seeds): validation_curve(row)
+        for row in results["supervised"]
+        if row["model"] not in ANCHORS
+    }
+    curves = {name: points for name, points in curves.items() if points}
+    results["curves"] = curves
+    results["equal_training_time"] = equal_time_rows(results["supervised"], several_seeds)
+    tables = {"recipe": recipe_table(results, several_seeds)}
+    if cold["supervised"] or cold["zero_shot"]:
+        tables["cold-items"] = cold_table(results, cold_threshold)
+    if results["equal_training_time"]:
+        tables["equal-training-time"] = equal_time_table(results)
+    (out / "table.json").write_text(json.dumps(tables, indent=1))
+    (out / "results.json").write_text(json.dumps(results, indent=1))
     lines = ["# UPSR comparison\n"]
     for run in results.get("merged_from", [results]):
         lines.append(f"Settings: `{json.dumps(run['settings'])}`; data: {run['data']}\n")
+    lines += [f"Command: `{c}`\n" for c in results.get("commands", [])]
     if results["supervised"]:
         lines += [
             "## mean ± sample standard deviation over seeds\n",
@@ -118,27 +243,272 @@ def main(argv=None) -> int:
                 tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f"),
                 "",
             ]
-    (args.out / "report.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    for table_id, table in tables.items():
+        lines += [f"## {table_id}\n", table["caption"], "", _markdown(table), ""]
+        if table.get("note"):
+            lines += [table["note"], ""]
+    if curves:
+        plot_curves(curves, out / "curve.png")
+        lines += ["![validation NDCG@10 against training seconds](curve.png)", ""]
+    report = "\n".join(lines)
+    (out / "report.md").write_text(report)
+    return report
 
 
-def merge(folders: list[Path]) -> dict:
-    """The rows of several results.json; refuses runs on different data."""
-    runs = []
-    for folder in folders:
-        path = folder / "results.json"
-        if not path.exists():
-            raise FileNotFoundError(f"--merge: {path} does not exist")
-        runs.append(json.loads(path.read_text()))
-    data = {json.dumps(r["data"], sort_keys=True) for r in runs}
-    if len(data) > 1:
-        raise ValueError(f"--merge: the runs used different data: {sorted(data)}")
+def cold_item_rows(rows: list[dict], threshold: int) -> list[dict]:
+    """The cold-item subset of every row that has per-user ranks (``missing`` for a row saved
+    before they were kept; rows without a control, such as the random-ranking reference,
+    have none)."""
+    several_seeds = len({r.get("seed") for r in rows}) > 1
+    out = []
+    for row in rows:
+        name = row_name(row, several_seeds)
+        if row.get("per_user"):
+            out.append({"row": name, **cold_items(row["per_user"], threshold)})
+        elif row.get("control"):
+            out.append({"row": name, "missing": "no per-user ranks (run before they were kept)"})
+    return out
+
+
+def equal_time_rows(rows: list[dict], several_seeds: bool) -> list[dict]:
+    """Each UPSR row's validation curve against SASRec's of the same seed (every SASRec row
+    when none shares the seed): the best validation NDCG@10 each reached within the other's
+    total training seconds."""
+    upsr = [r for r in rows if r["model"] == "UPSR" and validation_curve(r)]
+    sasrec = [r for r in rows if r["model"] == "SASRec" and validation_curve(r)]
+    out = []
+    for a in upsr:
+        same_seed = [b for b in sasrec if b.get("seed") == a.get("seed")]
+        for b in same_seed or sasrec:
+            out.append(
+                {
+                    "a": row_name(a, several_seeds),
+                    "b": row_name(b, several_seeds),
+                    **at_equal_training_time(validation_curve(a), validation_curve(b)),
+                }
+            )
+    return out
+
+
+def plot_curves(curves: dict[str, list], path: Path) -> None:
+    """Validation NDCG@10 against cumulative training seconds, one line a row."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, points in curves.items():
+        seconds, scores = zip(*points, strict=True)
+        axes.plot(seconds, scores, marker="o", label=name)
+    axes.set_xlabel("cumulative training seconds (validation not counted)")
+    axes.set_ylabel("validation NDCG@10")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _training_text(row: dict) -> str:
+    """What a row trained: epochs x prefixes per user (training rows), best validated epoch."""
+    if row["model"] in ANCHORS:
+        return "one pass over the training interactions"
+    epochs, rows = row.get("epochs"), row.get("training_rows")
+    prefixes = row.get("prefixes_per_user")
+    if "prefixes_per_user" not in row:  # saved before the comparison recorded it
+        text = f"{epochs} epoch{'s' if epochs != 1 else ''} ({rows:,} rows)"
+    elif prefixes is None:
+        text = f"{epochs} x every prefix ({rows:,} rows)"
+    else:
+        text = f"{epochs} x {prefixes} prefixes per user ({rows:,} rows)"
+    points = validation_curve(row)
+    if len(points) > 1:
+        scores = [score for _, score in points]
+        best = (row.get("curve") or {}).get("valid_epochs") or range(1, len(points) + 1)
+        text += f", best validated epoch {list(best)[scores.index(max(scores))]}"
+    if row.get("stopped_before_fit_returned"):
+        text += ", stopped; saved checkpoint tested"
+    return text
+
+
+def _measured(results: dict) -> dict:
+    runs = results.get("merged_from", [results])
+    stamps = [r["measured"] for r in runs if r.get("measured")]
+    threads = sorted({str(r.get("threads")) for r in results["supervised"] if r.get("threads")})
+    measured = {"threads": ", ".join(threads) or "not recorded"}
+    if stamps:
+        measured["date"] = ", ".join(dict.fromkeys(s["started_utc"][:10] for s in stamps))
+        measured["commit"] = ", ".join(dict.fromkeys(str(s["commit"])[:7] for s in stamps))
+    return measured
+
+
+def _caption(results: dict, what: str) -> str:
+    data = results["data"]
+    size = ", ".join(f"{data[k]} {k}" for k in ("users", "items") if k in data)
+    tested = sorted(
+        {len(r["per_user"]["user"]) for r in results["supervised"] if r.get("per_user")}
+    )
+    users = f", {' / '.join(map(str, tested))} test users" if tested else ""
+    return (
+        f"{what} on {data.get('dataset', 'the data')} ({size}{users}), "
+        "leave-one-out by time, full ranking through RecBole's Trainer. "
+        "Hits and the control put tied items at their "
+        "mean rank; the control ranks each user's held-out item with another user's score "
+        "row (5 seeded shuffles)."
+    )
+
+
+def _train_seconds(row: dict) -> float | None:
+    """A row's training seconds; for a run stopped before RecBole's fit returned, the sum of
+    its recorded epochs' seconds (validation not counted)."""
+    if row.get("train_seconds") is not None:
+        return row["train_seconds"]
+    epochs = (row.get("curve") or {}).get("epoch_seconds")
+    return sum(epochs) if epochs else None
+
+
+def recipe_table(results: dict, several_seeds: bool) -> dict:
+    """One row a result row: training, hits@10, NDCG@10 (RecBole's), the control's NDCG@10
+    mean ± sd, own-row-better share, whether it uses the history, train and test seconds."""
+    rows = []
+    for row in results["supervised"]:
+        control = row.get("control") or {}
+        rows.append(
+            [
+                row_name(row, several_seeds),
+                _training_text(row),
+                control.get("hits@10"),
+                row["ndcg@10"],
+                [control["control_ndcg@10"], control["control_ndcg@10_sd"]] if control else None,
+                control.get("own_row_better_share"),
+                ("yes" if control["passes"] else "no") if control else None,
+                _train_seconds(row),
+                row.get("test_seconds"),
+            ]
+        )
     return {
-        "merged_from": [{"settings": r["settings"], "data": r["data"]} for r in runs],
-        "supervised": [row for r in runs for row in r["supervised"]],
-        "zero_shot": [row for r in runs for row in r["zero_shot"]],
+        "caption": _caption(results, "Each row"),
+        "measured": _measured(results),
+        "command": results.get("commands", []),
+        "columns": [
+            "row",
+            "training",
+            "hits@10",
+            {"name": "NDCG@10", "format": "{:.4f}"},
+            {"name": "control NDCG@10", "format": "{:.4f} ± {:.4f}"},
+            {"name": "own row better", "format": "{:.2f}"},
+            "uses the history",
+            {"name": "train s", "format": "{:,.0f}"},
+            {"name": "test s", "format": "{:,.1f}"},
+        ],
+        "rows": rows,
     }
+
+
+def cold_table(results: dict, threshold: int) -> dict:
+    """The cold-item subset of every row with per-user ranks, supervised then zero-shot."""
+    rows = []
+    for part, label in (("supervised", ""), ("zero_shot", " [zero-shot target]")):
+        for cold in results["cold_items"][part]:
+            if cold.get("users") == 0:  # no held-out item that cold: nothing to score
+                rows.append([cold["row"] + label, 0, *[None] * 5])
+            elif cold.get("users"):
+                rows.append(
+                    [
+                        cold["row"] + label,
+                        cold["users"],
+                        cold["hits@10"],
+                        cold["ndcg@10"],
+                        [cold["control_ndcg@10"], cold["control_ndcg@10_sd"]],
+                        cold["own_row_better_share"],
+                        "yes" if cold["passes"] else "no",
+                    ]
+                )
+    missing = [
+        c["row"]
+        for part in ("supervised", "zero_shot")
+        for c in results["cold_items"][part]
+        if c.get("missing")
+    ]
+    table = {
+        "caption": _caption(
+            results, f"Test users whose held-out item has at most {threshold} training interactions"
+        ),
+        "measured": _measured(results),
+        "command": results.get("commands", []),
+        "columns": [
+            "row",
+            "cold test users",
+            "hits@10",
+            {"name": "NDCG@10", "format": "{:.4f}"},
+            {"name": "control NDCG@10", "format": "{:.4f} ± {:.4f}"},
+            {"name": "own row better", "format": "{:.2f}"},
+            "uses the history",
+        ],
+        "rows": rows,
+    }
+    if missing:
+        table["note"] = (
+            "No per-user ranks saved (run before they were kept): " + ", ".join(missing) + "."
+        )
+    return table
+
+
+def equal_time_table(results: dict) -> dict:
+    return {
+        "caption": _caption(
+            results,
+            "Validation NDCG@10 at equal training time (the best validated score within the "
+            "other row's total training seconds; validation time not counted)",
+        ),
+        "measured": _measured(results),
+        "command": results.get("commands", []),
+        "columns": [
+            "UPSR row",
+            "SASRec row",
+            {"name": "UPSR train s", "format": "{:,.0f}"},
+            {"name": "SASRec train s", "format": "{:,.0f}"},
+            {"name": "UPSR best", "format": "{:.4f}"},
+            {"name": "SASRec best", "format": "{:.4f}"},
+            {"name": "UPSR within SASRec's seconds", "format": "{:.4f}"},
+            {"name": "SASRec within UPSR's seconds", "format": "{:.4f}"},
+        ],
+        "rows": [
+            [
+                r["a"],
+                r["b"],
+                r["a_total_seconds"],
+                r["b_total_seconds"],
+                r["a_best"],
+                r["b_best"],
+                r["a_within_b_total"],
+                r["b_within_a_total"],
+            ]
+            for r in results["equal_training_time"]
+        ],
+        "note": "An empty cell: that row had not validated yet at the other's total.",
+    }
+
+
+def _markdown(table: dict) -> str:
+    """A table of table.json as GitHub markdown, cells formatted as the docs tool does."""
+    headers = [c if isinstance(c, str) else c["name"] for c in table["columns"]]
+    formats = [None if isinstance(c, str) else c.get("format") for c in table["columns"]]
+    body = []
+    for row in table["rows"]:
+        cells = []
+        for cell, form in zip(row, formats, strict=True):
+            if cell is None:
+                cells.append("")
+            elif form and isinstance(cell, list):
+                cells.append(form.format(*cell))
+            elif form and isinstance(cell, int | float):  # one number: the first field
+                cells.append(form[: form.index("}") + 1].format(cell))
+            else:
+                cells.append(str(cell))
+        body.append(cells)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _summary_rows(rows: list[dict]) -> list[dict]:
