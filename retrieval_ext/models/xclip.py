@@ -25,8 +25,7 @@ Retrieval cost: the score is not a dot product of two stored vectors. A gallery 
 video, the video vector and every frame feature (``(1 + F) * D`` floats), and each query is
 scored against each video by the interaction above (``O(L * F * D)`` per pair);
 :meth:`compute_sim_matrix` does that in blocks of ``eval_text_batch`` texts by
-``eval_video_batch`` videos. ``tools/analysis_tools/teacher_cost_benchmark.py`` measures it against
-CLIP4Clip's dot product.
+``eval_video_batch`` videos.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def attend(
 class XCLIPInteraction(nn.Module):
     """The four cross-grained similarities and their learnable aggregation matrices (the
     official parameter names). Only this module scores pairs: a gallery can be scored with
-    it alone (``tools/analysis_tools/teacher_cost_benchmark.py``).
+    it alone (as a cost benchmark does).
 
     Args:
         dim: Feature width D.

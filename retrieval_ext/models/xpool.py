@@ -72,8 +72,7 @@ class TextConditionedAttention(nn.Module):
 
 class XPoolPooling(nn.Module):
     """X-Pool's pooling block (official names: ``cross_attn``, ``linear_proj``,
-    ``layer_norm1..3``). Scores a gallery alone
-    (``tools/analysis_tools/teacher_cost_benchmark.py``)."""
+    ``layer_norm1..3``). Scores a gallery alone (as a cost benchmark does)."""
 
     def __init__(self, dim: int, heads: int = 1, dropout: float = 0.3):
         super().__init__()

@@ -40,8 +40,8 @@ class GroupScaledWarmupCosineLR:
         self.warmup_steps = int(warmup_steps or 0)
         self.warmup_start_lr = float(warmup_start_lr) if warmup_start_lr >= 0 else self.init_lr
         self.iters_per_epoch = int(iters_per_epoch) if iters_per_epoch else None
-        proportion = kwargs.get("warmup_proportion")
-        if proportion is not None and self.iters_per_epoch:  # a share of all steps instead
+        proportion = kwargs.get("warmup_proportion")  # a share of all steps instead
+        if proportion is not None and self.iters_per_epoch:
             self.warmup_steps = round(float(proportion) * self.max_epoch * self.iters_per_epoch)
 
     def lr_at(self, cur_epoch: int, cur_step: int) -> float:
