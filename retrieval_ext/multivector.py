@@ -41,6 +41,7 @@ seed, so a gallery larger than memory can be indexed and scored exactly without 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from retrieval_ext.models.bagging import bagwise_similarity
@@ -279,12 +280,14 @@ class TokenIndex:
         self._faiss = None if kind in ("ivf", "ivfpq") else self._untrained_index()
         self._chunks: list[np.ndarray] = []
         self._offsets = [0]
-        self._memmap = None
+        self._memmap = self._store_path = None
         if store_path is not None:
+            # written through file writes (page cache), read through a read-only map: only
+            # the candidates' pages enter the process's memory
+            self._store_path = Path(store_path)
             shape = (int(capacity), self.tokens_per_image, self.dim)
-            self._memmap = np.lib.format.open_memmap(
-                Path(store_path), mode="w+", dtype=np.float16, shape=shape
-            )
+            np.lib.format.open_memmap(self._store_path, mode="w+", dtype=np.float16, shape=shape)
+            self._memmap = np.load(self._store_path, mmap_mode="r")
 
     @staticmethod
     def memory_bytes(
@@ -381,7 +384,10 @@ class TokenIndex:
             )
         self._faiss.add(np.ascontiguousarray(tokens.reshape(-1, self.dim)))
         if self._memmap is not None:
-            self._memmap[first : first + len(tokens)] = tokens
+            row = self.tokens_per_image * self.dim * 2
+            with open(self._store_path, "r+b") as store:
+                store.seek(self._memmap.offset + first * row)
+                store.write(np.ascontiguousarray(tokens, dtype=np.float16).tobytes())
         else:
             self._chunks.append(tokens.astype(STORE_DTYPES[self.store_dtype]))
         self._offsets.append(first + len(tokens))
@@ -436,6 +442,23 @@ def exact_search(image_tokens, bags, k: int):
     scores, _ = bagwise_similarity(bags[None], mask, image_tokens, directions="t2i")
     top = scores[0].topk(min(k, len(image_tokens)))
     return top.values, top.indices
+
+
+def exact_search_chunks(chunks, queries, k: int = 10):
+    """Brute-force MaxSim top ``k`` of each query over a gallery given as ``(first id,
+    (n, V, d) tokens)`` chunks: ``(top ids per query, seconds per query)``; the seconds
+    count the scoring and merging, not the production of the chunks."""
+    best = [(torch.empty(0), torch.empty(0, dtype=torch.long)) for _ in queries]
+    seconds = [0.0] * len(queries)
+    for start, chunk in chunks:
+        for q, bags in enumerate(queries):
+            begin = time.perf_counter()
+            scores, ids = exact_search(chunk, bags, k)
+            merged = torch.cat([best[q][0], scores])
+            top = merged.topk(min(k, len(merged)))
+            best[q] = (top.values, torch.cat([best[q][1], ids + start])[top.indices])
+            seconds[q] += time.perf_counter() - begin
+    return [ids for _, ids in best], seconds
 
 
 # ---------------------------------------------------------------- synthetic galleries

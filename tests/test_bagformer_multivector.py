@@ -239,3 +239,103 @@ def test_index_benchmark_tool_runs_token_indexes_on_the_hard_gallery(tmp_path):
         (chunk @ g.centres.t()).amax(-1).mean() for g in (tight, noisy) for _, chunk in g.chunks()
     ]
     assert centre_fit[0] > centre_fit[1]  # weaker clusters: tokens further from a centre
+
+
+# ---------------------------------------------------------------- large-gallery settings
+def test_codes_only_ivfpq_and_a_memmap_store_search_like_the_in_memory_index(tmp_path):
+    from retrieval_ext.multivector import TokenIndex
+
+    gen = torch.Generator().manual_seed(3)
+    centres = F.normalize(torch.randn(32, 16, generator=gen), dim=-1)
+    picks = torch.randint(0, 32, (400, 6), generator=gen)
+    tokens = F.normalize(centres[picks] + 0.3 * torch.randn(400, 6, 16, generator=gen), dim=-1)
+    options = {"cells": 16, "pq_bytes": 4, "refine_factor": 0, "store_dtype": "float16"}
+    in_memory = TokenIndex.build(tokens, "ivfpq", **options)
+    on_disk = TokenIndex(16, 6, "ivfpq", store_path=tmp_path / "t.npy", capacity=400, **options)
+    on_disk.train(tokens.reshape(-1, 16))
+    on_disk.add(tokens[:150])
+    on_disk.add(tokens[150:])
+    assert not hasattr(in_memory._faiss, "k_factor")  # no IndexRefineFlat: codes only
+    for image in range(0, 400, 50):
+        bags = F.normalize(tokens[image, :4] + 0.2 * torch.randn(4, 16, generator=gen), dim=-1)
+        scores, ids, _ = in_memory.search(bags, 10, tokens_per_bag=64, nprobe=16)
+        disk_scores, disk_ids, _ = on_disk.search(bags, 10, tokens_per_bag=64, nprobe=16)
+        assert torch.equal(ids, disk_ids) and torch.equal(scores, disk_scores)
+        _, exact_ids = exact_search(tokens, bags, 10)
+        assert len(set(ids.tolist()) & set(exact_ids.tolist())) >= 8
+    with pytest.raises(ValueError, match="holds 400 images .* adding 1 to 400 exceeds it"):
+        on_disk.add(tokens[:1])
+    with pytest.raises(ValueError, match="needs store_dtype='float16' and a capacity"):
+        TokenIndex(16, 6, "flat", store_dtype="float32", store_path=tmp_path / "u.npy")
+
+
+def test_memory_estimate_counts_what_each_setting_holds():
+    from retrieval_ext.multivector import TokenIndex
+
+    tokens = 1000 * 257
+    flat = TokenIndex.memory_bytes("flat", 1000, 257, 256)
+    assert flat == tokens * 256 * 4 + tokens * 256 * 2  # float32 index + float16 store
+    codes_only = TokenIndex.memory_bytes(
+        "ivfpq", 1000, 257, 256, pq_bytes=32, refine_factor=0, in_memory_store=False
+    )
+    assert codes_only == tokens * (32 + 8)
+    refined = TokenIndex.memory_bytes("ivfpq", 1000, 257, 256, pq_bytes=32, refine_factor=4)
+    assert refined == codes_only + tokens * 256 * 4 + tokens * 256 * 2
+    hnsw = TokenIndex.memory_bytes("hnsw", 1000, 257, 256, in_memory_store=False)
+    assert hnsw == tokens * 256 * 4 + tokens * 32 * 2 * 4
+
+
+def test_exact_search_over_chunks_equals_exact_search_over_the_gallery(gallery):
+    from retrieval_ext.multivector import exact_search_chunks
+
+    tokens, gen = gallery
+    queries = _queries(gen, count=3)
+    chunks = [(start, tokens[start : start + 25]) for start in range(0, 60, 25)]
+    found, seconds = exact_search_chunks(chunks, queries, 10)
+    for bags, ids in zip(queries, found, strict=True):
+        assert torch.equal(ids, exact_search(tokens, bags, 10)[1])
+    assert len(seconds) == 3
+
+
+def test_index_benchmark_recall_against_brute_force_and_its_memory_bound(
+    gallery, tmp_path, monkeypatch
+):
+    import shutil
+    from argparse import Namespace
+
+    from retrieval_ext.multivector import TokenIndex
+
+    from conftest import load_tool
+
+    bench = load_tool("bagformer_index_benchmark")
+    tokens, gen = gallery
+    assert bench.recall_at_k(np.array([1, 2, 3, 9]), {1, 2, 4, 5}) == 0.5
+    queries = [(image, tokens[image, :3]) for image in (0, 7, 30)]
+    exact = [set(exact_search(tokens, bags, 10)[1].tolist()) for _, bags in queries]
+    index = TokenIndex.build(tokens, "flat", store_dtype="float32")
+    everything = {"tokens_per_bag": 300}  # every token fetched: the exact top 10
+    measured = bench.evaluate(index, queries, exact, everything)
+    assert measured["recall"] == 1.0 and measured["source"] == 1.0
+    few = bench.evaluate(index, queries, exact, {"tokens_per_bag": 1})
+    assert few["candidates"] <= 3 and few["recall"] < 1.0  # at most 3 images: not 10
+
+    args = Namespace(
+        index=["hnsw", "ivfpq"], gallery=[1000, 1_000_000], tokens=257, dim=256, chunk=2000,
+        hnsw_neighbours=32, pq_bytes=32, refine_factor=0, store_dtype="float16",
+        store="memmap", memory_gb=8.0, store_dir=tmp_path, out=tmp_path,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"--index hnsw at --gallery 1000000: 1,000,000 images"):
+        bench.check_memory(args)
+    args.index = ["ivfpq"]
+    with pytest.raises(ValueError, match="x 257 tokens x 256 dims .* need about 11.1 GiB"):
+        bench.check_memory(args)  # codes and ids (257M tokens x 40 bytes) and one chunk
+    args.gallery = [100_000]
+    bench.check_memory(args)  # 100k: codes in memory, the tokens in the memmap file
+    args.store = "memory"
+    with pytest.raises(ValueError, match="above --memory-gb 8.0"):
+        bench.check_memory(args)
+    args.store, args.gallery, args.memory_gb = "memmap", [1_000_000], 16.0
+    disk = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: disk._replace(free=100 * 2**30))
+    with pytest.raises(ValueError, match="need 122.5 GiB of float16 on disk, 100.0 GiB free"):
+        bench.check_memory(args)

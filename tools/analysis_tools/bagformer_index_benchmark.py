@@ -61,6 +61,7 @@ import argparse
 import itertools
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -72,7 +73,7 @@ from retrieval_ext.multivector import (
     ClusteredGallery,
     MultiVectorIndex,
     TokenIndex,
-    exact_search,
+    exact_search_chunks,
     make_queries,
 )
 
@@ -84,18 +85,10 @@ from plugins.benchmarking import machine_stamp, set_threads, write_results
 
 
 def brute_force(gallery, queries, k=10):
-    """Exact top ``k`` ids and the per-query seconds of brute-force MaxSim."""
-    best = [(torch.empty(0), torch.empty(0, dtype=torch.long)) for _ in queries]
-    seconds = [0.0] * len(queries)
-    for start, chunk in gallery.chunks():
-        for q, (_, bags) in enumerate(queries):
-            begin = time.perf_counter()
-            scores, ids = exact_search(chunk, bags, k)
-            merged = torch.cat([best[q][0], scores])
-            top = merged.topk(min(k, len(merged)))
-            best[q] = (top.values, torch.cat([best[q][1], ids + start])[top.indices])
-            seconds[q] += time.perf_counter() - begin
-    return [set(ids.tolist()) for _, ids in best], [ids[0].item() for _, ids in best], seconds
+    """Exact top ``k`` id sets, the first id and the per-query seconds of brute-force
+    MaxSim over the gallery's chunks."""
+    best, seconds = exact_search_chunks(gallery.chunks(), [bags for _, bags in queries], k)
+    return [set(ids.tolist()) for ids in best], [ids[0].item() for ids in best], seconds
 
 
 def memory_bytes(index_kind: str, n: int, args) -> int:
@@ -124,7 +117,8 @@ def memory_bytes(index_kind: str, n: int, args) -> int:
 
 def check_memory(args) -> None:
     """Refuse, before any work, a setting whose :func:`memory_bytes` exceeds
-    ``--memory-gb``; the error names the sizes and what shrinks them."""
+    ``--memory-gb``, or whose memmap file would not fit the free disk; the error names the
+    sizes and what shrinks them."""
     for index_kind, n in itertools.product(args.index, args.gallery):
         need = memory_bytes(index_kind, n, args)
         if need > args.memory_gb * 2**30:
@@ -135,8 +129,21 @@ def check_memory(args) -> None:
                 "--index ivfpq --refine-factor 0, fewer --tokens, a lower --dim or a smaller "
                 "--chunk"
             )
-    if args.store == "memmap" and args.store_dtype != "float16":
+    if args.store != "memmap":
+        return
+    if args.store_dtype != "float16":
         raise ValueError("--store memmap keeps float16 tokens: pass --store-dtype float16")
+    store_dir = args.store_dir or args.out
+    store_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(store_dir).free
+    for n in args.gallery:  # one setting's file at a time
+        need = n * args.tokens * args.dim * 2
+        if need > free:
+            raise ValueError(
+                f"--store memmap at --gallery {n}: {n:,} images x {args.tokens} tokens x "
+                f"{args.dim} dims need {need / 2**30:.1f} GiB of float16 on disk, "
+                f"{free / 2**30:.1f} GiB free in {store_dir}"
+            )
 
 
 def build(gallery, args, kind="plaid", store_path=None):
