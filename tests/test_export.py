@@ -212,10 +212,11 @@ def test_upsr_export_edits_a_checkout_docs_and_test(recbole_src, tmp_path):
 def test_cli_export_refuses_unexported_papers_and_missing_sources(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["export", "teachclip", "--host-src", str(tmp_path), "--out", str(out)]) == 2
-    assert "not exportable yet" in capsys.readouterr().err
+    assert "pass a LAVIS 1.0.2 source tree" in capsys.readouterr().err
+    assert not out.exists()
     assert main(["export", "upsr", "--host-src", str(tmp_path / "missing"), "--diff"]) == 2
 
 
 def test_export_paper_names_the_known_papers(recbole_src):
-    with pytest.raises(KeyError, match="known: bagformer, sth, teachclip, upsr"):
+    with pytest.raises(KeyError, match="known: bagformer, clip4clip, sth, teachclip, upsr"):
         export_paper("sasrec", recbole_src)

@@ -787,6 +787,7 @@ def export_clip4clip(host_src: Path, repo: Path = REPO_ROOT, formatted: bool = T
         FileNotFoundError: ``host_src`` is not a LAVIS source tree.
     """
     host_src = Path(host_src)
+    host_text(host_src, "lavis/models/__init__.py")  # a LAVIS source tree, or say so
     tree = ExportTree(paper="clip4clip", host="lavis")
     _base(host_src, repo, tree)
     return _finish(tree, host_src, formatted)
@@ -801,6 +802,7 @@ def export_teachclip(host_src: Path, repo: Path = REPO_ROOT, formatted: bool = T
         FileNotFoundError: ``host_src`` is not a LAVIS source tree.
     """
     host_src = Path(host_src)
+    host_text(host_src, "lavis/models/__init__.py")  # a LAVIS source tree, or say so
     tree = ExportTree(paper="teachclip", host="lavis")
     if not has_base(host_src):
         _base(host_src, repo, tree)
