@@ -125,6 +125,7 @@ def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_pat
     (index_row,) = result["index_rows"]
     assert index_row["N"] == 40 and 0 <= index_row["recall@10_vs_exact"] <= 1
     assert index_row["latency_ms"] > index_row["search_ms"]  # the text encoding is added
+    assert index_row["albef_k2_over_index"] > 0 and index_row["albef_k4_over_index"] > 0
     assert result["bagging"]["captions"] == 12 and result["peak_rss_gb"] > 0
     report = (out / "report.md").read_text()
     assert "scaled, ±" in report and "(measured)" in report
