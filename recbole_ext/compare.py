@@ -294,7 +294,10 @@ def _recording_test_scores(network, path: Path):
         scores = full_sort_predict(interaction)
         target = interaction[network.POS_ITEM_ID]
         users = interaction[network.USER_ID].tolist()
-        rows = scores.detach().float().view(len(users), -1).cpu()
+        # a copy: RecBole then writes -inf into the padding column of the tensor it gets;
+        # the copy ranks the same way, never counting the padding item above the target
+        rows = scores.detach().float().view(len(users), -1).cpu().clone()
+        rows[:, 0] = -math.inf
         recorded["scores"].append(rows)
         recorded["targets"].append(target.cpu())
         recorded["users"].append(interaction[network.USER_ID].cpu())
@@ -389,9 +392,11 @@ def validation_curve(row: dict) -> list[tuple[float, float]]:
     elapsed = list(itertools.accumulate(curve.get("epoch_seconds", [])))
     scores = curve.get("valid_score", [])
     epochs = curve.get("valid_epochs")
-    if not epochs and len(scores) == len(elapsed):  # a curve recorded before valid_epochs
+    if not epochs:  # a curve recorded before valid_epochs
+        if len(scores) != len(elapsed):
+            return []  # validated less often than every epoch: when is not known
         epochs = range(1, len(scores) + 1)
-    return [(elapsed[epoch - 1], score) for epoch, score in zip(epochs or [], scores, strict=True)]
+    return [(elapsed[epoch - 1], score) for epoch, score in zip(epochs, scores, strict=True)]
 
 
 def best_within(points: list[tuple[float, float]], seconds: float) -> float | None:
@@ -728,6 +733,7 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
     sasrec, sasrec_compute = _run(
         "SASRec", target, data, run_dir / "sasrec-target", {**common, **baselines["SASRec"]}
     )
+    out["zero_shot_data"] = {"sources": sources, "pretrain": mixed, "target": target_info}
     out["zero_shot"] = [
         {
             "model": "UPSR zero-shot (pre-trained on " + "+".join(sources) + ")",

@@ -275,21 +275,55 @@ def test_summary_over_seeds_and_merged_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_zero_shot_reads_the_target_with_the_pretraining_texts(tmp_path):
-    # no fine-tuning: the target domain is written the way the model was pre-trained
-    from recbole_ext.compare import run_comparison
+@pytest.mark.parametrize("architecture", ["encoder-decoder", "unilm"])
+def test_zero_shot_reads_the_target_with_the_pretraining_texts(tmp_path, architecture):
+    # no fine-tuning: the target is written the way the model was pre-trained; the unilm
+    # recipe comes through upsr_config as in the supervised rows
+    from recbole_ext.compare import random_ranking, run_comparison
 
+    folder = CONFIG_DIR / "recbole" / "upsr_ablations"
+    recipe = [str(CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml"), str(folder / "curve.yaml")]
     settings = CompareSettings(
-        models=[], users=20, last=8, epochs=1, backbone="tiny", encoder_layers=None
+        models=[],
+        users=20,
+        last=8,
+        epochs=1,
+        baseline_epochs=2,
+        backbone="tiny",
+        encoder_layers=None,
+        upsr_config=[*recipe, str(folder / "unilm.yaml")] if architecture == "unilm" else None,
     )
     result = run_comparison(settings, tmp_path / "out", log=lambda _: None)
-    zero, pop = result["zero_shot"]
+    zero, sasrec, pop, random = result["zero_shot"]
     pretrain = json.loads((tmp_path / "out" / "pretrain" / "config.json").read_text())
     assert pretrain["upsr_stage"] == "pretrain"
+    assert not (tmp_path / "out" / "pretrain" / "test_ranks.jsonl").exists()  # not tested
     config = json.loads((tmp_path / "out" / "zero-shot" / "config.json").read_text())
     assert config["upsr_stage"] == "pretrain" and config["epochs"] == 0
+    assert config["upsr_init_checkpoint"].startswith(str(tmp_path / "out" / "pretrain"))
     assert [config["upsr_item_text"], config["upsr_history_text"]] == zero["texts"]
-    assert 0.0 <= zero["ndcg@10"] <= 1.0 and pop["model"].startswith("Pop")
+    assert config["plm_architecture"] == ("unilm" if architecture == "unilm" else "encoder_decoder")
+    assert zero["epochs"] == (3 if architecture == "unilm" else 1)  # the pre-training's
+    assert sasrec["model"] == "SASRec (trained on the target)" and pop["model"].startswith("Pop")
+    target = json.loads((tmp_path / "out" / "sasrec-target" / "config.json").read_text())
+    assert target["dataset"] == zero["dataset"] == "drama-slice" and target["epochs"] == 2
+    for row in (zero, sasrec, pop):  # each with its control and per-user ranks
+        assert 0.0 <= row["ndcg@10"] <= 1.0 and "passes" in row["control"]
+        assert len(row["per_user"]["rank"]) == 20
+    assert (
+        random["ndcg@10"] == random_ranking(result["zero_shot_data"]["target"]["items"])["ndcg@10"]
+    )
+    assert result["zero_shot_data"]["sources"] == ["action", "comedy"]
+
+
+def test_random_ranking_is_the_expectation_of_a_uniform_rank():
+    from recbole_ext.compare import random_ranking
+
+    items = 7
+    expected = random_ranking(items, ks=(3,))
+    ranks = [[r] for r in range(1, items + 1)]  # every rank equally likely
+    mean = {k: sum(rank_metrics(r, (3,))[k] for r in ranks) / items for k in expected}
+    assert expected == pytest.approx(mean)
 
 
 def test_the_shipped_cpu_configs_run_every_model(tmp_path):

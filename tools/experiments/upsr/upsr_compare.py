@@ -173,6 +173,7 @@ def merge(folders: list[Path], need_ranks: bool = False) -> dict:
         ],
         "commands": [c for r in runs for c in r.get("commands", [])],
         "data": runs[0]["data"],
+        "zero_shot_data": next((r["zero_shot_data"] for r in runs if "zero_shot_data" in r), None),
         "supervised": [row for r in runs for row in r["supervised"]],
         "zero_shot": [row for r in runs for row in r["zero_shot"]],
     }
@@ -211,7 +212,11 @@ def write_report(results: dict, out: Path, cold_threshold: int) -> str:
     curves = {name: points for name, points in curves.items() if points}
     results["curves"] = curves
     results["equal_training_time"] = equal_time_rows(results["supervised"], several_seeds)
-    tables = {"recipe": recipe_table(results, several_seeds)}
+    tables = {}
+    if results["supervised"]:
+        tables["recipe"] = rows_table(results, "supervised", several_seeds)
+    if results["zero_shot"]:
+        tables["zero-shot"] = rows_table(results, "zero_shot", False)
     if cold["supervised"] or cold["zero_shot"]:
         tables["cold-items"] = cold_table(results, cold_threshold)
     if results["equal_training_time"]:
@@ -312,9 +317,11 @@ def plot_curves(curves: dict[str, list], path: Path) -> None:
 
 def _training_text(row: dict) -> str:
     """What a row trained: epochs x prefixes per user (training rows), best validated epoch."""
-    if row["model"] in ANCHORS:
+    if row["model"] in ANCHORS or row["model"].startswith(ANCHORS):
         return "one pass over the training interactions"
     epochs, rows = row.get("epochs"), row.get("training_rows")
+    if epochs is None:  # a computed reference
+        return "none"
     prefixes = row.get("prefixes_per_user")
     if "prefixes_per_user" not in row:  # saved before the comparison recorded it
         text = f"{epochs} epoch{'s' if epochs != 1 else ''} ({rows:,} rows)"
@@ -329,6 +336,8 @@ def _training_text(row: dict) -> str:
         text += f", best validated epoch {list(best)[scores.index(max(scores))]}"
     if row.get("stopped_before_fit_returned"):
         text += ", stopped; saved checkpoint tested"
+    if "pretrain_curve" in row:  # zero-shot: all its training is the pre-training
+        text = "pre-training: " + text
     return text
 
 
@@ -368,11 +377,12 @@ def _train_seconds(row: dict) -> float | None:
     return sum(epochs) if epochs else None
 
 
-def recipe_table(results: dict, several_seeds: bool) -> dict:
-    """One row a result row: training, hits@10, NDCG@10 (RecBole's), the control's NDCG@10
-    mean ± sd, own-row-better share, whether it uses the history, train and test seconds."""
+def rows_table(results: dict, part: str, several_seeds: bool) -> dict:
+    """One row a result row of ``part`` (the recipe table of the supervised rows, or the
+    zero-shot rows): training, hits@10, NDCG@10 (RecBole's), the control's NDCG@10 mean ±
+    sd, own-row-better share, whether it uses the history, train and test seconds."""
     rows = []
-    for row in results["supervised"]:
+    for row in results[part]:
         control = row.get("control") or {}
         rows.append(
             [
@@ -387,8 +397,18 @@ def recipe_table(results: dict, several_seeds: bool) -> dict:
                 row.get("test_seconds"),
             ]
         )
+    data = results.get("zero_shot_data")
+    if part == "zero_shot" and data:
+        caption = (
+            f"Zero-shot: UPSR pre-trained on {' + '.join(data['sources'])} and tested, without "
+            f"training on it, on {data['target']['dataset']} ({data['target']['users']} users, "
+            f"{data['target']['items']} items), beside SASRec and Pop trained on that target "
+            "and the expected ranking of an ID model that never trained on its items (random)."
+        )
+    else:
+        caption = _caption(results, "Each row" if part == "supervised" else "Zero-shot rows")
     return {
-        "caption": _caption(results, "Each row"),
+        "caption": caption,
         "measured": _measured(results),
         "command": results.get("commands", []),
         "columns": [
