@@ -79,7 +79,7 @@ def _export(args) -> int:
         print(f"plugzoo export: --host-src {args.host_src} is not a folder", file=sys.stderr)
         return 2
     try:
-        tree = export_paper(args.paper, args.host_src)
+        tree = export_paper(args.paper, args.host_src, route=args.route)
     except ExportRefused as refused:
         print(refused, file=sys.stderr)
         return 1
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write a plugin into its host's contribution layout (docs/upstreaming.md)",
     )
-    export.add_argument("paper", help="upsr, sth (teachclip, bagformer: not yet)")
+    export.add_argument("paper", help="upsr, sth, clip4clip, teachclip, bagformer")
     export.add_argument(
         "--host-src",
         type=Path,
@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--diff", action="store_true", help="print a unified diff against --host-src"
+    )
+    export.add_argument(
+        "--route",
+        choices=("project", "core"),
+        help="sth only: MMAction2's community project projects/sth/ (default) or its core "
+        "package (mmaction/, configs/recognition/sth/, tests/)",
     )
     export.set_defaults(func=_export)
     _add_plugin_commands(commands)

@@ -275,21 +275,22 @@ def _checkpoint_key(cfg, key: str) -> str:
     return str(value)
 
 
-def load_checkpoint_of(model, cfg) -> bool:
+def load_checkpoint_of(model, cfg, **kwargs) -> bool:
     """Load ``model.finetuned`` (with ``load_finetuned``) or ``model.pretrained`` into an
-    ALBEF-based model by LAVIS's own loaders; a file refused as unsafe or unreadable stops
-    with its path and that key. Returns whether a checkpoint was loaded."""
+    ALBEF-based model by LAVIS's own loaders (``kwargs`` go to ``load_from_pretrained``);
+    a file refused as unsafe or unreadable stops with its path and that key. Returns whether
+    a checkpoint was loaded."""
     if cfg.get("load_finetuned", False):
         key, load = "finetuned", model.load_checkpoint
     elif cfg.get("pretrained", ""):
-        key, load = "pretrained", model.load_from_pretrained
+        key, load = "pretrained", functools.partial(model.load_from_pretrained, **kwargs)
     else:
         return False
     try:
         loaded = load(url_or_filename=_checkpoint_key(cfg, key))
     except CheckpointLoadError as error:
         raise error.for_key(f"model.{key}") from error
-    if key == "pretrained":
+    if key == "pretrained" and loaded is not None:  # LAVIS's loaders return the key match
         pretrained_load_report(model, loaded, cfg.pretrained)
     return True
 
@@ -353,7 +354,11 @@ def lavis_checkpoints_local_weights_only() -> bool:
     unpickle; a missing file fails with "checkpoint url or path is invalid" and no path.
     The fix gives ``lavis.models.base_model`` and ``lavis.models.albef_models`` a ``torch``
     whose ``load`` passes ``weights_only=True`` and a ``download_cached_file`` that refuses
-    (naming the URL), and names a missing file.
+    (naming the URL), and names a missing file. ``BaseModel.load_checkpoint_from_config``
+    (what models built from a config call) goes through :func:`load_checkpoint_of`, so an
+    unsafe or unreadable file is named with its config key and a pre-trained load is
+    reported, and an empty ``pretrained`` is an error naming the key (LAVIS passes None on
+    to the loader).
 
     Returns:
         True if applied by this call.
@@ -381,6 +386,16 @@ def lavis_checkpoints_local_weights_only() -> bool:
     albef_models.AlbefBase.load_from_pretrained = named_missing(
         albef_models.AlbefBase.load_from_pretrained
     )
+
+    def load_checkpoint_from_config(self, cfg, **kwargs):
+        from omegaconf import OmegaConf
+
+        finetuned = bool(cfg.get("load_finetuned", True))  # LAVIS's default
+        cfg = OmegaConf.merge(cfg, {"load_finetuned": finetuned})
+        if not load_checkpoint_of(self, cfg, **kwargs):
+            raise ValueError("model.pretrained is empty; give a local checkpoint file")
+
+    base_model.BaseModel.load_checkpoint_from_config = load_checkpoint_from_config
     return True
 
 

@@ -42,6 +42,7 @@ from plugins.export.core import (
     text_mentions,
     with_header,
 )
+from plugins.paths import REPO_ROOT
 
 LICENSE_LINES = (
     "All rights reserved.",
@@ -387,3 +388,340 @@ __all__ = [
     "set_model_configs",
     "yaml_header",
 ]
+
+
+# ---- BagFormer ---------------------------------------------------------------------------
+BAGFORMER = LavisLayout("bagformer")
+BAGFORMER_PROVENANCE = (
+    "written for plugzoo from the paper arXiv 2212.14322; not derived from released code"
+)
+BAGFORMER_PAPER = "https://arxiv.org/abs/2212.14322"
+BAGFORMER_SOURCES = {
+    "retrieval_ext/models/bagformer.py": f"{BAGFORMER.models}/bagformer_retrieval.py",
+    "retrieval_ext/models/bagging.py": f"{BAGFORMER.models}/bagging.py",
+}
+BAGFORMER_RULES = PythonRules(
+    module_map={
+        "retrieval_ext.models.bagging": BAGFORMER.model_module("bagging"),
+        "retrieval_ext.models.bagformer": BAGFORMER.model_module("bagformer_retrieval"),
+    },
+    glue=frozenset({"DEFAULTS"}),  # plugzoo's absolute path of its default config
+    text_map={
+        "retrieval_ext.models.bagging": BAGFORMER.model_module("bagging"),
+        "tools/data/lavis/bagformer_dictionary.py": BAGFORMER.readme,
+    },
+)
+BAGFORMER_DEFAULTS = "bagformer_retrieval_base.yaml"
+BAGFORMER_MODEL_CONFIGS = {
+    "BagFormerRetrieval": {"base": BAGFORMER.config_entry(BAGFORMER_DEFAULTS)},
+}
+# ALBEF's pre-training checkpoint as LAVIS's own ALBEF configs name it
+ALBEF_PRETRAINED = "https://storage.googleapis.com/sfr-pcl-data-research/ALBEF/ALBEF.pth"
+# the preprocessing LAVIS's model configs carry for load_model_and_preprocess
+BAGFORMER_PREPROCESS = {
+    "vis_processor": {
+        "train": {"name": "blip_image_train", "image_size": 256},
+        "eval": {"name": "blip_image_eval", "image_size": 256},
+    },
+    "text_processor": {"train": {"name": "blip_caption"}, "eval": {"name": "blip_caption"}},
+}
+# plugzoo's keys LAVIS does not read, and the registry names plugzoo adds
+_PLUGZOO_RUN_KEYS = ("run.score_sets", "run.select_on", "datasets.*.bad_image_policy")
+_LAVIS_NAMES = {
+    "run.runner": {"runner_portable": "runner_base"},
+    "run.lr_sched": {"linear_warmup_cosine_group_lr": "linear_warmup_cosine_lr"},
+    "run.task": {"image_text_retrieval": "retrieval"},
+    "model.pretrained": {"data/albef/ALBEF.pth": ALBEF_PRETRAINED},
+}
+_FORBIDDEN = (
+    "runner_portable",
+    "linear_warmup_cosine_group_lr",
+    "image_text_retrieval",
+    "package:",
+)
+BAGFORMER_MODEL_RULES = ConfigRules(
+    drop=("model.tokenizer", "model.model_type"),  # empty tokenizer: ALBEF's bert-base-uncased
+    set={"preprocess": BAGFORMER_PREPROCESS},
+    forbidden=_FORBIDDEN,
+)
+# plugzoo recipe -> (LAVIS recipe, dataset builder, output folder); MUGE has no LAVIS
+# builder and the embedded data is plugzoo's generated set, so neither is exported
+BAGFORMER_RECIPES = {
+    "coco_karpathy.yaml": ("ret_coco", "coco_retrieval", "Retrieval_COCO"),
+    "flickr30k.yaml": ("ret_flickr30k", "flickr30k", "Retrieval_Flickr30k"),
+}
+BAGFORMER_DATASETS = {
+    "coco_karpathy_image_text": "coco_retrieval",
+    "flickr30k_image_text": "flickr30k",
+}
+DEPENDENCY = "pyahocorasick"  # bagging.py's Aho-Corasick automaton over token ids
+
+
+def bagformer_recipe_rules(output: str, evaluate: bool) -> ConfigRules:
+    """How a plugzoo BagFormer recipe becomes a LAVIS train (or eval) recipe: LAVIS's
+    runner, schedule and ``retrieval`` task, which reports the ``merge`` score set."""
+    settings = {
+        "model.model_type": "base",
+        "run.score_set": "merge",
+        "run.output_dir": f"output/BagFormer/{output}",
+    }
+    if evaluate:  # no released checkpoint: the user names the one training wrote
+        settings.update({"model.load_finetuned": True, "model.finetuned": "", "run.evaluate": True})
+    return ConfigRules(
+        drop=("model.tokenizer", *_PLUGZOO_RUN_KEYS),
+        values=_LAVIS_NAMES,
+        rename={"datasets": BAGFORMER_DATASETS},
+        set=settings,
+        forbidden=_FORBIDDEN,
+    )
+
+
+BAGFORMER_TEST = '''"""bagformer_retrieval offline: a tiny model from the registry, a training
+loss, the score sets of its evaluation (no downloads: a generated vocabulary and dictionary)."""
+
+import torch
+from omegaconf import OmegaConf
+
+from lavis.common.registry import registry
+
+WORDS = ["a", "red", "blue", "fire", "truck", "dog", "on", "the", "grass", "tower"]
+CAPTIONS = ["a red fire truck", "a blue dog on the grass", "the fire tower", "a red dog"]
+
+
+def tiny_config(tmp_path, **overrides):
+    vocab = tmp_path / "vocab.txt"
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab.write_text("\\n".join(specials + WORDS) + "\\n")
+    dictionary = tmp_path / "entities.txt"
+    dictionary.write_text("fire truck\\nred fire\\nthe grass\\n")
+    cfg = {
+        "arch": "bagformer_retrieval",
+        "tokenizer": str(vocab),
+        "entity_dictionary": str(dictionary),
+        "vit_type": "custom",
+        "image_size": 32,
+        "vit_patch_size": 8,
+        "vit_width": 32,
+        "vit_depth": 1,
+        "vit_heads": 2,
+        "med_config_path": "configs/models/med_config_albef.json",
+        "med_config_overrides": {
+            "vocab_size": len(specials) + len(WORDS),
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "fusion_layer": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "encoder_width": 32,
+            "max_position_embeddings": 16,
+        },
+        "embed_dim": 16,
+        "max_txt_len": 12,
+    }
+    cfg.update(overrides)
+    return OmegaConf.create(cfg)
+
+
+class Gallery:
+    """The evaluation dataset's part compute_sim_matrix reads: captions, image count."""
+
+    def __init__(self, texts, images):
+        self.text, self.image = texts, list(range(images))
+
+    def __len__(self):
+        return len(self.image)
+
+
+class Loader(list):
+    """Image batches over a gallery, as LAVIS's evaluation loader yields them."""
+
+    def __init__(self, batches, dataset):
+        super().__init__(batches)
+        self.dataset = dataset
+
+
+def test_bagformer_trains_and_scores(tmp_path):
+    torch.manual_seed(0)
+    model_class = registry.get_model_class("bagformer_retrieval")
+    assert model_class is not None
+    for interaction in ("bagwise", "tokenwise", "cls_token"):
+        model = model_class.from_config(tiny_config(tmp_path, interaction=interaction))
+        samples = {
+            "image": torch.randn(4, 3, 32, 32),
+            "text_input": CAPTIONS,
+            "image_id": torch.tensor([0, 1, 2, 3]),
+        }
+        output = model(samples)
+        assert torch.isfinite(output.loss)
+        output.loss.backward()
+        model.eval()
+        loader = Loader([{"image": torch.randn(2, 3, 32, 32)}] * 2, Gallery(CAPTIONS, 4))
+        task_cfg = OmegaConf.create({"k_test": 2})
+        score_sets = model.compute_sim_matrix(loader, task_cfg)
+        assert set(score_sets) == {"recall", "rank", "merge", "cls"}
+        for i2t, t2i in score_sets.values():
+            assert i2t.shape == (4, 4) and t2i.shape == (4, 4)
+        task_cfg.score_set = "merge"  # LAVIS's retrieval task reads one pair
+        i2t, t2i = model.compute_sim_matrix(loader, task_cfg)
+        assert (i2t == score_sets["merge"][0]).all()
+'''
+
+
+def _bagformer_readme(recipes: list[str]) -> str:
+    """``projects/bagformer/README.md`` in the form of LAVIS's paper pages."""
+    lines = [
+        "# BagFormer: Better Cross-Modal Retrieval via Bag-wise Interaction",
+        "",
+        f"[Paper]({BAGFORMER_PAPER})",
+        "",
+        "BagFormer is a dual encoder for image-text retrieval on ALBEF's parts. A caption's "
+        "tokens are grouped into bags (an entity of a dictionary is one bag, every other word "
+        "piece a bag of its own) and scored against the image's tokens by bag-wise late "
+        "interaction (MaxSim). Training adds a bag-wise contrastive loss to ALBEF's "
+        "image-text alignment and matching losses; inference offers the bag-wise recall, "
+        "the re-rank of its top `k_test` by the fusion encoder, and their sum (`merge`).",
+        "",
+        "This implementation is written from the paper; it does not derive from the "
+        f"authors' released code, which carries no licence. Provenance: {BAGFORMER_PROVENANCE}.",
+        "No checkpoint is released with it.",
+        "",
+        "## Install",
+        "",
+        "```bash",
+        "pip install -e .   # LAVIS, with pyahocorasick (the bagging layer's automaton)",
+        "```",
+        "",
+        "## Entity dictionary",
+        "",
+        "`model.entity_dictionary` is a UTF-8 file, one phrase per line; it has no default. "
+        "Build one from your training captions (frequent collocations, e.g. with NLTK's "
+        "collocation finders) or from a noun-phrase list. `model.bag_rule: official` matches "
+        "as the paper's released code does (a 3+-token entity needs each of its 2+-token "
+        "prefixes in the dictionary, the leftmost match wins, an empty bag between two "
+        "adjacent entities counts); `longest` takes the longest entity at each position.",
+        "",
+        "## Model Zoo",
+        "",
+        "```python",
+        "from omegaconf import OmegaConf",
+        "from lavis.common.registry import registry",
+        "",
+        'model_class = registry.get_model_class("bagformer_retrieval")',
+        'cfg = OmegaConf.load(model_class.default_config_path("base")).model',
+        'cfg.entity_dictionary = "entities.txt"',
+        "model = model_class.from_config(cfg)  # ALBEF's pre-trained weights, bert-base-uncased",
+        "```",
+        "",
+        '`load_model("bagformer_retrieval", "base")` stops asking for '
+        "`model.entity_dictionary`: a bag-wise model needs your dictionary. "
+        "`model.interaction` selects the paper's ablations: `bagwise` (BagFormer), "
+        '`tokenwise` (every token a bag: "w/o bagging layer") and `cls_token` (no late '
+        'interaction: "w/o late interaction").',
+        "",
+        "## Training and evaluation",
+        "",
+        "```bash",
+        *[
+            f"python -m torch.distributed.run --nproc_per_node=8 train.py --cfg-path "
+            f"{BAGFORMER.recipe('train', name + '_ft.yaml')}"
+            for name in recipes
+        ],
+        *[
+            f"python -m torch.distributed.run --nproc_per_node=8 evaluate.py --cfg-path "
+            f"{BAGFORMER.recipe('eval', name + '_eval.yaml')} --options "
+            "model.finetuned=CHECKPOINT"
+            for name in recipes
+        ],
+        "```",
+        "",
+        "LAVIS's `retrieval` task reports one score set, `run.score_set` (`merge` in these "
+        "recipes; `recall`, `rank` or `cls` also). Called without it, "
+        "`compute_sim_matrix` returns all four as `{name: (i2t, t2i)}`.",
+        "",
+        "## Results",
+        "",
+        "None yet: these recipes have not been run on COCO or Flickr30k. The implementation "
+        "was checked on small generated image-text data only.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        "@article{hou2022bagformer,",
+        "  title   = {BagFormer: Better Cross-Modal Retrieval via bag-wise interaction},",
+        "  author  = {Hou, Haowen and Yan, Xiaopeng and Zhang, Yigeng and Lian, Fengzong and "
+        "Kang, Zhanhui},",
+        "  journal = {arXiv preprint arXiv:2212.14322},",
+        "  year    = {2022}",
+        "}",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_bagformer(host_src: Path, repo: Path = REPO_ROOT, formatted: bool = True) -> ExportTree:
+    """The LAVIS tree of BagFormer against the LAVIS source ``host_src``: the model family,
+    its default config, COCO and Flickr30k recipes, the registration, the paper page, an
+    offline test, and ``pyahocorasick`` in ``requirements.txt``.
+
+    Raises:
+        ExportRefused: something exported would still depend on plugzoo or on Python > 3.7.
+        FileNotFoundError: ``host_src`` is not a LAVIS source tree.
+    """
+    from plugins.export.recbole import format_python  # black at 88 columns, as LAVIS's hook
+
+    host_src = Path(host_src)
+    tree = ExportTree(paper="bagformer", host="lavis")
+    problems: list[str] = []
+    for source, target in BAGFORMER_SOURCES.items():
+        try:
+            tree.files[target] = rewrite_model_file(
+                (repo / source).read_text(encoding="utf-8"),
+                source,
+                BAGFORMER_RULES,
+                BAGFORMER_PROVENANCE,
+                configs=BAGFORMER_MODEL_CONFIGS if source.endswith("bagformer.py") else None,
+            )
+        except ExportRefused as refused:
+            problems.extend(refused.problems)
+    if problems:
+        raise ExportRefused("bagformer", problems)
+    tree.files[f"{BAGFORMER.models}/__init__.py"] = python_header(
+        '"""BagFormer: bag-wise late interaction on ALBEF\'s parts."""\n', BAGFORMER_PROVENANCE
+    )
+    init = "lavis/models/__init__.py"
+    tree.files[init] = register_import(
+        host_text(host_src, init),
+        init,
+        BAGFORMER.model_module("bagformer_retrieval"),
+        ["BagFormerRetrieval"],
+    )
+    requirements = host_text(host_src, "requirements.txt")
+    tree.files["requirements.txt"] = requirements.rstrip("\n") + f"\n{DEPENDENCY}\n"
+
+    defaults = f"{BAGFORMER.model_configs}/{BAGFORMER_DEFAULTS}"
+    tree.files[defaults] = convert_config(
+        repo / "retrieval_ext/configs/models" / BAGFORMER_DEFAULTS,
+        BAGFORMER_MODEL_RULES,
+        BAGFORMER_PROVENANCE,
+        defaults,
+    )
+    for source, (name, _, output) in BAGFORMER_RECIPES.items():
+        for kind in ("train", "eval"):
+            suffix = "_ft.yaml" if kind == "train" else "_eval.yaml"
+            target = BAGFORMER.recipe(kind, name + suffix)
+            tree.files[target] = convert_config(
+                repo / "configs/lavis/bagformer" / source,
+                bagformer_recipe_rules(output, evaluate=kind == "eval"),
+                BAGFORMER_PROVENANCE,
+                target,
+            )
+    tree.files[BAGFORMER.readme] = _bagformer_readme(
+        [name for name, _, _ in BAGFORMER_RECIPES.values()]
+    )
+    tree.files["tests/models/test_bagformer.py"] = python_header(
+        BAGFORMER_TEST, BAGFORMER_PROVENANCE
+    )
+    check_tree(tree, BAGFORMER_PROVENANCE, "bagformer")
+    if formatted:
+        tree.files = format_python(tree.files)
+    return tree

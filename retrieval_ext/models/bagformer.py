@@ -33,7 +33,8 @@ TWC: "w/o late interaction"). In the image-to-text direction the masked bags are
 vectors as released (``i2t_masked_bags: official``: each image token's best score is at
 least 0) or left out of the max (``exclude``).
 
-Evaluation (:meth:`compute_sim_matrix`) returns three score sets, ``{name: (i2t, t2i)}``:
+Evaluation (:meth:`compute_sim_matrix`) returns three score sets, ``{name: (i2t, t2i)}``,
+or the one ``run.score_set`` names (LAVIS's ``retrieval`` task reads one pair):
 ``recall`` (bag-wise similarity over all pairs from precomputed image token embeddings;
 the [CLS] cosine for ``cls_token``), ``rank`` (ITM score of the fusion encoder on the top
 ``k_test`` candidates of ``recall``) and ``merge`` (``rank`` + ``recall``); also ``cls``
@@ -42,8 +43,12 @@ the [CLS] cosine for ``cls_token``), ``rank`` (ITM score of the fusion encoder o
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
+import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from retrieval_ext.models.bagging import (
@@ -59,19 +64,16 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from lavis.common.registry import registry
+from lavis.common.utils import get_abs_path
 from lavis.models.albef_models import AlbefBase
-from lavis.models.med import XBertEncoder
+from lavis.models.med import BertConfig, XBertEncoder
+from lavis.models.vit import VisionTransformerEncoder
+from omegaconf import OmegaConf
 from torch import nn
+from transformers import BertTokenizer
 from transformers.utils import ModelOutput
 
-from plugins.compat.lavis_albef import (
-    image_encoder_from_config,
-    load_checkpoint_of,
-    load_tokenizer,
-    text_config,
-)
-
-DEFAULTS = (
+DEFAULTS = (  # the package's default config (an export writes LAVIS's relative form)
     Path(__file__).resolve().parents[1] / "configs" / "models" / "bagformer_retrieval_base.yaml"
 )
 INTERACTIONS = ("bagwise", "tokenwise", "cls_token")
@@ -99,6 +101,73 @@ def _soft_targets(image_ids: torch.Tensor) -> torch.Tensor:
 
 def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -(F.log_softmax(logits, dim=1) * targets).sum(1).mean()
+
+
+def load_tokenizer(source, default):
+    """The BERT tokenizer ``model.tokenizer`` names: empty for ``default()`` (ALBEF's,
+    bert-base-uncased from the Hugging Face hub), a local folder holding ``vocab.txt``, a
+    ``vocab.txt`` file, or ``package:<module>``, an installed package whose
+    ``get_model_path()`` returns such a folder."""
+    if not source:
+        return default()
+    source = str(source)
+    if "://" in source:
+        raise ValueError(f"model.tokenizer: {source!r} is a URL; give a local folder or file")
+    if source.startswith("package:"):
+        module = importlib.import_module(source[len("package:") :])
+        path = Path(module.get_model_path())
+    else:
+        path = Path(source).expanduser()
+    vocab = path / "vocab.txt" if path.is_dir() else path
+    if not vocab.is_file():
+        raise FileNotFoundError(
+            f"model.tokenizer: no BERT vocabulary at {vocab} (expected a folder holding "
+            "vocab.txt, or the vocab.txt file itself)"
+        )
+    if path.is_dir():
+        return BertTokenizer.from_pretrained(str(path), local_files_only=True)
+    return BertTokenizer(vocab_file=str(path))
+
+
+def text_config(cfg) -> BertConfig:
+    """The text encoder's ``BertConfig``: ``med_config_path`` (a local file; a relative path
+    that is not a file in the working directory is read from LAVIS's package, as ALBEF
+    reads it) with ``med_config_overrides`` applied."""
+    path = str(cfg.get("med_config_path", "configs/models/med_config_albef.json"))
+    if "://" in path:
+        raise ValueError(f"model.med_config_path: {path!r} is a URL; give a local file")
+    if not os.path.isabs(path) and not os.path.isfile(path):
+        path = get_abs_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model.med_config_path: no BERT config file at {path}")
+    with open(path, encoding="utf-8") as handle:
+        values = json.load(handle)
+    overrides = cfg.get("med_config_overrides", None)
+    if overrides:
+        if OmegaConf.is_config(overrides):
+            overrides = OmegaConf.to_container(overrides, resolve=True)
+        values.update(overrides)
+    return BertConfig(**values)
+
+
+def image_encoder_from_config(cfg) -> VisionTransformerEncoder:
+    """LAVIS's ViT: ``vit_type`` base or large as ALBEF builds them (random weights), or
+    ``custom`` sized by ``vit_width``, ``vit_depth``, ``vit_heads``, ``vit_patch_size``."""
+    if cfg.get("vit_type", "base") != "custom":
+        return VisionTransformerEncoder.from_config(cfg, from_pretrained=False)
+    width = int(cfg.vit_width)
+    encoder = VisionTransformerEncoder(
+        img_size=int(cfg.get("image_size", 384)),
+        patch_size=int(cfg.get("vit_patch_size", 16)),
+        embed_dim=width,
+        depth=int(cfg.vit_depth),
+        num_heads=int(cfg.vit_heads),
+        mlp_ratio=float(cfg.get("vit_mlp_ratio", 4.0)),
+        drop_path_rate=float(cfg.get("vit_drop_path_rate", 0)),
+        norm_layer=partial(nn.LayerNorm, eps=float(cfg.get("vit_layer_norm_epsilon", 1e-6))),
+    )
+    encoder.vision_width = width
+    return encoder
 
 
 @registry.register_model("bagformer_retrieval")
@@ -431,9 +500,11 @@ class BagFormerRetrieval(AlbefBase):
 
     @torch.no_grad()
     def compute_sim_matrix(self, data_loader, task_cfg):
-        """``{"recall", "rank", "merge", "cls"}: (i2t, t2i)`` numpy matrices. The rank stage
-        re-scores the top ``task_cfg.k_test`` recall candidates of each row with ITM (the
-        rows are split between processes and summed); other entries get ``BELOW_TOP_K``."""
+        """``{"recall", "rank", "merge", "cls"}: (i2t, t2i)`` numpy matrices, or the one
+        pair ``task_cfg.score_set`` names (what LAVIS's ``retrieval`` task reads). The rank
+        stage re-scores the top ``task_cfg.k_test`` recall candidates of each row with ITM
+        (the rows are split between processes and summed); other entries get
+        ``BELOW_TOP_K``."""
         gallery = self.encode_gallery(data_loader)
         recall_i2t, recall_t2i = self.recall_scores(gallery)
         cls = gallery["image_cls"] @ gallery["text_cls"].t()
@@ -469,39 +540,47 @@ class BagFormerRetrieval(AlbefBase):
         def pair(i2t, t2i):
             return i2t.cpu().numpy(), t2i.cpu().numpy()
 
-        return {
+        score_sets = {
             "recall": pair(recall_i2t, recall_t2i),
             "rank": pair(rank_i2t, rank_t2i),
             "merge": pair(merge_i2t, merge_t2i),
             "cls": pair(cls, cls.t()),
         }
+        score_set = getattr(task_cfg, "score_set", None)
+        if score_set is None:
+            return score_sets
+        if score_set not in score_sets:
+            raise ValueError(f"run.score_set: {score_set!r} is not one of {', '.join(score_sets)}")
+        return score_sets[score_set]
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg=None):
-        """Every hyper-parameter from ``cfg`` with defaults; the parts are LAVIS's, built
-        offline as for ``albef_retrieval`` (``tokenizer``, ``vit_type``, ``med_config_path``,
-        ``med_config_overrides``; see plugins/compat/lavis_albef.py). Checkpoints:
-        ``pretrained`` (an ALBEF or BagFormer checkpoint, LAVIS's ALBEF loader) or, with
-        ``load_finetuned``, ``finetuned``; local files, ``weights_only=True``."""
+        """Every hyper-parameter from ``cfg`` with defaults; LAVIS's ALBEF parts built
+        without downloads (``tokenizer``, see :func:`load_tokenizer`; ``vit_type``;
+        ``med_config_path``, ``med_config_overrides``). Checkpoints through LAVIS's
+        ``load_checkpoint_from_config``: ``pretrained`` (an ALBEF or BagFormer checkpoint,
+        ALBEF's loader) or, with ``load_finetuned``, ``finetuned``; neither: random
+        weights."""
         interaction = str(cfg.get("interaction", "bagwise"))
         if interaction not in INTERACTIONS:  # before building anything
             raise ValueError(
                 f"model.interaction: {interaction!r} is not one of {', '.join(INTERACTIONS)}"
             )
-        tokenizer = load_tokenizer(cfg.get("tokenizer", None))
+        if cfg.get("load_finetuned", False) and not cfg.get("finetuned", ""):
+            raise ValueError("model.load_finetuned is true but model.finetuned is empty")
+        dictionary = cfg.get("entity_dictionary", None)
+        if interaction == "bagwise" and not dictionary:  # before loading the tokenizer
+            raise ValueError(
+                "model.entity_dictionary is required for interaction 'bagwise' (a UTF-8 "
+                "file, one phrase per line; see tools/data/lavis/bagformer_dictionary.py)"
+            )
+        rule = str(cfg.get("bag_rule", "official"))
+        if rule not in BAG_RULES:
+            raise ValueError(f"model.bag_rule: {rule!r} is not one of {', '.join(BAG_RULES)}")
+        tokenizer = load_tokenizer(cfg.get("tokenizer", ""), cls.init_tokenizer)
         bagger = None
         if interaction == "bagwise":
-            dictionary = cfg.get("entity_dictionary", None)
-            if not dictionary:
-                raise ValueError(
-                    "model.entity_dictionary is required for interaction 'bagwise' (a UTF-8 "
-                    "file, one phrase per line; tools/data/lavis/bagformer_dictionary.py "
-                    "derives one)"
-                )
-            rule = str(cfg.get("bag_rule", "official"))
-            if rule not in BAG_RULES:
-                raise ValueError(f"model.bag_rule: {rule!r} is not one of {', '.join(BAG_RULES)}")
             bagger = EntityBagger.from_file(dictionary, tokenizer, rule=rule)
         model = cls(
             image_encoder=image_encoder_from_config(cfg),
@@ -522,6 +601,9 @@ class BagFormerRetrieval(AlbefBase):
             max_txt_len=int(cfg.get("max_txt_len", 30)),
             gallery_memory_gb=float(cfg.get("gallery_memory_gb", 16.0)),
         )
-        if not load_checkpoint_of(model, cfg):  # refusals name the file and the key
+        finetuned = bool(cfg.get("load_finetuned", False))  # LAVIS's default is true
+        if finetuned or cfg.get("pretrained", ""):
+            model.load_checkpoint_from_config(OmegaConf.merge(cfg, {"load_finetuned": finetuned}))
+        else:
             logging.info("bagformer_retrieval: pretrained is empty, random initialisation")
         return model

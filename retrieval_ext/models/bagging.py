@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ahocorasick
 import torch
 import torch.nn.functional as F
 
@@ -108,6 +107,8 @@ class EntityBagger:
     ):
         if rule not in BAG_RULES:
             raise ValueError(f"model.bag_rule: {rule!r} is not one of {', '.join(BAG_RULES)}")
+        import ahocorasick  # here: importing the model package does not need it
+
         self.rule = rule
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_SEQUENCE)
         self.num_entities = 0
@@ -203,7 +204,8 @@ class EntityBagger:
         token carries (:func:`pool_bags` keeps it, with a zero sum)."""
         rows = []
         lengths = attention_mask.sum(1).tolist()
-        for ids, length in zip(input_ids.tolist(), lengths, strict=True):
+        for row, ids in enumerate(input_ids.tolist()):
+            length = lengths[row]
             index = [0]
             for number, bag in enumerate(self.bags(ids[1:length]), start=1):
                 index += [number] * len(bag)  # positions count from after [CLS]
@@ -215,8 +217,8 @@ class EntityBagger:
         lengths = attention_mask.sum(1).tolist()
         return torch.tensor(
             [
-                len(self.spans(tuple(ids[1:n])))
-                for ids, n in zip(input_ids.tolist(), lengths, strict=True)
+                len(self.spans(tuple(ids[1 : lengths[row]])))
+                for row, ids in enumerate(input_ids.tolist())
             ]
         )
 
