@@ -348,16 +348,23 @@ def test_the_shipped_cpu_configs_run_every_model(tmp_path):
 
 @pytest.mark.parametrize(
     "ablation",
-    ["sum_scores.yaml", "title_texts.yaml", "history_20.yaml", "unilm.yaml", "unilm_rank.yaml"],
+    [
+        "sum_scores.yaml",
+        "title_texts.yaml",
+        "history_20.yaml",
+        "unilm.yaml",
+        "unilm_rank.yaml",
+        "unilm_all_prefixes.yaml",
+    ],
 )
 def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablation):
     # upsr_ml100k_cpu.yaml + upsr_ablations/curve.yaml + one ablation (unilm_rank.yaml stacks
-    # over unilm.yaml), tiny backbone, a slice
+    # over unilm.yaml, as unilm_all_prefixes.yaml does), tiny backbone, a slice
     upsr_compare = load_tool("upsr_compare")
     out = tmp_path / "out"
     folder = CONFIG_DIR / "recbole" / "upsr_ablations"
     files = [CONFIG_DIR / "recbole" / "upsr_ml100k_cpu.yaml", folder / "curve.yaml"]
-    if ablation == "unilm_rank.yaml":
+    if ablation in ("unilm_rank.yaml", "unilm_all_prefixes.yaml"):
         files.append(folder / "unilm.yaml")
     argv = ["--models", "UPSR", "--users", "12", "--last", "15", "--backbone", "tiny"]
     argv += ["--no-zero-shot", "--upsr-config", *map(str, [*files, folder / ablation])]
@@ -367,11 +374,15 @@ def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablati
     assert config["test_users"] == 200
     assert config["history_token_budget"] == (384 if ablation == "history_20.yaml" else 128)
     curve = json.loads((out / "UPSR" / "progress.json").read_text())
-    epochs = 3 if ablation.startswith("unilm") else 4
+    epochs = {"unilm_all_prefixes.yaml": 1, "unilm.yaml": 3, "unilm_rank.yaml": 3}.get(ablation, 4)
     assert row["epochs"] == epochs and len(curve["valid_score"]) == epochs  # validated each
     if ablation.startswith("unilm"):
         assert config["plm_architecture"] == "unilm" and row["layers"] == "2 (one stack)"
-        assert config["train_prefixes_per_user"] == 12
+        if ablation == "unilm_all_prefixes.yaml":  # RecBole's loader: one row per prefix
+            assert config["train_prefixes_per_user"] is None is row["prefixes_per_user"]
+            assert row["training_rows"] == 12 * (15 - 3)  # 15 interactions: 12 train targets
+        else:
+            assert config["train_prefixes_per_user"] == row["prefixes_per_user"] == 12
         assert config["upsr_rank_weight"] == (1.0 if ablation == "unilm_rank.yaml" else 0.0)
         assert {"hits@10", "control_hits@10", "passes"} <= set(row["control"])  # its control
     elif ablation == "sum_scores.yaml":
