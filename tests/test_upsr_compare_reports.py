@@ -230,3 +230,29 @@ def test_a_run_keeps_each_users_held_out_item_its_training_count_and_curve(tmp_p
     assert [c["row"] for c in cold] == ["SASRec", "Pop"]
     expected = sum(training[item] <= 5 for item in sasrec["per_user"]["item"])
     assert cold[0]["users"] == expected
+
+
+def test_cold_items_over_seeds(tmp_path):
+    upsr_compare = load_tool("upsr_compare")
+    rows = []
+    for seed, cold_rank in ((1, 1), (2, 3)):
+        per_user = {
+            "user": ["1", "2", "3"],
+            "item": ["10", "20", "30"],
+            "item_train_interactions": [0, 3, 40],
+            "rank": [cold_rank, 50, 1],
+            "control_ranks": [[60, 60, 60], [70, 70, 70]],
+        }
+        row = _row("UPSR", None, 0.02, per_user, epochs=1, prefixes_per_user=3)
+        rows.append(row | {"seed": seed, "training_rows": 10, "train_seconds": 5.0})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(_results(rows)))
+    out = tmp_path / "out"
+    assert upsr_compare.main(["--rescore", str(tmp_path / "run"), "--out", str(out)]) == 0
+    tables = json.loads((out / "table.json").read_text())
+    assert [row[0] for row in tables["cold-items"]["rows"]] == ["UPSR seed 1", "UPSR seed 2"]
+    (summary,) = tables["cold-items-over-seeds"]["rows"]
+    # two cold users a seed, the first ranked 1st (NDCG 1) or 3rd (NDCG 0.5), the other 50th
+    assert summary[:4] == ["UPSR", 2, "2 / 2", "1 / 1"]
+    assert summary[4] == pytest.approx([0.375, 0.125 * 2**0.5])
+    assert summary[5] == [0.0, 0.0] and summary[6] == 1.0 and summary[7] == "yes"

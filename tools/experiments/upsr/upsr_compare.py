@@ -44,6 +44,8 @@ from recbole_ext.compare import (
 
 from tabulate import tabulate
 
+from plugins.benchmarking import mean_std
+
 TOOL = "tools/experiments/upsr/upsr_compare.py"
 
 
@@ -219,6 +221,8 @@ def write_report(results: dict, out: Path, cold_threshold: int) -> str:
         tables["zero-shot"] = rows_table(results, "zero_shot", False)
     if cold["supervised"] or cold["zero_shot"]:
         tables["cold-items"] = cold_table(results, cold_threshold)
+    if len({c["seed"] for c in cold["supervised"] if c.get("users")}) > 1:
+        tables["cold-items-over-seeds"] = cold_seed_table(results, cold_threshold)
     if results["equal_training_time"]:
         tables["equal-training-time"] = equal_time_table(results)
     (out / "table.json").write_text(json.dumps(tables, indent=1))
@@ -267,11 +271,15 @@ def cold_item_rows(rows: list[dict], threshold: int) -> list[dict]:
     several_seeds = len({r.get("seed") for r in rows}) > 1
     out = []
     for row in rows:
-        name = row_name(row, several_seeds)
+        name = {
+            "row": row_name(row, several_seeds),
+            "group": row_name(row),
+            "seed": row.get("seed"),
+        }
         if row.get("per_user"):
-            out.append({"row": name, **cold_items(row["per_user"], threshold)})
+            out.append({**name, **cold_items(row["per_user"], threshold)})
         elif row.get("control"):
-            out.append({"row": name, "missing": "no per-user ranks (run before they were kept)"})
+            out.append({**name, "missing": "no per-user ranks (run before they were kept)"})
     return out
 
 
@@ -473,6 +481,53 @@ def cold_table(results: dict, threshold: int) -> dict:
             "No per-user ranks saved (run before they were kept): " + ", ".join(missing) + "."
         )
     return table
+
+
+def cold_seed_table(results: dict, threshold: int) -> dict:
+    """The supervised cold-item rows summarised over seeds, one row a model (and label)."""
+    groups: dict[str, list[dict]] = {}
+    for cold in results["cold_items"]["supervised"]:
+        if cold.get("users"):
+            groups.setdefault(cold["group"], []).append(cold)
+    rows = []
+    for name, runs in groups.items():
+        passes = sum(c["passes"] for c in runs)
+        rows.append(
+            [
+                name,
+                len(runs),
+                " / ".join(str(c["users"]) for c in runs),
+                " / ".join(str(c["hits@10"]) for c in runs),
+                list(mean_std([c["ndcg@10"] for c in runs])),
+                list(mean_std([c["control_ndcg@10"] for c in runs])),
+                sum(c["own_row_better_share"] for c in runs) / len(runs),
+                "yes"
+                if passes == len(runs)
+                else "no"
+                if not passes
+                else f"{passes} of {len(runs)} seeds",
+            ]
+        )
+    return {
+        "caption": _caption(
+            results,
+            f"Test users whose held-out item has at most {threshold} training interactions, "
+            "mean ± sample standard deviation over seeds",
+        ),
+        "measured": _measured(results),
+        "command": results.get("commands", []),
+        "columns": [
+            "row",
+            "seeds",
+            "cold test users (per seed)",
+            "hits@10 (per seed)",
+            {"name": "NDCG@10", "format": "{:.4f} ± {:.4f}"},
+            {"name": "control NDCG@10", "format": "{:.4f} ± {:.4f}"},
+            {"name": "own row better", "format": "{:.2f}"},
+            "uses the history",
+        ],
+        "rows": rows,
+    }
 
 
 def equal_time_table(results: dict) -> dict:
