@@ -13,8 +13,8 @@ its own two convs (``spatial`` and ``temporal``) where it returns ``None``: in t
   at each call with autograd, so that gradients reach ``spatial.weight``, cached otherwise.
 - Inference (no autograd, float32 on the CPU), either arrangement: oneDNN's kernels with
   packed weights and fused adds, in :mod:`.sth_onednn`. They call private PyTorch ops, so
-  that module is optional: where it is absent (the code ``plugzoo export`` contributes to
-  MMAction2), inference runs the plain operators here and in ``STHConv``.
+  that module is optional: where it is absent, inference runs the plain operators here and
+  in ``STHConv``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 try:  # oneDNN's inference kernels: private torch ops, an optional module
     from . import sth_onednn
-except ModuleNotFoundError:
+except ImportError:  # `from . import` of a missing module raises ImportError
     sth_onednn = None
 
 
@@ -34,9 +34,9 @@ def choose_arrangement(conv, arrangement: str, conv_groups: int) -> str:
     ``'masked'`` where the spatial input groups rotate (``conv_groups > 1``) and each output
     group has fewer than 32 channels: there oneDNN's grouped conv runs its narrow groups at
     a lower multiply-add rate than its dense conv, enough for the dense conv with a
-    fraction ``r`` of zero taps to finish first (``tools/analysis_tools/sth_efficiency.py``
-    times both). Without rotation the spatial taps are already one dense conv, and a block
-    without spatial taps has nothing to mask: both are ``'grouped'``.
+    fraction ``r`` of zero taps to finish first (both timed on CPU). Without rotation the
+    spatial taps are already one dense conv, and a block without spatial taps has nothing
+    to mask: both are ``'grouped'``.
     """
     if arrangement != "auto":
         return arrangement if conv.spatial is not None else "grouped"

@@ -55,7 +55,9 @@ class PythonRules:
         text_map: replacements applied to comments and string literals only (paths and
             dotted names of plugzoo files the docstrings point at).
         header: comment lines that replace the file's leading comment block.
-        relative_imports: keep relative imports (the package is exported with its layout).
+        relative_imports: keep relative imports (the package is exported with its layout);
+            otherwise a relative import is resolved and mapped by ``module_map`` (relative
+            again inside the file's host package), and refused where nothing maps it.
     """
 
     module_map: dict[str, str]
@@ -143,7 +145,14 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
             if node.level and rules.relative_imports:
                 continue
             if node.level:
-                problems.append(f"{path}:{node.lineno}: relative import (use absolute imports)")
+                statement = _mapped_relative_import(node, path, rules)
+                if statement is None:
+                    problems.append(
+                        f"{path}:{node.lineno}: relative import with no host module "
+                        "(use absolute imports, or map the module)"
+                    )
+                else:
+                    source.replace(node, statement)
                 continue
             if not _is_plugzoo(node.module):
                 continue
@@ -228,6 +237,35 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
     if problems:
         raise ExportRefused(path, problems)
     return with_header(rewritten, rules.header)
+
+
+def _module_of(path: str) -> str:
+    """The dotted module of the repository file ``path`` (a package for ``__init__.py``)."""
+    parts = list(Path(path).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _mapped_relative_import(node: ast.ImportFrom, path: str, rules: PythonRules) -> str | None:
+    """The host form of the relative import ``node`` of the plugzoo file ``path``: relative
+    again where the host module lies in the file's own host package, absolute elsewhere;
+    None where the imported module has no host module."""
+    package = _module_of(path).split(".")
+    if not path.endswith("__init__.py"):
+        package = package[:-1]
+    if node.level - 1 > len(package) - 1:
+        return None
+    base = package[: len(package) - (node.level - 1)]
+    target = rules.host_module(".".join(base + ([node.module] if node.module else [])))
+    own = rules.host_module(_module_of(path))
+    if target is None or own is None:
+        return None
+    own_package = own if path.endswith("__init__.py") else own.rpartition(".")[0]
+    names = ", ".join(a.name if a.asname is None else f"{a.name} as {a.asname}" for a in node.names)
+    if target == own_package:
+        return f"from . import {names}"
+    if target.startswith(own_package + "."):
+        return f"from .{target[len(own_package) + 1 :]} import {names}"
+    return f"from {target} import {names}"
 
 
 def _map_comments_and_strings(text: str, text_map: dict[str, str]) -> str:
