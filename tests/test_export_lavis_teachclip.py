@@ -277,7 +277,7 @@ def test_teachclip_trains_one_step_and_evaluates_with_lavis_runner_base(exported
         "run.device=cpu",
         "run.distributed=false",
         "run.use_dist_eval_sampler=false",
-        "run.batch_size_train=2",
+        "run.batch_size_train=4",  # every training caption of the split: one step
         "run.batch_size_eval=2",
         "run.num_workers=0",
         "run.max_epoch=1",

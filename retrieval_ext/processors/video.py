@@ -94,7 +94,9 @@ def _decode_decord(path: str, sampler) -> np.ndarray:
 
     reader = decord.VideoReader(path, num_threads=1)
     indices = sampler(len(reader), reader.get_avg_fps())
-    return reader.get_batch(indices.tolist()).asnumpy()
+    batch = reader.get_batch(indices.tolist())
+    # decord's output type is process-wide: LAVIS's ALPRO processors switch it to torch
+    return batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
 
 
 def _pyav_pick(path: str, wanted: np.ndarray) -> tuple[dict, int]:
