@@ -2,8 +2,9 @@
 
 :class:`TokenIndex` (ColBERT-style, on FAISS): every image token in one FAISS index
 (``flat`` exact, ``hnsw`` graph, ``ivf`` k-means cells, ``ivfpq`` product-quantised cells,
-their tokens re-scored exactly by ``IndexRefineFlat`` or, with ``refine_factor=0``, ranked
-by their codes alone so that no float copy of the tokens sits in memory). A query's bags
+their tokens re-scored exactly by ``IndexRefineFlat``, or from the stored float16 tokens
+with ``refine_from="store"`` so that no float32 copy sits in memory, or, with
+``refine_factor=0``, ranked by their codes alone). A query's bags
 each fetch their ``tokens_per_bag`` nearest tokens; the images owning them are the
 candidates, and every candidate is scored by exact bag-wise MaxSim from the stored tokens.
 An image whose tokens no bag retrieves is never scored, so recall depends on
@@ -239,8 +240,10 @@ class TokenIndex:
         hnsw_neighbours: graph degree of ``hnsw`` (FAISS's M).
         pq_bytes: bytes per token of ``ivfpq`` codes (divides ``dim``).
         refine_factor: ``ivfpq`` fetches ``refine_factor`` times the tokens asked for and
-            re-scores them exactly (``IndexRefineFlat``, which keeps a float32 copy of every
-            token); 0: the tokens are ranked by their codes alone (no copy).
+            re-scores them exactly; 0: the tokens are ranked by their codes alone.
+        refine_from: where ``ivfpq`` re-scores them: ``faiss`` (``IndexRefineFlat``, which
+            keeps a float32 copy of every token) or ``store`` (the exact stage's stored
+            tokens, read by token id: no copy, and paged in from a memmap store).
         store_dtype: ``float32`` or ``float16`` storage for the exact stage.
         store_path: a file for that storage as an ``np.memmap`` (float16 only) instead of
             memory; needs ``capacity``.
@@ -257,6 +260,7 @@ class TokenIndex:
         hnsw_neighbours: int = 32,
         pq_bytes: int = 16,
         refine_factor: int = 4,
+        refine_from: str = "faiss",
         store_dtype: str = "float16",
         store_path: str | Path | None = None,
         capacity: int | None = None,
@@ -268,6 +272,8 @@ class TokenIndex:
             raise ValueError(f"store_dtype {store_dtype!r}: expected one of {list(STORE_DTYPES)}")
         if kind == "ivfpq" and dim % pq_bytes:
             raise ValueError(f"pq_bytes={pq_bytes} must divide the token width {dim}")
+        if refine_from not in ("faiss", "store"):
+            raise ValueError(f"refine_from {refine_from!r}: expected 'faiss' or 'store'")
         if store_path is not None and (store_dtype != "float16" or not capacity):
             raise ValueError(
                 f"store_path={str(store_path)!r} needs store_dtype='float16' and a capacity "
@@ -277,6 +283,7 @@ class TokenIndex:
         self.cells = cells if kind in ("ivf", "ivfpq") else None
         self.hnsw_neighbours, self.pq_bytes = hnsw_neighbours, pq_bytes
         self.refine_factor, self.store_dtype, self.seed = refine_factor, store_dtype, seed
+        self.refine_from = refine_from
         self._faiss = None if kind in ("ivf", "ivfpq") else self._untrained_index()
         self._chunks: list[np.ndarray] = []
         self._offsets = [0]
@@ -299,16 +306,19 @@ class TokenIndex:
         hnsw_neighbours: int = 32,
         pq_bytes: int = 16,
         refine_factor: int = 4,
+        refine_from: str = "faiss",
         store_dtype: str = "float16",
         in_memory_store: bool = True,
     ) -> int:
         """Bytes a :class:`TokenIndex` holds in memory, estimated: FAISS's part (float32
         tokens for ``flat`` / ``hnsw`` / ``ivf``, plus the graph's links for ``hnsw``;
         codes and 8-byte ids for ``ivfpq``, plus the float32 copy of ``IndexRefineFlat``
-        when ``refine_factor`` > 0) and the store of the exact stage when it is in memory."""
+        when ``refine_factor`` > 0 and ``refine_from`` is ``faiss``) and the store of the
+        exact stage when it is in memory."""
         tokens = images * tokens_per_image
         if kind == "ivfpq":
-            index = tokens * (pq_bytes + 8) + (tokens * dim * 4 if refine_factor else 0)
+            copy = refine_factor and refine_from == "faiss"
+            index = tokens * (pq_bytes + 8) + (tokens * dim * 4 if copy else 0)
         else:
             index = tokens * dim * 4
             if kind == "hnsw":
@@ -345,7 +355,7 @@ class TokenIndex:
         coarse = faiss.IndexIVFPQ(
             quantizer, self.dim, cells, self.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT
         )
-        if not self.refine_factor:
+        if not self.refine_factor or self.refine_from == "store":
             return coarse
         refined = faiss.IndexRefineFlat(coarse)  # FAISS's wrappers keep the parts alive
         refined.k_factor = float(self.refine_factor)
@@ -402,7 +412,7 @@ class TokenIndex:
 
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(ef_search, tokens_per_bag))
-        elif self.kind == "ivf" or (self.kind == "ivfpq" and not self.refine_factor):
+        elif self.kind == "ivf" or (self.kind == "ivfpq" and not self._refines_in_faiss):
             params = faiss.SearchParametersIVF(nprobe=nprobe)
         elif self.kind == "ivfpq":
             params = faiss.IndexRefineSearchParameters(
@@ -411,9 +421,42 @@ class TokenIndex:
             )
         else:
             params = None
-        _, ids = self._faiss.search(np.ascontiguousarray(bags), tokens_per_bag, params=params)
+        bags = np.ascontiguousarray(bags)
+        if self.kind == "ivfpq" and self.refine_factor and self.refine_from == "store":
+            _, ids = self._faiss.search(bags, tokens_per_bag * self.refine_factor, params=params)
+            ids = self._refine_from_store(bags, ids, tokens_per_bag)
+        else:
+            _, ids = self._faiss.search(bags, tokens_per_bag, params=params)
         ids = ids[ids >= 0]  # FAISS pads with -1 when it finds fewer
         return np.unique(ids // self.tokens_per_image)
+
+    @property
+    def _refines_in_faiss(self) -> bool:
+        return bool(self.refine_factor) and self.refine_from == "faiss"
+
+    def _refine_from_store(self, bags: np.ndarray, ids: np.ndarray, keep: int) -> np.ndarray:
+        """Each bag's ``keep`` best of its fetched token ids (``(B, n)``, -1 padded) by the
+        exact dot product with the stored tokens."""
+        found = ids >= 0
+        flat = ids[found]
+        order = np.argsort(flat)  # ascending reads
+        images, positions = np.divmod(flat[order], self.tokens_per_image)
+        vectors = np.empty((len(flat), self.dim), dtype=np.float32)
+        if self._memmap is not None:
+            vectors[order] = self._memmap[images, positions]
+        else:
+            chunk = np.searchsorted(self._offsets, images, side="right") - 1
+            for c in np.unique(chunk):
+                rows = np.nonzero(chunk == c)[0]
+                local = images[rows] - self._offsets[c]
+                vectors[order[rows]] = self._chunks[c][local, positions[rows]]
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        rows = np.nonzero(found)[0]
+        scores[found] = np.einsum("nd,nd->n", vectors, bags[rows])
+        keep = min(keep, ids.shape[1])
+        best = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        chosen = np.take_along_axis(ids, best, axis=1)
+        return np.where(np.take_along_axis(scores, best, axis=1) > -np.inf, chosen, -1)
 
     def search(
         self, bags, k: int, tokens_per_bag: int = 256, nprobe: int = 16, ef_search: int = 256

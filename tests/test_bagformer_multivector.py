@@ -321,14 +321,15 @@ def test_index_benchmark_recall_against_brute_force_and_its_memory_bound(
 
     args = Namespace(
         index=["hnsw", "ivfpq"], gallery=[1000, 1_000_000], tokens=257, dim=256, chunk=2000,
-        hnsw_neighbours=32, pq_bytes=32, refine_factor=0, store_dtype="float16",
+        hnsw_neighbours=32, pq_bytes=32, refine_factor=4, refine_from="store",
+        store_dtype="float16",
         store="memmap", memory_gb=8.0, store_dir=tmp_path, out=tmp_path,
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"--index hnsw at --gallery 1000000: 1,000,000 images"):
         bench.check_memory(args)
     args.index = ["ivfpq"]
     with pytest.raises(ValueError, match="x 257 tokens x 256 dims .* need about 11.1 GiB"):
-        bench.check_memory(args)  # codes and ids (257M tokens x 40 bytes) and one chunk
+        bench.check_memory(args)  # codes and ids (257M x 40 bytes), one chunk; no float copy
     args.gallery = [100_000]
     bench.check_memory(args)  # 100k: codes in memory, the tokens in the memmap file
     args.store = "memory"
@@ -339,3 +340,29 @@ def test_index_benchmark_recall_against_brute_force_and_its_memory_bound(
     monkeypatch.setattr(shutil, "disk_usage", lambda _: disk._replace(free=100 * 2**30))
     with pytest.raises(ValueError, match="need 122.5 GiB of float16 on disk, 100.0 GiB free"):
         bench.check_memory(args)
+
+
+def test_refining_from_the_store_picks_the_tokens_index_refine_flat_picks(tmp_path):
+    from retrieval_ext.multivector import TokenIndex
+
+    gen = torch.Generator().manual_seed(4)
+    tokens = F.normalize(torch.randn(300, 6, 16, generator=gen), dim=-1)
+    options = {"cells": 8, "pq_bytes": 4, "refine_factor": 4, "store_dtype": "float32"}
+    in_faiss = TokenIndex.build(tokens, "ivfpq", **options)
+    from_store = TokenIndex.build(tokens, "ivfpq", refine_from="store", **options)
+    on_disk = TokenIndex(
+        16, 6, "ivfpq", refine_from="store", store_path=tmp_path / "t.npy", capacity=300,
+        **(options | {"store_dtype": "float16"}),
+    )  # fmt: skip
+    on_disk.train(tokens.reshape(-1, 16))
+    on_disk.add(tokens)
+    assert not hasattr(from_store._faiss, "k_factor")  # no float32 copy inside FAISS
+    for bags in _queries(gen, count=4):
+        wanted = in_faiss.candidates(bags.numpy(), 20, nprobe=8, ef_search=0)
+        assert np.array_equal(
+            from_store.candidates(bags.numpy(), 20, nprobe=8, ef_search=0), wanted
+        )
+        disk = on_disk.candidates(bags.numpy(), 20, nprobe=8, ef_search=0)
+        assert len(set(disk.tolist()) & set(wanted.tolist())) >= 0.9 * len(wanted)  # float16
+    with pytest.raises(ValueError, match="refine_from 'disk'"):
+        TokenIndex(16, 6, "ivfpq", refine_from="disk")

@@ -7,7 +7,7 @@ re-ranked by exact bag-wise MaxSim.
     python tools/analysis_tools/bagformer_index_benchmark.py --out runs/bagformer-index \
         [--gallery 10000 100000 1000000] [--kind easy hard] [--index plaid hnsw ivfpq]
         [--nprobe 2 4 8] [--rerank 256 1024] [--tokens-per-bag 64 256] [--ef-search 256]
-        [--hnsw-neighbours 32] [--pq-bytes 16] [--refine-factor 4]
+        [--hnsw-neighbours 32] [--pq-bytes 16] [--refine-factor 4] [--refine-from faiss|store]
         [--centroids C] [--store-dtype float16] [--store memory|memmap] [--store-dir DIR]
         [--memory-gb 12] [--queries 30] [--tokens 37] [--dim 64]
         [--concepts 1024] [--hard-noise 2.0] [--hard-shift 0.5]
@@ -27,11 +27,12 @@ differently.
 Search: ``--index`` settings swept: ``plaid`` every ``--nprobe`` x ``--rerank``; ``flat``
 every ``--tokens-per-bag``; ``hnsw`` those x ``--ef-search``; ``ivf`` and ``ivfpq`` those x
 ``--nprobe`` (``--centroids`` cells). ``ivfpq`` codes a token in ``--pq-bytes`` bytes; with
-``--refine-factor`` > 0 FAISS's ``IndexRefineFlat`` re-scores ``refine-factor`` times the
-tokens asked for from a float32 copy, with 0 the codes alone pick the tokens. Either way the
-candidate images are re-ranked by exact bag-wise MaxSim from the stored tokens, kept in
-memory or, with ``--store memmap``, in a float16 ``np.memmap`` file under ``--store-dir``
-(deleted after the setting), paged in by the operating system.
+``--refine-factor`` > 0 ``refine-factor`` times the tokens asked for are re-scored exactly,
+from FAISS's ``IndexRefineFlat`` float32 copy (``--refine-from faiss``) or from the stored
+float16 tokens (``--refine-from store``: no copy); with 0 the codes alone pick the tokens.
+Either way the candidate images are re-ranked by exact bag-wise MaxSim from the stored
+tokens, kept in memory or, with ``--store memmap``, in a float16 ``np.memmap`` file under
+``--store-dir`` (deleted after the setting), paged in by the operating system.
 
 Measured: latency of one query at a time, ``--threads`` intra-op threads, median over the
 queries (the query's bags are given: text encoding is not part of it); brute force = the sum
@@ -47,12 +48,13 @@ with its in-memory store, and the generation and scoring of one chunk) and a set
 Protocol for the large galleries (24 GB machine). At the full sizes of the model (257
 tokens of 256-d an image: ``--tokens 257 --dim 256 --chunk 2000``) 1M images are 257M tokens,
 132 GB in float16, which no setting here holds; 10k images (2.6M tokens) fit every index
-kind, 100k (25.7M tokens) fit ``ivfpq --refine-factor 0 --store memmap`` (codes and ids
+kind, 100k (25.7M tokens) fit ``ivfpq --refine-from store --store memmap`` (codes and ids
 about 1 GB in memory, tokens 13 GB on disk). The 10k / 100k / 1M sweep therefore runs at the
 embedded sizes (37 tokens of 64-d: 37M tokens at 1M, 4.7 GB in float16): ``hnsw`` and
-``ivfpq`` at 10k and 100k with in-memory float16 stores, and at 1M ``ivfpq --refine-factor
-0 --store memmap``, so that no float32 copy of the 37M tokens is held; the full sizes stay
-available through the flags above.
+``ivfpq`` at 10k and 100k with in-memory float16 stores, and at 1M ``ivfpq --refine-from
+store --store memmap`` (codes and ids 0.9 GB in memory, the tokens 4.7 GB on disk), so that
+no float32 copy of the 37M tokens is held; the full sizes stay available through the flags
+above.
 Writes results.json (every row, its memory estimate and the peak resident memory, the
 settings and the machine stamp) and report.md.
 """
@@ -109,6 +111,7 @@ def memory_bytes(index_kind: str, n: int, args) -> int:
         hnsw_neighbours=args.hnsw_neighbours,
         pq_bytes=args.pq_bytes,
         refine_factor=args.refine_factor,
+        refine_from=args.refine_from,
         store_dtype=args.store_dtype,
         in_memory_store=args.store == "memory" or index_kind == "plaid",
     )
@@ -167,6 +170,7 @@ def build(gallery, args, kind="plaid", store_path=None):
                     hnsw_neighbours=args.hnsw_neighbours,
                     pq_bytes=args.pq_bytes,
                     refine_factor=args.refine_factor,
+                    refine_from=args.refine_from,
                     store_dtype=args.store_dtype,
                     store_path=store_path,
                     capacity=gallery.count if store_path else None,
@@ -241,6 +245,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--refine-factor", type=int, default=4, help="ivfpq: IndexRefineFlat's k_factor; 0: none"
     )
+    parser.add_argument(
+        "--refine-from",
+        default="faiss",
+        choices=["faiss", "store"],
+        help="ivfpq: re-score from IndexRefineFlat's float32 copy or from the stored tokens",
+    )
     parser.add_argument("--hard-noise", type=float, default=2.0)
     parser.add_argument("--hard-shift", type=float, default=0.5)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[2, 4, 8])
@@ -310,6 +320,7 @@ def main(argv=None) -> int:
                         "tokens_per_bag": setting.get("tokens_per_bag"),
                         "ef_search": setting.get("ef_search"),
                         "refine_factor": args.refine_factor if index_kind == "ivfpq" else None,
+                        "refine_from": args.refine_from if index_kind == "ivfpq" else None,
                         "build_s": build_seconds,
                         "latency_ms": 1000 * measured["latency"],
                         "brute_force_ms": 1000 * brute,
