@@ -97,7 +97,7 @@ def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_pat
     extra = ["--gallery", "8", "40", "--k-test", "2", "4", "--query-batch", "3"]
     extra += ["--chunk", "8", "--memory-gb", "0.0003", "--seconds", "0.01"]
     extra += ["--check-repeats", "1", "--index-gallery", "40", "--index-cells", "8"]
-    extra += ["--index-pq-bytes", "8", "--index-tokens-per-bag", "32", "--index-nprobe", "8"]
+    extra += ["--index-pq-bytes", "8", "--index-tokens-per-bag", "32", "--index-nprobe", "2", "8"]
     assert speed.main(_args(data, out, *extra, "--index-queries", "3")) == 0
     result = json.loads((out / "results.json").read_text())
     rows = {(r["N"], r["path"], r["k"]): r for r in result["rows"]}
@@ -122,8 +122,9 @@ def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_pat
     assert all(v > 0 for v in costs.values())
     assert [(r["N"], r["k"]) for r in result["ratios"]] == [(8, 2), (8, 4), (40, 2), (40, 4)]
     assert result["albef_image_tokens"] == result["bagformer_image_tokens"] == 37
-    (index_row,) = result["index_rows"]
-    assert index_row["N"] == 40 and 0 <= index_row["recall@10_vs_exact"] <= 1
+    assert [(r["N"], r["nprobe"]) for r in result["index_rows"]] == [(40, 2), (40, 8)]
+    index_row = result["index_rows"][1]
+    assert 0 <= index_row["recall@10_vs_exact"] <= 1 and index_row["refine_factor"] == 4
     assert index_row["latency_ms"] > index_row["search_ms"]  # the text encoding is added
     assert index_row["albef_k2_over_index"] > 0 and index_row["albef_k4_over_index"] > 0
     assert result["bagging"]["captions"] == 12 and result["peak_rss_gb"] > 0
@@ -137,7 +138,7 @@ def test_speed_refuses_settings_it_cannot_run(data, tmp_path):
         speed.main(_args(data, tmp_path, "--gallery", "8", "--k-test", "16"))
     args = Namespace(
         index_gallery=[1_000_000], index_kind="ivfpq", index_pq_bytes=32, chunk=4096,
-        memory_gb=6.0,
+        index_refine_factor=4, memory_gb=6.0,
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"1,000,000 images x 257 tokens x 256 dims needs about"):
         speed.check_memory(args, 257, 256)

@@ -7,8 +7,8 @@
         [--bagformer-cfg-path retrieval_ext/configs/models/bagformer_retrieval_base.yaml]
         [--threads 1] [--query-batch 32] [--chunk 4096] [--memory-gb 6] [--seconds 20]
         [--check-queries 2] [--index-gallery 1000 10000 100000] [--index-kind ivfpq]
-        [--index-cells 1024] [--index-nprobe 16] [--index-tokens-per-bag 256]
-        [--index-pq-bytes 32] [--index-queries 10] [--store-dir DIR]
+        [--index-cells 1024] [--index-nprobe 16 64 256] [--index-tokens-per-bag 256]
+        [--index-pq-bytes 32] [--index-refine-factor 4] [--index-queries 10] [--store-dir DIR]
         [--captions data/image_text/annotations/test.json]
         [--dictionary data/image_text/entities.txt]
 
@@ -24,8 +24,9 @@ The pipelines (text-to-image, what LAVIS's evaluation runs for a caption):
 - **BagFormer recall + rank**: its top ``k`` re-scored by its 6 fusion layers (ITM) plus the
   recall score, top 10.
 - **BagFormer recall through the TokenIndex** (``retrieval_ext.multivector.TokenIndex``,
-  ``--index-kind``, by default IVF-PQ with codes only and the exact bag-wise re-rank read
-  from a float16 memmap file): the query's text encoding plus the index's search.
+  ``--index-kind``, by default IVF-PQ whose fetched tokens are re-scored from the stored
+  float16 tokens, the stored tokens in a memmap file read for the exact bag-wise re-rank):
+  the query's text encoding plus the index's search, at every ``--index-nprobe``.
 
 Sizes: each model at its config's full size (ALBEF: ViT-B/16 at 384 px = 577 image tokens;
 BagFormer: ViT-B/16 at 256 px = 257 tokens; both BERT-base 6 text + 6 fusion layers, 256-d
@@ -150,7 +151,8 @@ def check_memory(args, bag_tokens: int, dim: int) -> None:
             bag_tokens,
             dim,
             pq_bytes=args.index_pq_bytes,
-            refine_factor=0,
+            refine_factor=args.index_refine_factor,
+            refine_from="store",
             in_memory_store=False,
         )
         need += 3 * min(args.chunk, n) * bag_tokens * dim * 4  # one generated chunk
@@ -645,7 +647,8 @@ class Run:
                 args.index_kind,
                 args.index_cells,
                 pq_bytes=args.index_pq_bytes,
-                refine_factor=0,
+                refine_factor=args.index_refine_factor,
+                refine_from="store",
                 store_path=store,
                 capacity=n,
             )
@@ -666,40 +669,42 @@ class Run:
             queries = make_queries(first, args.index_queries, args.seed, shift=0.5, bags=bags)
             del first
             exact, _ = exact_search_chunks(gallery.chunks(), [q for _, q in queries], TOP)
-            search = {"tokens_per_bag": args.index_tokens_per_bag, "nprobe": args.index_nprobe}
-            index.search(queries[0][1], TOP, **search)  # warm-up
-            times, recalls, candidates = [], [], []
-            for (_, query), reference in zip(queries, exact, strict=True):
-                begin = time.perf_counter()
-                _, found, count = index.search(query, TOP, **search)
-                times.append(time.perf_counter() - begin)
-                recalls.append(len(set(found.tolist()) & set(reference.tolist())) / TOP)
-                candidates.append(count)
-            search_s = statistics.median(times)
-            rows.append(
-                {
-                    "N": n,
-                    "index": args.index_kind,
-                    "cells": index.cells,
-                    "nprobe": args.index_nprobe,
-                    "tokens_per_bag": args.index_tokens_per_bag,
-                    "pq_bytes": args.index_pq_bytes,
-                    "build_s": build,
-                    "search_ms": 1000 * search_s,
-                    "latency_ms": 1000 * (encode + search_s),
-                    "latency_basis": "stages",
-                    "recall@10_vs_exact": statistics.fmean(recalls),
-                    "mean_candidates": statistics.fmean(candidates),
-                    "peak_rss_gb": peak_rss_gb(),
-                }
-            )
-            for albef in self.result.get("rows", []):  # ALBEF's two stages at this N
-                if albef["N"] == n and albef["path"] == "ALBEF ITC + ITM re-rank":
-                    ratio = albef["latency_ms_unrounded"] / rows[-1]["latency_ms"]
-                    rows[-1][f"albef_k{albef['k']}_over_index"] = round_to_error(
-                        ratio, albef["check_error"] or 0
-                    )
-            print(f"  {rows[-1]}", flush=True)
+            for nprobe in args.index_nprobe:
+                search = {"tokens_per_bag": args.index_tokens_per_bag, "nprobe": nprobe}
+                index.search(queries[0][1], TOP, **search)  # warm-up
+                times, recalls, candidates = [], [], []
+                for (_, query), reference in zip(queries, exact, strict=True):
+                    begin = time.perf_counter()
+                    _, found, count = index.search(query, TOP, **search)
+                    times.append(time.perf_counter() - begin)
+                    recalls.append(len(set(found.tolist()) & set(reference.tolist())) / TOP)
+                    candidates.append(count)
+                search_s = statistics.median(times)
+                rows.append(
+                    {
+                        "N": n,
+                        "index": args.index_kind,
+                        "cells": index.cells,
+                        "nprobe": nprobe,
+                        "tokens_per_bag": args.index_tokens_per_bag,
+                        "pq_bytes": args.index_pq_bytes,
+                        "refine_factor": args.index_refine_factor,
+                        "build_s": build,
+                        "search_ms": 1000 * search_s,
+                        "latency_ms": 1000 * (encode + search_s),
+                        "latency_basis": "stages",
+                        "recall@10_vs_exact": statistics.fmean(recalls),
+                        "mean_candidates": statistics.fmean(candidates),
+                        "peak_rss_gb": peak_rss_gb(),
+                    }
+                )
+                for albef in self.result.get("rows", []):  # ALBEF's two stages at this N
+                    if albef["N"] == n and albef["path"] == "ALBEF ITC + ITM re-rank":
+                        ratio = albef["latency_ms_unrounded"] / rows[-1]["latency_ms"]
+                        rows[-1][f"albef_k{albef['k']}_over_index"] = round_to_error(
+                            ratio, albef["check_error"] or 0
+                        )
+                print(f"  {rows[-1]}", flush=True)
             del index
             store.unlink()
             self.result["index_rows"] = rows
@@ -821,7 +826,8 @@ def main(argv=None) -> int:
     parser.add_argument("--index-gallery", type=int, nargs="*", default=[1000, 10000, 100000])
     parser.add_argument("--index-kind", default="ivfpq", choices=["ivf", "ivfpq"])
     parser.add_argument("--index-cells", type=int, default=1024)
-    parser.add_argument("--index-nprobe", type=int, default=16)
+    parser.add_argument("--index-nprobe", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--index-refine-factor", type=int, default=4, help="0: codes only")
     parser.add_argument("--index-tokens-per-bag", type=int, default=256)
     parser.add_argument("--index-pq-bytes", type=int, default=32)
     parser.add_argument("--index-queries", type=int, default=10)
