@@ -722,6 +722,7 @@ def export_bagformer(host_src: Path, repo: Path = REPO_ROOT, formatted: bool = T
         BAGFORMER_TEST, BAGFORMER_PROVENANCE
     )
     check_tree(tree, BAGFORMER_PROVENANCE, "bagformer")
-    if formatted:
-        tree.files = format_python(tree.files)
+    if formatted:  # new files only: LAVIS's own files keep their formatting in the diff
+        new = {k: v for k, v in tree.files.items() if not (host_src / k).is_file()}
+        tree.files.update(format_python(new))
     return tree
