@@ -133,7 +133,7 @@ def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_pat
     assert not list(out.glob("*.npy"))  # the memmap store is removed after its row
 
 
-def test_speed_refuses_settings_it_cannot_run(data, tmp_path):
+def test_speed_refuses_settings_it_cannot_run(data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--k-test 16 exceeds the smallest --gallery 8"):
         speed.main(_args(data, tmp_path, "--gallery", "8", "--k-test", "16"))
     args = Namespace(
@@ -144,3 +144,8 @@ def test_speed_refuses_settings_it_cannot_run(data, tmp_path):
         speed.check_memory(args, 257, 256)
     args.index_gallery = [100_000]
     speed.check_memory(args, 257, 256)  # codes and ids of 25.7M tokens: about 1 GB
+    args.store_dir, args.out = tmp_path, tmp_path
+    disk = speed.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(speed.shutil, "disk_usage", lambda _: disk._replace(free=10 * 2**30))
+    with pytest.raises(ValueError, match="token file needs 12.3 GiB, 10.0 GiB free"):
+        speed.check_disk(args, 257, 256)  # 100k x 257 x 256 float16

@@ -76,8 +76,9 @@ clustered tokens, queries shifted), indexed in chunks; latency = the model's tex
 of one caption (measured above) plus the median search of ``--index-queries`` synthetic
 queries with the caption's bag count; recall@10 against exact MaxSim over every chunk; a
 setting whose index (codes and ids in memory, tokens in the memmap file) would exceed
-``--memory-gb`` is refused before any work. Bagging cost per caption (uncached and cached)
-is reported as before. Progress goes to stdout; results.json is rewritten after every step.
+``--memory-gb``, or whose memmap file would not fit the free disk, is refused before any
+work. The bagging layer's cost per caption (uncached and cached) is reported too. Progress
+goes to stdout; results.json is rewritten after every step.
 Writes results.json (every timing, basis, check error, settings, load averages, peak
 resident memory, the machine stamp) and report.md.
 """
@@ -86,6 +87,7 @@ import argparse
 import math
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -164,6 +166,22 @@ def check_memory(args, bag_tokens: int, dim: int) -> None:
                 f" above --memory-gb {args.memory_gb}; use a smaller --chunk, drop that size "
                 "or raise the bound"
             )
+
+
+def check_disk(args, bag_tokens: int, dim: int) -> None:
+    """Refuse, before any work, a TokenIndex row whose float16 memmap file would not fit
+    the free disk of ``--store-dir``."""
+    if not args.index_gallery:
+        return
+    store_dir = args.store_dir or args.out
+    store_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(store_dir).free
+    need = max(args.index_gallery) * bag_tokens * dim * 2  # one row's file at a time
+    if need > free:
+        raise ValueError(
+            f"--index-gallery {max(args.index_gallery)}: the float16 token file needs "
+            f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free in {store_dir} (--store-dir)"
+        )
 
 
 def peak_rss_gb() -> float:
@@ -846,6 +864,7 @@ def main(argv=None) -> int:
     albef = Albef(build_albef(args.albef_cfg_path, args.albef_image_size))
     bagformer = BagFormer(build_bagformer(args.bagformer_cfg_path, args.dictionary))
     check_memory(args, bagformer.image_tokens, bagformer.embed_dim)
+    check_disk(args, bagformer.image_tokens, bagformer.embed_dim)
     run = Run(args, albef, bagformer, captions)
     run.result.update(
         {
