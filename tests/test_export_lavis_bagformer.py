@@ -632,3 +632,18 @@ def test_importing_lavis_does_not_need_pyahocorasick(exported):
     )
     done = run_exported(host, str(script))
     assert done.stdout.strip() == "BagFormerRetrieval"
+
+
+def test_lavis_checkpoint_loading_from_config_names_the_key_in_plugzoo(tmp_path):
+    """The exported model loads checkpoints through LAVIS's ``load_checkpoint_from_config``;
+    in plugzoo that goes through plugzoo's loader, which names the config key."""
+    import retrieval_ext  # noqa: F401  (applies the LAVIS host fixes)
+
+    from lavis.models.base_model import BaseModel
+    from omegaconf import OmegaConf
+
+    model = BaseModel()
+    with pytest.raises(ValueError, match="model.pretrained is empty"):
+        model.load_checkpoint_from_config(OmegaConf.create({"load_finetuned": False}))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        model.load_checkpoint_from_config({"finetuned": str(tmp_path / "absent.pth")})
