@@ -581,9 +581,11 @@ def _bagformer_readme(recipes: list[str]) -> str:
         "image-text alignment and matching losses; inference offers the bag-wise recall, "
         "the re-rank of its top `k_test` by the fusion encoder, and their sum (`merge`).",
         "",
-        "This implementation is written from the paper; it does not derive from the "
-        f"authors' released code, which carries no licence. Provenance: {BAGFORMER_PROVENANCE}.",
-        "No checkpoint is released with it.",
+        "This implementation was written from the paper (only its abstract was available) "
+        "and from reading how the authors' released code behaves where the abstract is "
+        "silent (the bag rule, the empty bag between adjacent entities, the masked bags); "
+        "that code carries no licence and none of it was copied. "
+        f"Provenance: {BAGFORMER_PROVENANCE}. No checkpoint is released with it.",
         "",
         "## Install",
         "",
