@@ -6,14 +6,14 @@ several seeds; one table with each row's compute.
     python tools/experiments/bagformer/bagformer_fair_baseline.py --out runs/bagformer-fair \
         [--data data/image_text] [--seeds 42 43 44] [--jobs 3] [--pretrain-epochs 30]
         [--epochs 10] [--pretrain-seed 42] [--runs albef bagformer tokenwise cls_token oracle]
-        [--dictionary-options --min-count 5 ...] [--options key=value ...]
+        [--dictionary-flags='--min-count 5 ...'] [--options key=value ...]
         [--pretrain-options key=value ...]
 
 Protocol:
 - Data: ``--data`` (written by ``tools/data/lavis/make_image_text_dataset.py`` with its
   defaults when the folder holds no ``dataset.json``).
 - Entity dictionary: ``tools/data/lavis/bagformer_dictionary.py`` on the TRAINING captions
-  (``--dictionary-options`` passed on), written to ``<data>/derived_entities.txt``, its
+  (``--dictionary-flags`` passed on), written to ``<data>/derived_entities.txt``, its
   report (phrases, coverage, precision and recall against the generator's phrase list) to
   ``<out>/dictionary.json``. The generator's own ``entities.txt`` is the ``oracle`` run.
 - Pre-training, once (``--pretrain-seed``): ``configs/lavis/albef/embedded_pretrain.yaml``
@@ -45,6 +45,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -104,6 +105,7 @@ STAGES = (
     ("BagFormer merge", "BagFormer recall"),
     ("cls_token merge", "cls_token recall ([CLS] dual encoder)"),
 )
+BEYOND = {True: "yes", False: "no", None: "one seed"}
 EPOCH_START = re.compile(r"Start training epoch (\d+), (\d+) iters per inner epoch")
 EPOCH_END = re.compile(r"Train: data epoch: \[(\d+)\] Total time: \S+ \(([\d.]+) s / it\)")
 
@@ -147,19 +149,17 @@ def train(cfg: Path, options: list[str], out_dir: Path) -> dict:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.setdefault("OMP_NUM_THREADS", "1")
     start = time.time()
-    with open(out_dir / "stderr.txt", "w") as err:
-        done = subprocess.run(
-            command, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=REPO
-        )
-    log = (out_dir / "stderr.txt").read_text()
+    with open(out_dir / "stdout.txt", "w") as out, open(out_dir / "stderr.txt", "w") as err:
+        done = subprocess.run(command, stdout=out, stderr=err, env=env, cwd=REPO)
+    printed, log = (out_dir / "stdout.txt").read_text(), (out_dir / "stderr.txt").read_text()
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}):\n{log[-3000:]}")
-    test = json.loads(done.stdout.strip().splitlines()[-1])["test"]
+    test = json.loads(printed.strip().splitlines()[-1])["test"]
     result = {
         "command": command,
         "threads": env["OMP_NUM_THREADS"],
         "wall_seconds": round(time.time() - start, 1),
-        **training_compute(log),
+        **training_compute(printed + log),  # LAVIS prints the epoch times, logs the starts
         "metrics": test.get("test", {}),
     }
     result_file.write_text(json.dumps(result, indent=1))
@@ -183,7 +183,7 @@ def prepare(args) -> tuple[dict, dict]:
             str(data / DERIVED),
             "--reference",
             str(data / "entities.txt"),
-            *args.dictionary_options,
+            *args.dictionary_flags,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
         report = {"command": command, **json.loads(done.stdout)}
@@ -223,7 +223,7 @@ def row_records(runs: dict) -> dict:
 def stage_gains(rows: dict, seeds: list[int]) -> list[dict]:
     """For each re-rank stage and its first stage (both rows of one model per seed): the
     mean-recall difference, in how many seeds it is positive, and whether it exceeds the
-    seed spread (larger than the two rows' standard deviations added)."""
+    seed spread (larger than the two rows' standard deviations added; None with one seed)."""
     gains = []
     for second, first in STAGES:
         if second not in rows or first not in rows:
@@ -243,7 +243,8 @@ def stage_gains(rows: dict, seeds: list[int]) -> list[dict]:
                 "r_mean gain": round(diff, 2),
                 "seeds improved": f"{improved} of {len(common)}",
                 "spread (sd + sd)": round(after_sd + before_sd, 2),
-                "beyond spread": abs(diff) > after_sd + before_sd,
+                # a spread needs two seeds
+                "beyond spread": abs(diff) > after_sd + before_sd if len(common) > 1 else None,
             }
         )
     return gains
@@ -268,7 +269,7 @@ def fair_table(rows: dict, seeds: list[int], pretrain: dict, dataset: dict) -> s
         lines.append("|---|---|---|---|---|---|")
         lines += [
             f"| {g['stage']} | {g['over']} | {g['r_mean gain']:+.1f} | {g['seeds improved']} | "
-            f"{g['spread (sd + sd)']:.1f} | {'yes' if g['beyond spread'] else 'no'} |"
+            f"{g['spread (sd + sd)']:.1f} | {BEYOND[g['beyond spread']]} |"
             for g in gains
         ]
     note = (
@@ -301,8 +302,8 @@ def benchmark_entry(rows: dict, seeds: list[int], table: str, command: str) -> d
             out_rows.append([row, *cells])
     gains = "; ".join(
         f"{g['stage']} over {g['over']}: {g['r_mean gain']:+.1f} mean recall, better in "
-        f"{g['seeds improved']} seeds, {'beyond' if g['beyond spread'] else 'within'} the "
-        f"spread ({g['spread (sd + sd)']:.1f})"
+        f"{g['seeds improved']} seeds, spread {g['spread (sd + sd)']:.1f} (beyond it: "
+        f"{BEYOND[g['beyond spread']]})"
         for g in stage_gains(rows, seeds)
     )
     note = table.rsplit("\n\n", 1)[1].strip() + (f" Re-rank stages: {gains}." if gains else "")
@@ -320,10 +321,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs, every run")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument(
-        "--dictionary-options",
-        nargs="*",
+        "--dictionary-flags",
+        type=shlex.split,
         default=[],
-        help="flags of tools/data/lavis/bagformer_dictionary.py (e.g. --min-count 10)",
+        help="flags of tools/data/lavis/bagformer_dictionary.py, one string "
+        "(e.g. --dictionary-flags='--min-count 10')",
     )
     parser.add_argument("--options", nargs="*", default=[], help="overrides, every fine-tuning")
     parser.add_argument("--pretrain-options", nargs="*", default=[], help="pre-training overrides")
