@@ -355,6 +355,7 @@ def test_the_shipped_cpu_configs_run_every_model(tmp_path):
         "unilm.yaml",
         "unilm_rank.yaml",
         "unilm_all_prefixes.yaml",
+        "every_test_user.yaml",
     ],
 )
 def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablation):
@@ -371,7 +372,7 @@ def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablati
     assert upsr_compare.main([*argv, "--out", str(out)]) == 0
     (row,) = json.loads((out / "results.json").read_text())["supervised"]
     config = json.loads((out / "UPSR" / "config.json").read_text())
-    assert config["test_users"] == 200
+    assert config["test_users"] == (None if ablation == "every_test_user.yaml" else 200)
     assert config["history_token_budget"] == (384 if ablation == "history_20.yaml" else 128)
     curve = json.loads((out / "UPSR" / "progress.json").read_text())
     epochs = {"unilm_all_prefixes.yaml": 1, "unilm.yaml": 3, "unilm_rank.yaml": 3}.get(ablation, 4)
@@ -389,5 +390,7 @@ def test_the_shipped_ablation_configs_stack_over_the_cpu_config(tmp_path, ablati
         assert config["upsr_score_normalisation"] == "sum"
     elif ablation == "history_20.yaml":
         assert row["texts"][1] == "list_semicolon_20"
+    elif ablation == "every_test_user.yaml":  # validated on the seeded 100, tested on all 12
+        assert config["valid_users"] == 100 and len(row["per_user"]["user"]) == 12
     else:
         assert row["texts"][0] == config["upsr_item_text"] == "title_year_disambiguated"
