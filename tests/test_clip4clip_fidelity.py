@@ -377,3 +377,30 @@ def test_checkpoints_keep_frozen_parameters_unless_a_model_excludes_them(tmp_pat
     del model.checkpoint_exclude_prefixes
     with pytest.raises(KeyError, match="missing.*temporal"):
         load_finetuned(model, tmp_path / "partial.pth")
+
+
+def test_a_checkpoint_without_its_frozen_layers_loads_them_from_pretrained(tmp_path):
+    """LAVIS's RunnerBase saves trainable parameters only: the frozen CLIP layers come from
+    ``model.pretrained``; without it the error names the parameters left out."""
+    folder, clip = _openai_format_folder(tmp_path)
+    cfg = tiny_model_cfg("seqTransf", pretrained=str(folder / "ViT-B-32.pt"))
+    cfg.clip_config = {**TINY_CLIP, "text_cfg": {**TINY_CLIP["text_cfg"], "heads": 1}}
+    cfg.clip_config.quick_gelu = True
+    torch.manual_seed(2)
+    model = registry.get_model_class("clip4clip_retrieval").from_config(cfg)
+    with torch.no_grad():
+        model.clip.ln_final.weight.add_(1.0)  # a trained change to keep
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    state = {k: v for k, v in model.state_dict().items() if k not in frozen}  # as RunnerBase
+    assert "clip.token_embedding.weight" not in state
+    path = str(tmp_path / "runner_base.pth")
+    torch.save({"model": state}, path)
+    reloaded = registry.get_model_class("clip4clip_retrieval").from_config(
+        OmegaConf.merge(cfg, {"load_finetuned": True, "finetuned": path})
+    )
+    for key, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value), key
+    with pytest.raises(KeyError, match="missing frozen parameters.*model.pretrained"):
+        registry.get_model_class("clip4clip_retrieval").from_config(
+            OmegaConf.merge(cfg, {"pretrained": "", "load_finetuned": True, "finetuned": path})
+        )

@@ -221,7 +221,7 @@ from omegaconf import OmegaConf
 # LAVIS 1.0.2's loaders open a CUDA stream (PrefetchLoader): on a CPU machine, none
 runner_base.PrefetchLoader = lambda loader: loader
 
-recipe, options, teacher_cfg, teacher_state, out = sys.argv[1:6]
+recipe, options, teacher_cfg, teacher_state, clip_file, out = sys.argv[1:7]
 # a tiny X-CLIP-style teacher, saved as a runner checkpoint, teaches the student
 teacher_model = OmegaConf.load(teacher_cfg).model
 torch.manual_seed(0)
@@ -235,14 +235,23 @@ model = task.build_model(cfg)
 assert set(model.teachers) == {"xclip"}
 runner = RunnerBase(cfg=cfg, job_id="check", task=task, model=model, datasets=datasets)
 runner._wrapped_model = model  # its model property returns None for a model on its device
+# the CLIP the student starts from, as an OpenAI-format file (its frozen layers stay so)
+torch.save(model.clip.state_dict(), clip_file)
 before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 stats = runner.train_epoch(0)
 after = dict(model.named_parameters())
 changed = sorted(n for n in before if not torch.equal(before[n], after[n]))
 groups = {g["name"]: g["lr"] for g in runner.optimizer.param_groups}
 metrics = runner.eval_epoch("test", cur_epoch=0, skip_reload=True)
+# RunnerBase's checkpoint (trainable parameters only) loads as the eval recipe loads it
+runner._save_checkpoint(0, is_best=True)
+reload_cfg = OmegaConf.merge(cfg.model_cfg, {"pretrained": clip_file, "load_finetuned": True,
+                             "finetuned": str(runner.output_dir / "checkpoint_best.pth")})
+reloaded = registry.get_model_class(reload_cfg.arch).from_config(reload_cfg).state_dict()
+trained = model.state_dict()
+same = all(torch.equal(reloaded[k], v) for k, v in trained.items() if not k.startswith("teachers."))
 json.dump({"stats": stats, "groups": groups, "changed": changed, "metrics": metrics,
-           "steps": len(runner.train_loader)}, open(out, "w"))
+           "steps": len(runner.train_loader), "reloaded": same}, open(out, "w"))
 """
 
 
@@ -261,6 +270,7 @@ def test_teachclip_trains_one_step_and_evaluates_with_lavis_runner_base(exported
     dataset = "datasets.msrvtt_text_video"
     options = [
         *_dotlist("model.clip_config", TINY_CLIP),
+        "model.clip_config.text_cfg.heads=1",  # OpenAI's layout: heads = width / 64
         "model.max_txt_len=16",
         "model.max_frames=8",
         "model.temporal_layers=1",
@@ -292,6 +302,7 @@ def test_teachclip_trains_one_step_and_evaluates_with_lavis_runner_base(exported
         json.dumps(options),
         teacher_cfg,
         tmp_path / "xclip.pth",
+        tmp_path / "clip.pt",
         out,
     )
     result = json.loads(out.read_text())
@@ -304,6 +315,7 @@ def test_teachclip_trains_one_step_and_evaluates_with_lavis_runner_base(exported
     metrics = result["metrics"]
     assert {"t2v_r1", "v2t_r1", "t2v_medr", "agg_metrics"} <= set(metrics)
     assert (tmp_path / "output" / "check" / "evaluate.txt").is_file()
+    assert result["reloaded"]  # frozen layers from model.pretrained, the rest from the file
 
 
 EQUIVALENCE = """

@@ -163,6 +163,9 @@ def clip_from_state(state: dict, source: str, quick_gelu: bool = True) -> CLIP:
     return clip
 
 
+# CLIP tensors a checkpoint lacks when its frozen layers were left out (the embeddings, which
+# any freeze_layer_num >= 0 freezes)
+WHOLE_CLIP_KEYS = ("token_embedding.weight", "positional_embedding", "visual.conv1.weight")
 # CLIP parameters that train at any freeze_layer_num (CLIP4Clip's "top layers")
 ALWAYS_TRAINED = ("ln_final.", "text_projection", "logit_scale", "visual.ln_post.", "visual.proj")
 
@@ -569,8 +572,13 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         state = read_finetuned_state(checkpoint, cls, cfg) if checkpoint else None
         # the activation a state dict cannot record: the config's, else OpenAI's QuickGELU
         quick_gelu = bool(clip_config.get("quick_gelu", True)) if clip_config else True
-        if pretrained and state is not None:
+        clip_state = {}
+        if state is not None:
             clip_state = {k[len("clip.") :]: v for k, v in state.items() if k.startswith("clip.")}
+        # a checkpoint of LAVIS's RunnerBase leaves the frozen CLIP layers out: those come
+        # from the OpenAI file, the rest from the checkpoint
+        whole = all(k in clip_state for k in WHOLE_CLIP_KEYS)
+        if pretrained and whole:
             clip = clip_from_state(clip_state, f"model.finetuned = {checkpoint}", quick_gelu)
         elif pretrained:
             clip = load_openai_clip(pretrained, clip_model_type, quick_gelu)
@@ -592,7 +600,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             **extra,
         )
         if checkpoint:
-            load_model_state(model, state, checkpoint)
+            load_model_state(model, state, checkpoint, frozen_kept=bool(pretrained) and not whole)
         elif not pretrained:
             logging.warning(
                 "%s built with RANDOM weights: no model.pretrained (a local OpenAI CLIP file "

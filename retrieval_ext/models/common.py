@@ -101,14 +101,34 @@ def checkpoint_state(model: nn.Module) -> dict:
 
 
 def load_model_state(
-    model: nn.Module, state: dict, path: str | Path, key: str = "model.finetuned"
+    model: nn.Module,
+    state: dict,
+    path: str | Path,
+    key: str = "model.finetuned",
+    frozen_kept: bool = False,
 ) -> None:
     """``model.load_state_dict(state)``; keys missing (other than those checkpoints leave
     out, :func:`checkpoint_state`) or unexpected stop with their names, ``path`` and the
-    config ``key`` that named the file."""
+    config ``key`` that named the file.
+
+    Args:
+        frozen_kept: The model's frozen parameters already hold the weights they were
+            frozen at (its CLIP came from ``model.pretrained``), so a checkpoint may leave
+            them out, as LAVIS's ``RunnerBase`` does (it saves trainable parameters only).
+    """
     result = model.load_state_dict(state, strict=False)
     excluded = tuple(getattr(model, "checkpoint_exclude_prefixes", ()))
     missing = [k for k in result.missing_keys if not (excluded and k.startswith(excluded))]
+    frozen = {name for name, param in model.named_parameters() if not param.requires_grad}
+    left_out = [k for k in missing if k in frozen]
+    if left_out and frozen_kept:
+        missing = [k for k in missing if k not in frozen]
+    elif left_out and not result.unexpected_keys and len(left_out) == len(missing):
+        raise KeyError(
+            f"{key} = {path}: the checkpoint is missing frozen parameters {left_out[:10]} "
+            "(LAVIS's RunnerBase saves trainable parameters only); set model.pretrained to "
+            "the CLIP weights they were frozen at"
+        )
     if missing or result.unexpected_keys:
         raise KeyError(
             f"{key} = {path}: checkpoint does not match the model: missing {missing[:10]}, "
