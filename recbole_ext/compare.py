@@ -8,9 +8,18 @@ a dataset written from RecBole's bundled ML-100K:
   every model through the sequential test loader (RecBole does not mask a sequential user's
   seen items; the anchors are scored the same way); metrics, training time and each row's
   shuffled-history control (``recbole_ext.ranks.shuffled_history_control``);
-- zero-shot: UPSR pre-trained on two ML-100K genre domains (``upsr_stage: pretrain``)
-  and tested on the third, whose items no pre-training data contains, without any
-  training on it; beside Pop trained on that third domain.
+- zero-shot: UPSR pre-trained on two ML-100K genre domains (``upsr_stage: pretrain``, with
+  the same ``upsr_config`` recipe as the supervised rows) and tested on the third, whose
+  items no pre-training data contains, without any training on it; beside SASRec and Pop
+  trained on that third domain (each with its control) and the expected metrics of a random
+  ranking, which is what an ID-based model pre-trained on the other domains can do there.
+
+Every tested row keeps, per test user, the held-out item, its training interactions and its
+rank with the user's own and with the borrowed score rows (``per_user``), so a subset such
+as the cold items (``cold_items``) is scored afterwards without a model; and its per-epoch
+curve (``curve``: training seconds, validation scores and the epochs they followed), from
+which ``validation_curve`` and ``at_equal_training_time`` compare models at equal training
+time.
 
 With ``users`` and ``last`` unset, supervised runs use every ML-100K user and interaction
 (no slice); set them for a seeded slice of users with their latest interactions (CPU
