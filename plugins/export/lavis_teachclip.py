@@ -7,7 +7,7 @@ model needs in LAVIS (the ``text_video_retrieval`` task, the ``clip4clip_video_*
 processors, the local text-video datasets and builders, a group-scaled learning-rate
 schedule). ``teachclip_models`` holds the student and the two teachers it is trained with
 (X-CLIP-style and X-Pool-style, subclasses of CLIP4Clip); it imports the base and cannot go
-upstream before it. One family would make a reviewer take TeachCLIP's teachers to get
+upstream before it. One family would make LAVIS take TeachCLIP's teachers to get
 CLIP4Clip.
 
 ``export_teachclip`` writes both families when the host source lacks the base, and only
