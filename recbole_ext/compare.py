@@ -267,6 +267,7 @@ def _run(
     compute.update(
         epochs=epochs,
         prefixes_per_user=config["train_prefixes_per_user"],  # None: every prefix
+        valid_users=config["valid_users"],  # None: every user validated
         training_rows=epochs * train.sample_size,
         train_seconds=round(train_seconds, 3),  # ms: a small test can take under 0.05 s
         test_seconds=round(test_seconds, 3),

@@ -125,6 +125,7 @@ def test_recipe_table_curve_and_rescore_from_saved_rows(tmp_path):
     sasrec_curve["valid_score"] = [0.03, 0.05, 0.06, 0.06]
     sasrec = _row("SASRec", None, 0.05, per_user, epochs=4, prefixes_per_user=None)
     sasrec |= {"training_rows": 388684, "train_seconds": 120.0, "curve": sasrec_curve}
+    upsr["valid_users"] = sasrec["valid_users"] = 100
     pop = _row("Pop", None, 0.017, per_user, epochs=1, training_rows=97171, train_seconds=1.0)
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "results.json").write_text(json.dumps(_results([pop, sasrec, upsr])))
@@ -155,7 +156,7 @@ def test_recipe_table_curve_and_rescore_from_saved_rows(tmp_path):
     # the curves: UPSR's best within SASRec's 120 s is its first epoch's, SASRec's within
     # UPSR's 220 s its best (0.06 after 90 s)
     (equal,) = tables["equal-training-time"]["rows"]
-    assert equal == ["UPSR (unilm)", "SASRec", 220.0, 120.0, 0.04, 0.06, 0.04, 0.06]
+    assert equal == ["UPSR (unilm)", "SASRec", "100 / 100", 220.0, 120.0, 0.04, 0.06, 0.04, 0.06]
     assert results["curves"]["SASRec"] == [[30.0, 0.03], [60.0, 0.05], [90.0, 0.06], [120.0, 0.06]]
     assert "Pop" not in results["curves"]  # an anchor validates on another protocol
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -225,7 +226,7 @@ def test_a_run_keeps_each_users_held_out_item_its_training_count_and_curve(tmp_p
     logged = [json.loads(line) for line in (out / "SASRec" / "test_ranks.jsonl").open()]
     assert [r["rank"] for r in logged] == sasrec["per_user"]["rank"]  # no ties in SASRec
     assert sasrec["curve"]["valid_epochs"] == [1, 2] and len(sasrec["curve"]["valid_score"]) == 2
-    assert sasrec["prefixes_per_user"] is None
+    assert sasrec["prefixes_per_user"] is None and sasrec["valid_users"] is None
     cold = results["cold_items"]["supervised"]
     assert [c["row"] for c in cold] == ["SASRec", "Pop"]
     expected = sum(training[item] <= 5 for item in sasrec["per_user"]["item"])

@@ -297,10 +297,18 @@ def equal_time_rows(rows: list[dict], several_seeds: bool) -> list[dict]:
                 {
                     "a": row_name(a, several_seeds),
                     "b": row_name(b, several_seeds),
+                    "validation_users": [_validated(a), _validated(b)],
                     **at_equal_training_time(validation_curve(a), validation_curve(b)),
                 }
             )
     return out
+
+
+def _validated(row: dict) -> str:
+    """How many users a row validated on (curves compare fairly on the same seeded users)."""
+    if "valid_users" not in row:
+        return "not recorded"
+    return "all" if row["valid_users"] is None else str(row["valid_users"])
 
 
 def plot_curves(curves: dict[str, list], path: Path) -> None:
@@ -542,6 +550,7 @@ def equal_time_table(results: dict) -> dict:
         "columns": [
             "UPSR row",
             "SASRec row",
+            "validation users (UPSR / SASRec)",
             {"name": "UPSR train s", "format": "{:,.0f}"},
             {"name": "SASRec train s", "format": "{:,.0f}"},
             {"name": "UPSR best", "format": "{:.4f}"},
@@ -553,6 +562,7 @@ def equal_time_table(results: dict) -> dict:
             [
                 r["a"],
                 r["b"],
+                " / ".join(r["validation_users"]),
                 r["a_total_seconds"],
                 r["b_total_seconds"],
                 r["a_best"],
@@ -562,7 +572,9 @@ def equal_time_table(results: dict) -> dict:
             ]
             for r in results["equal_training_time"]
         ],
-        "note": "An empty cell: that row had not validated yet at the other's total.",
+        "note": "An empty cell: that row had not validated yet at the other's total. The "
+        "curves compare fairly only when both rows validated on the same seeded users (the "
+        "comparison's --valid-users, which curve.yaml sets to 100 for UPSR).",
     }
 
 
