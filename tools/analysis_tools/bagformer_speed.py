@@ -84,6 +84,7 @@ resident memory, the machine stamp) and report.md.
 """
 
 import argparse
+import inspect
 import math
 import os
 import resource
@@ -121,6 +122,8 @@ from plugins.benchmarking import (
 REPO = Path(__file__).resolve().parents[2]
 PAPER = {"latency": 20.72, "throughput": 25.74}
 TOP = 10  # results returned per query
+# the most (texts, images, bags, tokens) values chunked_bagwise_similarity scores at once
+CHUNK_ELEMENTS = inspect.signature(chunked_bagwise_similarity).parameters["max_elements"].default
 
 
 # ---------------------------------------------------------------- derived numbers
@@ -336,7 +339,7 @@ class Run:
         """Whether BagFormer's float16 gallery of ``n`` images and the float32 copy of the
         chunk that ``chunked_bagwise_similarity`` converts fit ``--memory-gb``."""
         row = self.bf.image_tokens * self.bf.embed_dim
-        step = min(n, 32_000_000 // (bags * self.bf.image_tokens))
+        step = min(n, CHUNK_ELEMENTS // (bags * self.bf.image_tokens))
         return n * row * 2 + step * row * 4 <= self.args.memory_gb * 2**30
 
     def save(self):
