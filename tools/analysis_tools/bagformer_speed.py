@@ -66,7 +66,8 @@ of ``max(--k-test)`` images over that k).
 
 Ratios: ALBEF's two stages at each k over BagFormer's recall and over BagFormer's recall +
 rank at the same k, for latency; BagFormer's queries per second over ALBEF's, for
-throughput; against the paper's 20.72x and 25.74x. ``slower_than_albef`` lists every (N, k)
+throughput; against the paper's 20.72x and 25.74x; each rounded to the sum of its two
+cells' check errors. ``slower_than_albef`` lists every (N, k)
 where BagFormer's recall over the whole gallery is slower than ALBEF's two stages.
 
 The TokenIndex rows (``--index-gallery``; none to skip; ``albef_k<k>_over_index``: ALBEF's
