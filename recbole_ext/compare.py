@@ -399,7 +399,7 @@ def validation_curve(row: dict) -> list[tuple[float, float]]:
     (validation seconds not counted); empty when it never validated. A curve saved without
     ``valid_epochs`` counts as validated after every epoch when it has a score per epoch."""
     curve = row.get("curve") or {}
-    elapsed = list(itertools.accumulate(curve.get("epoch_seconds", [])))
+    elapsed = [round(t, 3) for t in itertools.accumulate(curve.get("epoch_seconds", []))]
     scores = curve.get("valid_score", [])
     epochs = curve.get("valid_epochs")
     if not epochs:  # a curve recorded before valid_epochs
