@@ -106,7 +106,7 @@ def run_exported(host: Path, script: str, *args, timeout=900) -> subprocess.Comp
     return done
 
 
-def test_export_is_deterministic_black_clean_and_python37(lavis_src, exported, black_env):
+def test_export_is_deterministic_black_flake8_clean_python37(lavis_src, exported, black_env):
     host, tree = exported
     assert export_teachclip(lavis_src).files == tree.files
     new = sorted(p for p in tree.files if p.endswith(".py") and not (lavis_src / p).is_file())
@@ -118,6 +118,13 @@ def test_export_is_deterministic_black_clean_and_python37(lavis_src, exported, b
     for relative in tree.files:
         if relative.endswith(".py"):
             assert newer_syntax(tree.files[relative]) == [], relative
+    flake8 = formatter_env("flake8")  # LAVIS's pre-commit gate: syntax and undefined names
+    if flake8 is None:
+        pytest.skip("the pinned flake8 is not in the export cache (tools/setup_env.sh)")
+    python = sorted(str(host / p) for p in tree.files if p.endswith(".py"))
+    gate = [sys.executable, "-m", "flake8", "--select=E9,F63,F7,F82", *python]
+    done = subprocess.run(gate, env=flake8, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
     assert set(BASE_SOURCES.values()) | set(TEACHCLIP_SOURCES.values()) | {CHECKPOINT} <= set(new)
 
 

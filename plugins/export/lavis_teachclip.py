@@ -540,7 +540,9 @@ RUNNER_NOTES = [
     "need `run.lr_sched: linear_warmup_cosine_group_lr`, which these recipes set, and a "
     "runner that takes the model's parameter groups (`get_optimizer_params`, as LAVIS's "
     "main branch does). The bound on the learned logit scale is applied by the model before "
-    "each use, so it needs no runner hook.",
+    "each use, so it needs no runner hook. `RunnerBase` saves trainable parameters only: "
+    "to load such a checkpoint (an eval recipe, a teacher), `model.pretrained` must name "
+    "the CLIP file the run started from, which gives the frozen layers.",
 ]
 DATA_NOTES = [
     "Each dataset is a folder of videos and JSON annotation files: a list of "
