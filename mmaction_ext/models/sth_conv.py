@@ -34,6 +34,7 @@ def _kaiming_normal_(weight: torch.Tensor, fan: int) -> None:
 
 
 def _check_segments(nt: int, num_segments: int, layer: str) -> None:
+    """Refuse a batch of ``nt`` frames that is not whole clips of ``num_segments``."""
     if nt % num_segments:
         raise ValueError(
             f"{layer}: the batch holds {nt} frames, not a multiple of "
@@ -276,6 +277,7 @@ class STHConv(nn.Module):
         return list(range(tG, G))
 
     def _set_index(self, name: str, input_groups, conv_groups: int) -> None:
+        """Keep what a conv reads (:meth:`_gather_index`) as attribute ``name``."""
         index = self._gather_index(input_groups, conv_groups)
         if isinstance(index, torch.Tensor):  # a buffer, so it follows the module's device
             delattr(self, name)
@@ -312,6 +314,7 @@ class STHConv(nn.Module):
         return self.temporal_groups / self.num_groups
 
     def extra_repr(self) -> str:
+        """The settings ``print(module)`` shows."""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
@@ -577,6 +580,7 @@ class STHDepthwiseConv(nn.Module):
         self.init_weights()
 
     def extra_repr(self) -> str:
+        """The settings ``print(module)`` shows."""
         return (
             f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"num_segments={self.num_segments}, temporal_channels={self.temporal_channels}"

@@ -151,9 +151,11 @@ class WeightCache(dict):
     module starts empty: packed oneDNN tensors can be neither copied nor saved."""
 
     def __deepcopy__(self, memo):
+        """An empty cache: the copy rebuilds its weights."""
         return WeightCache()
 
     def __reduce__(self):
+        """Pickled empty: packed weights cannot be saved."""
         return (WeightCache, ())
 
 

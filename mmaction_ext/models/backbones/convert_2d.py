@@ -100,6 +100,8 @@ def load_2d_state_dict(
 
 
 def _ancestors(model: nn.Module, name: str):
+    """The modules that contain submodule ``name`` of ``model``, outermost first (not
+    ``model`` itself, not the submodule)."""
     parts = name.split(".") if name else []
     module = model
     for part in parts[:-1]:

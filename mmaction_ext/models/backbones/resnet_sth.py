@@ -85,6 +85,7 @@ class ResNetSTH(ResNet):
         self.make_sth()
 
     def _sth_from(self, name: str, conv) -> STHConv:
+        """The STH conv replacing the 2D ``conv`` of layer ``name``, with its settings."""
         try:
             return STHConv(
                 conv.in_channels,
@@ -132,6 +133,8 @@ class ResNetSTH(ResNet):
             self._load_2d_checkpoint(pretrained)
 
     def _load_2d_checkpoint(self, path: str) -> None:
+        """Convert the 2D checkpoint at ``path`` into this network; an error says which
+        ``torchvision_pretrain`` setting a checkpoint of the other format needs."""
         state = read_2d_checkpoint(path)
         fmt = "torchvision" if self.torchvision_pretrain else "MMAction2"
         name_map = torchvision_resnet_name if self.torchvision_pretrain else (lambda name: name)
