@@ -312,16 +312,20 @@ def _validated(row: dict) -> str:
 
 
 def plot_curves(curves: dict[str, list], path: Path) -> None:
-    """Validation NDCG@10 against cumulative training seconds, one line a row."""
+    """Validation NDCG@10 against cumulative training seconds, one line a row; the rows of
+    one model (its seeds) share a colour."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    models = list(dict.fromkeys(name.split(" seed ")[0] for name in curves))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for name, points in curves.items():
         seconds, scores = zip(*points, strict=True)
-        axes.plot(seconds, scores, marker="o", label=name)
+        colour = palette[models.index(name.split(" seed ")[0]) % len(palette)]
+        axes.plot(seconds, scores, marker="o", color=colour, label=name)
     axes.set_xlabel("cumulative training seconds (validation not counted)")
     axes.set_ylabel("validation NDCG@10")
     axes.grid(alpha=0.3)
