@@ -374,6 +374,21 @@ def test_formatted_bagformer_export_is_deterministic_and_black_clean(
 
 
 @pytest.mark.slow
+def test_the_command_writes_the_tree_and_its_diff(lavis_src, exported, tmp_path, capsys):
+    from plugins.cli import main
+
+    _, tree = exported
+    out = tmp_path / "out"
+    assert main(["export", "bagformer", "--host-src", str(lavis_src), "--out", str(out)]) == 0
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert written == set(tree.files)
+    assert (out / "lavis/models/__init__.py").read_text() == tree.files["lavis/models/__init__.py"]
+    capsys.readouterr()
+    assert main(["export", "bagformer", "--host-src", str(lavis_src), "--diff"]) == 0
+    assert capsys.readouterr().out == tree.diff(lavis_src)
+
+
+@pytest.mark.slow
 def test_the_exported_offline_test_passes_without_plugzoo(exported):
     host, _ = exported
     done = run_exported(
