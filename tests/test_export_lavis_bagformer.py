@@ -253,6 +253,21 @@ def test_bagformer_export_is_deterministic_and_reached_by_name(bagformer_tree, l
     assert "+pyahocorasick" in diff and "--- /dev/null" in diff
 
 
+def test_bagformer_exports_on_top_of_the_teachclip_export(lavis_src, tmp_path):
+    """Two LAVIS families edit ``lavis/models/__init__.py``: exported one after the other
+    into one checkout, both registrations are kept."""
+    from plugins.export.lavis_teachclip import export_teachclip
+
+    host = tmp_path / "LAVIS"
+    shutil.copytree(lavis_src, host)
+    export_teachclip(host, formatted=False).write(host)
+    export_bagformer(host, formatted=False).write(host)
+    init = (host / "lavis/models/__init__.py").read_text()
+    for name in ("TeachCLIPRetrieval", "CLIP4ClipRetrieval", "BagFormerRetrieval"):
+        assert f"import {name}" in init and f'    "{name}",' in init, name
+    assert ast.parse(init)
+
+
 def test_bagformer_export_refuses_a_plugzoo_import(lavis_src, tmp_path):
     repo = tmp_path / "repo"
     for source in BAGFORMER_SOURCES:
