@@ -307,8 +307,8 @@ def test_formatted_export_passes_mmaction2s_pre_commit_and_docstring_gate(
     route, formatted, mmaction_src, tmp_path
 ):
     """flake8, isort, yapf (79 columns, the host's setup.cfg), single quotes, docformatter,
-    codespell, the copyright header and interrogate >= 80%: the fixers change nothing
-    more, the linters report nothing, and the export is deterministic."""
+    codespell, mdformat, the copyright header and interrogate >= 80%: the fixers change
+    nothing more, the linters report nothing, and the export is deterministic."""
     tree = formatted[route]
     assert mmaction_style(tree.files, mmaction_src) == tree.files
     tree.write(tmp_path)

@@ -19,7 +19,8 @@ public torch operators only; the oneDNN inference kernels (``mmaction_ext/models
 sth_onednn.py``, private torch ops) stay out, and ``sth_fast_paths`` runs without them.
 Every Python file is brought to MMAction2's pre-commit style by the pinned tools
 (:func:`mmaction_style`: isort, yapf, the double-quote string fixer, docformatter, the
-whitespace fixers), run from the export cache (``plugins/export/sources.py``).
+whitespace fixers; mdformat for the READMEs), run from the export cache
+(``plugins/export/sources.py``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ INTERROGATE_ARGS = (
     "80",
 )
 DOCFORMATTER_ARGS = ("--in-place", "--wrap-descriptions", "79")
+MDFORMAT_ARGS = ("--number", "--table-width", "200")
 # check-copyright's folders, and the words it accepts on a line as a header
 COPYRIGHT_FOLDERS = ("mmaction", "tests", "demo", "tools")
 
@@ -427,10 +429,11 @@ def _fixers(root: Path, python: list[str], host_src: Path) -> None:
 
 
 def mmaction_style(files: dict[str, str], host_src: Path) -> dict[str, str]:
-    """``files`` (the ``.py`` ones) through MMAction2's pre-commit fixers with the pinned
-    tools and the host's ``setup.cfg``, then :func:`fit_columns` on what yapf cannot
+    """``files`` through MMAction2's pre-commit fixers with the pinned tools: the ``.py``
+    ones with the host's ``setup.cfg``, then :func:`fit_columns` on what yapf cannot
     shorten and the fixers again, repeated until nothing changes (yapf moves code, so a
-    line fitted before may need fitting again; four rounds at most).
+    line fitted before may need fitting again; four rounds at most); the ``.md`` ones
+    through mdformat.
 
     Raises:
         RuntimeError: a tool is missing from the export cache or fails, or the fixers do
@@ -451,14 +454,30 @@ def mmaction_style(files: dict[str, str], host_src: Path) -> dict[str, str]:
             _fixers(root, python, host_src)
             after = {k: (root / k).read_text(encoding="utf-8") for k in python}
             if after == before:
-                return {**files, **after}
+                return {**files, **after, **_markdown_style(files, root)}
             before = after
     raise RuntimeError("MMAction2's fixers did not settle on the exported files in 4 rounds")
 
 
+def _markdown_style(files: dict[str, str], root: Path) -> dict[str, str]:
+    """The ``.md`` files of ``files`` through MMAction2's mdformat hook (with its plugins:
+    tables aligned, lists numbered), written under ``root`` first."""
+    markdown = sorted(k for k in files if k.endswith(".md"))
+    if not markdown:
+        return {}
+    for relative in markdown:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(files[relative], encoding="utf-8")
+    done = _tool("mdformat", "mdformat", *MDFORMAT_ARGS, *markdown, cwd=root)
+    if done.returncode:
+        raise RuntimeError(f"mdformat failed on the exported files: {done.stderr[-2000:]}")
+    return {k: (root / k).read_text(encoding="utf-8") for k in markdown}
+
+
 def style_problems(root: Path, files: list[str], host_src: Path) -> list[str]:
     """What MMAction2's linters report on ``files`` (paths under ``root``): flake8 with
-    the host's ``setup.cfg``, codespell with its pre-commit arguments, check-copyright's
+    the host's ``setup.cfg``, codespell with its pre-commit arguments, mdformat's check on
+    the ``.md`` files, check-copyright's
     rule (a line naming Copyright or License in every ``.py`` under its folders), and
     interrogate's docstring coverage (>= 80%) over the ``.py`` files under ``mmaction/``
     or ``models/``. An empty list: all pass."""
@@ -471,6 +490,11 @@ def style_problems(root: Path, files: list[str], host_src: Path) -> list[str]:
     done = _tool("codespell", "codespell_lib", *CODESPELL_ARGS, *files, cwd=root)
     if done.returncode:
         problems.append(f"codespell:\n{done.stdout}{done.stderr}")
+    markdown = [f for f in files if f.endswith(".md")]
+    if markdown:
+        done = _tool("mdformat", "mdformat", "--check", *MDFORMAT_ARGS, *markdown, cwd=root)
+        if done.returncode:
+            problems.append(f"mdformat:\n{done.stdout}{done.stderr}")
     for relative in python:
         if relative.split("/")[0] in COPYRIGHT_FOLDERS:
             lines = (root / relative).read_text(encoding="utf-8").splitlines()

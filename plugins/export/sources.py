@@ -35,10 +35,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PLUGZOO_EXPORT_CACHE", default))
 
 
+def _pin_lines(pin_file: Path) -> list[list[str]]:
+    """The pins of each line of ``pin_file`` (``name==version``; comments dropped): a
+    tool's first, then the packages installed beside it (its plugins)."""
+    lines = [line.split("#", 1)[0].split() for line in pin_file.read_text().splitlines()]
+    return [pins for pins in lines if pins]
+
+
 def _pin(pin_file: Path, package: str) -> str:
-    for line in pin_file.read_text().splitlines():
-        requirement = line.split("#", 1)[0].strip()
-        name, _, version = requirement.partition("==")
+    for pins in _pin_lines(pin_file):
+        name, _, version = pins[0].partition("==")
         if name.strip().lower().replace("_", "-") == package.lower().replace("_", "-"):
             return version.strip()
     raise KeyError(f"{pin_file}: no '{package}==<version>' pin")
@@ -95,12 +101,7 @@ def extract_host(package: str, dest: Path) -> Path:
 
 def formatter_names() -> list[str]:
     """Every tool ``requirements/export.txt`` pins, in its order."""
-    names = []
-    for line in EXPORT_PINS.read_text().splitlines():
-        requirement = line.split("#", 1)[0].strip()
-        if requirement:
-            names.append(requirement.partition("==")[0].strip())
-    return names
+    return [pins[0].partition("==")[0] for pins in _pin_lines(EXPORT_PINS)]
 
 
 def formatter_version(name: str) -> str:
@@ -128,10 +129,11 @@ def install_formatter(name: str) -> Path:
         return path
     scratch = Path(f"{path}.partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    pin = f"{name}=={formatter_version(name)}"
+    # the tool's pin and the plugins pinned on its line
+    pins = next(pins for pins in _pin_lines(EXPORT_PINS) if pins[0].partition("==")[0] == name)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-conflicts", "--target"]
-        + [str(scratch), pin],
+        + [str(scratch), *pins],
         check=True,
     )
     scratch.rename(path)
