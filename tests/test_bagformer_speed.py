@@ -63,14 +63,14 @@ def test_a_check_times_the_full_call_and_its_parts_together_and_scales_the_parts
 
     def fake_time_calls(calls, repeats):  # the medians a real run would measure
         seen.update(names=list(calls), repeats=repeats)
-        medians = {"full": 1.0, "part0": 0.2, "part1": 0.1}
+        medians = {"full": 1.0, "stage0": 0.2, "stage1": 0.1}
         return {name: Timing([medians[name]], [medians[name]]) for name in calls}
 
     monkeypatch.setattr(speed, "time_calls", fake_time_calls)
     run = _run_with({})
     run.args = Namespace(check_repeats=3)
     error = run.check("maxsim_scaling_latency_N20000", print, [(1, print), (5, print)])
-    assert seen == {"names": ["full", "part0", "part1"], "repeats": 3}  # one interleaved set
+    assert seen == {"names": ["full", "stage0", "stage1"], "repeats": 3}  # one interleaved set
     assert error == pytest.approx(0.3)  # estimate 0.2 + 5 x 0.1 = 0.7 against 1.0
     check = run.result["checks"]["maxsim_scaling_latency_N20000"]
     assert check["full_ms"] == 1000 and check["estimate_ms"] == pytest.approx(700)

@@ -312,10 +312,10 @@ class Run:
     def check(self, name: str, full, parts) -> float:
         """Time ``full`` and the ``(factor, call)`` pairs of ``parts`` interleaved; the error
         of the sum of factor x median of each part as an estimate of ``full``'s median."""
-        calls = {"full": full} | {f"part{i}": call for i, (_, call) in enumerate(parts)}
+        calls = {"full": full} | {f"stage{i}": call for i, (_, call) in enumerate(parts)}
         timing = time_calls(calls, repeats=self.args.check_repeats)
         measured = timing["full"].median
-        estimate = sum(f * timing[f"part{i}"].median for i, (f, _) in enumerate(parts))
+        estimate = sum(f * timing[f"stage{i}"].median for i, (f, _) in enumerate(parts))
         error = relative_error(measured, estimate)
         self.result["checks"][name] = {
             "full_ms": 1000 * measured,
