@@ -241,7 +241,23 @@ def test_bagformer_configs_are_lavis_recipes(bagformer_tree, lavis_src):
         evaluation = yaml.safe_load(files[BAGFORMER.recipe("eval", f"ret_{name}_eval.yaml")])
         assert evaluation["model"]["load_finetuned"] is True and evaluation["run"]["evaluate"]
     readme = files[BAGFORMER.readme]
-    assert "arXiv 2212.14322" in readme and "not derived from released code" in readme
+    assert f"Provenance: {BAGFORMER_PROVENANCE}." in readme
+
+
+def test_the_pull_request_texts_state_the_provenance_the_files_carry():
+    """The provenance each exported LAVIS file carries is the one its pull request states:
+    behaviour matched to the authors' released code where the paper is silent, no code copied
+    (the CLIP4Clip section quotes CLIP4Clip's line and names TeachCLIP's paper)."""
+    from plugins.export.lavis_teachclip import CLIP4CLIP_PROVENANCE, TEACHCLIP_PROVENANCE
+
+    guide = Path(__file__).resolve().parents[1] / "docs" / "upstreaming.md"
+    text = " ".join(guide.read_text(encoding="utf-8").split())
+    for provenance in (BAGFORMER_PROVENANCE, CLIP4CLIP_PROVENANCE, TEACHCLIP_PROVENANCE):
+        assert "behaviour matched to the authors' released code" in provenance
+        assert "no code is copied" in provenance
+    for provenance in (BAGFORMER_PROVENANCE, CLIP4CLIP_PROVENANCE):
+        assert f'says: "{provenance}"' in text
+    assert "TeachCLIP's name arXiv 2308.01217" in text and "2308.01217" in TEACHCLIP_PROVENANCE
 
 
 def test_bagformer_export_is_deterministic_and_reached_by_name(bagformer_tree, lavis_src):

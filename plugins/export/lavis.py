@@ -393,7 +393,8 @@ __all__ = [
 # ---- BagFormer ---------------------------------------------------------------------------
 BAGFORMER = LavisLayout("bagformer")
 BAGFORMER_PROVENANCE = (
-    "written for plugzoo from the paper arXiv 2212.14322; not derived from released code"
+    "written for plugzoo from the paper arXiv 2212.14322; where the paper is silent, "
+    "behaviour matched to the authors' released code, from which no code is copied"
 )
 BAGFORMER_PAPER = "https://arxiv.org/abs/2212.14322"
 BAGFORMER_SOURCES = {

@@ -56,10 +56,12 @@ from plugins.paths import REPO_ROOT
 CLIP4CLIP = LavisLayout("clip4clip")
 TEACHCLIP = LavisLayout("teachclip")
 CLIP4CLIP_PROVENANCE = (
-    "written for plugzoo from the paper arXiv 2104.08860; not derived from released code"
+    "written for plugzoo from the paper arXiv 2104.08860; where the paper is silent, "
+    "behaviour matched to the authors' released code, from which no code is copied"
 )
 TEACHCLIP_PROVENANCE = (
-    "written for plugzoo from the paper arXiv 2308.01217; not derived from released code"
+    "written for plugzoo from the paper arXiv 2308.01217; where the paper is silent, "
+    "behaviour matched to the authors' released code, from which no code is copied"
 )
 PROVENANCES = (CLIP4CLIP_PROVENANCE, TEACHCLIP_PROVENANCE)
 # the base's files: the model is found by this one
@@ -642,7 +644,7 @@ def teachclip_readme() -> str:
         "(fine-grained).",
         "",
         f"Provenance: {TEACHCLIP_PROVENANCE}. The official TeachCLIP repository carries no "
-        "licence; nothing here derives from it.",
+        "licence; no code was copied from it.",
         "",
         "It builds on `clip4clip_retrieval`, which must be in LAVIS first. This adds:",
         "",
