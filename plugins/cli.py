@@ -71,6 +71,7 @@ def _demo(args) -> int:
 
 def _export(args) -> int:
     from plugins.export import ExportRefused, export_paper
+    from plugins.export.core import ExportToolFailed
 
     if args.out is None and not args.diff:
         print("plugzoo export: give --out DIR, --diff, or both", file=sys.stderr)
@@ -78,16 +79,21 @@ def _export(args) -> int:
     if not args.host_src.is_dir():
         print(f"plugzoo export: --host-src {args.host_src} is not a folder", file=sys.stderr)
         return 2
+    # absolute: the exporters run tools from other folders, which read the host's files
+    host_src = args.host_src.resolve()
     try:
-        tree = export_paper(args.paper, args.host_src, route=args.route)
+        tree = export_paper(args.paper, host_src, route=args.route)
     except ExportRefused as refused:
         print(refused, file=sys.stderr)
+        return 1
+    except ExportToolFailed as error:
+        print(f"plugzoo export {args.paper}: {error}", file=sys.stderr)
         return 1
     except (KeyError, ValueError, FileNotFoundError) as error:
         print(f"plugzoo export: {error}", file=sys.stderr)
         return 2
     if args.diff:
-        sys.stdout.write(tree.diff(args.host_src))
+        sys.stdout.write(tree.diff(host_src))
     if args.out is not None:
         for path in tree.write(args.out):
             print(f"wrote {path}", file=sys.stderr)

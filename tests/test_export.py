@@ -12,6 +12,7 @@ from plugins.export import export_paper
 from plugins.export.core import (
     PLUGZOO_PACKAGES,
     ExportRefused,
+    ExportTree,
     PythonRules,
     newer_syntax,
     rewrite_python,
@@ -215,6 +216,30 @@ def test_cli_export_refuses_unexported_papers_and_missing_sources(tmp_path, caps
     assert "pass a LAVIS 1.0.2 source tree" in capsys.readouterr().err
     assert not out.exists()
     assert main(["export", "upsr", "--host-src", str(tmp_path / "missing"), "--diff"]) == 2
+
+
+@pytest.mark.parametrize("paper", ["upsr", "sth", "clip4clip", "teachclip", "bagformer"])
+def test_cli_export_hands_every_exporter_an_absolute_host_src(paper, tmp_path, monkeypatch):
+    """A relative --host-src reaches the exporter resolved: the formatters run from scratch
+    folders and read the host's files (MMAction2's setup.cfg) by that path."""
+    (tmp_path / "host").mkdir()
+    monkeypatch.chdir(tmp_path)
+    received = []
+
+    def export(paper, host_src, route=None):
+        received.append(host_src)
+        return ExportTree(paper=paper, host="host")
+
+    monkeypatch.setattr("plugins.export.export_paper", export)
+    assert main(["export", paper, "--host-src", "host", "--diff"]) == 0
+    assert received == [tmp_path.resolve() / "host"]
+
+
+def test_cli_export_names_a_missing_formatter_without_a_traceback(recbole_src, monkeypatch, capsys):
+    monkeypatch.setattr("plugins.export.recbole.formatter_env", lambda name: None)
+    assert main(["export", "upsr", "--host-src", str(recbole_src), "--diff"]) == 1
+    err = capsys.readouterr().err
+    assert "plugzoo export upsr: black (requirements/export.txt) is not installed" in err
 
 
 def test_export_paper_names_the_known_papers(recbole_src):

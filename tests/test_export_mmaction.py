@@ -279,6 +279,28 @@ def test_cli_route_applies_to_sth_only_and_reaches_its_exporter(mmaction_src, ca
         export_paper("sth", mmaction_src, route="upstream")
 
 
+def test_sth_export_hands_the_formatters_an_absolute_host_src(mmaction_src, monkeypatch):
+    """The formatters run in a scratch folder and read the host's setup.cfg by path: a
+    relative --host-src reaches them resolved."""
+    received = []
+
+    def style(files, host_src):
+        received.append(host_src)
+        return files
+
+    monkeypatch.setattr("plugins.export.mmaction.mmaction_style", style)
+    monkeypatch.chdir(mmaction_src.parent)
+    export_sth(Path(mmaction_src.name), route="project")
+    assert received == [mmaction_src.resolve()]
+
+
+def test_cli_names_a_missing_formatter_without_a_traceback(mmaction_src, monkeypatch, capsys):
+    monkeypatch.setattr("plugins.export.mmaction.formatter_env", lambda name: None)
+    assert main(["export", "sth", "--host-src", str(mmaction_src), "--diff"]) == 1
+    err = capsys.readouterr().err
+    assert "plugzoo export sth: isort (requirements/export.txt) is not installed" in err
+
+
 # --- formatted with MMAction2's pinned tools (slow: about a minute per route) -------------
 
 
@@ -314,6 +336,15 @@ def test_formatted_export_passes_mmaction2s_pre_commit_and_docstring_gate(
     tree.write(tmp_path)
     assert style_problems(tmp_path, sorted(tree.files), mmaction_src) == []
     assert export_sth(mmaction_src, route=route).files == tree.files
+
+
+@pytest.mark.slow
+def test_cli_exports_sth_from_a_relative_host_src(mmaction_src, style_tools, monkeypatch, tmp_path):
+    del style_tools  # the export formats with them
+    monkeypatch.chdir(mmaction_src.parent)
+    out = tmp_path / "out"
+    assert main(["export", "sth", "--host-src", mmaction_src.name, "--out", str(out)]) == 0
+    assert (out / PROJECT / "models/sth_conv.py").is_file()
 
 
 # --- run as MMAction2 runs them, without plugzoo ------------------------------------------

@@ -42,6 +42,11 @@ class ExportRefused(Exception):
         )
 
 
+class ExportToolFailed(RuntimeError):
+    """A pinned tool the export runs (a formatter) is missing from the export cache or
+    failed on the exported files."""
+
+
 @dataclass(frozen=True)
 class PythonRules:
     """How one plugin's Python files become host files.

@@ -39,6 +39,7 @@ import yaml
 
 from plugins.export.core import (
     ExportRefused,
+    ExportToolFailed,
     ExportTree,
     PythonRules,
     insert_after_last,
@@ -394,11 +395,11 @@ def _tool(name: str, module: str, *args, cwd: Path) -> subprocess.CompletedProce
     """``python -m module args`` with the pinned tool ``name`` of the export cache.
 
     Raises:
-        RuntimeError: the tool is not in the export cache.
+        ExportToolFailed: the tool is not in the export cache.
     """
     env = formatter_env(name)
     if env is None:
-        raise RuntimeError(
+        raise ExportToolFailed(
             f"{name} (requirements/export.txt) is not installed: run "
             "`python -m plugins.export.sources` (tools/setup_env.sh does) and export again"
         )
@@ -423,7 +424,7 @@ def _fixers(root: Path, python: list[str], host_src: Path) -> None:
         # the pre-commit-hooks fixers exit 1 when they changed a file
         changed = 1 if name == "pre-commit-hooks" else 0
         if done.returncode not in (0, changed) or "Traceback" in done.stderr:
-            raise RuntimeError(
+            raise ExportToolFailed(
                 f"{module} failed on the exported files: {done.stdout[-1000:]}{done.stderr[-2000:]}"
             )
 
@@ -436,7 +437,7 @@ def mmaction_style(files: dict[str, str], host_src: Path) -> dict[str, str]:
     through mdformat.
 
     Raises:
-        RuntimeError: a tool is missing from the export cache or fails, or the fixers do
+        ExportToolFailed: a tool is missing from the export cache or fails, or the fixers do
             not settle.
     """
     python = sorted(k for k in files if k.endswith(".py"))
@@ -456,7 +457,7 @@ def mmaction_style(files: dict[str, str], host_src: Path) -> dict[str, str]:
             if after == before:
                 return {**files, **after, **_markdown_style(files, root)}
             before = after
-    raise RuntimeError("MMAction2's fixers did not settle on the exported files in 4 rounds")
+    raise ExportToolFailed("MMAction2's fixers did not settle on the exported files in 4 rounds")
 
 
 def _markdown_style(files: dict[str, str], root: Path) -> dict[str, str]:
@@ -470,7 +471,7 @@ def _markdown_style(files: dict[str, str], root: Path) -> dict[str, str]:
         (root / relative).write_text(files[relative], encoding="utf-8")
     done = _tool("mdformat", "mdformat", *MDFORMAT_ARGS, *markdown, cwd=root)
     if done.returncode:
-        raise RuntimeError(f"mdformat failed on the exported files: {done.stderr[-2000:]}")
+        raise ExportToolFailed(f"mdformat failed on the exported files: {done.stderr[-2000:]}")
     return {k: (root / k).read_text(encoding="utf-8") for k in markdown}
 
 
@@ -1078,9 +1079,11 @@ def export_sth(
         ExportRefused: something exported would still depend on plugzoo or on Python > 3.7.
         FileNotFoundError: ``host_src`` is not an MMAction2 source tree.
         ValueError: an unknown route.
-        RuntimeError: ``formatted`` and a pinned tool is missing from the export cache.
+        ExportToolFailed: ``formatted`` and a pinned tool is missing from the export cache
+            or fails.
     """
-    host_src = Path(host_src)
+    # absolute: the formatters read the host's setup.cfg from their own scratch folder
+    host_src = Path(host_src).resolve()
     if route not in ROUTES:
         raise ValueError(f"--route {route!r}: expected one of {', '.join(ROUTES)}")
     for required in ("mmaction/registry.py", "setup.cfg"):

@@ -24,6 +24,7 @@ import yaml
 
 from plugins.export.core import (
     ExportRefused,
+    ExportToolFailed,
     ExportTree,
     PythonRules,
     class_source,
@@ -389,11 +390,11 @@ def format_python(files: dict[str, str]) -> dict[str, str]:
     """``files`` (the ``.py`` ones) formatted by the pinned black at RecBole's 88 columns.
 
     Raises:
-        RuntimeError: black is not installed in the export cache.
+        ExportToolFailed: black is not installed in the export cache, or fails.
     """
     env = formatter_env("black")
     if env is None:
-        raise RuntimeError(
+        raise ExportToolFailed(
             "black (requirements/export.txt) is not installed: run "
             "`python -m plugins.export.sources` (tools/setup_env.sh does) and export again"
         )
@@ -408,7 +409,7 @@ def format_python(files: dict[str, str]) -> dict[str, str]:
             [*command, "--target-version", "py37", scratch], env=env, capture_output=True, text=True
         )
         if done.returncode:
-            raise RuntimeError(f"black failed on the exported files: {done.stderr[-2000:]}")
+            raise ExportToolFailed(f"black failed on the exported files: {done.stderr[-2000:]}")
         return {
             **files,
             **{k: (Path(scratch) / k).read_text(encoding="utf-8") for k in python},
