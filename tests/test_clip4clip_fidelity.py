@@ -279,6 +279,36 @@ def test_seq_transf_is_quick_gelu_and_the_logit_scale_is_clamped_before_each_use
     assert free.clip.logit_scale.item() == pytest.approx(math.log(200.0))
 
 
+@pytest.mark.parametrize(
+    "arch, model_type",
+    [
+        ("clip4clip_retrieval", "seqTransf"),
+        ("xclip_retrieval", "seqTransf"),
+        ("xpool_retrieval", "xpool"),
+    ],
+)
+def test_a_checkpoint_never_holds_a_logit_scale_above_its_bound(tmp_path, arch, model_type):
+    """The last optimiser step can leave the parameter above log(100) (the next use would
+    clamp it); a saved state dict, read by code that takes a plain exp(), must not."""
+    torch.manual_seed(0)
+    model = registry.get_model_class(arch).from_config(tiny_model_cfg(model_type, arch=arch))
+    optimizer = torch.optim.SGD([model.clip.logit_scale], lr=1.0)
+    with torch.no_grad():
+        model.clip.logit_scale.fill_(math.log(100.0))
+    model.clip.logit_scale.grad = torch.full_like(model.clip.logit_scale, -0.0042)
+    optimizer.step()  # what a step past the bound leaves behind
+    assert model.clip.logit_scale.item() > math.log(100.0)
+    torch.save(model.state_dict(), tmp_path / "checkpoint.pth")
+    saved = torch.load(tmp_path / "checkpoint.pth", weights_only=True)["clip.logit_scale"]
+    assert saved.exp().item() == pytest.approx(100.0)
+    free = registry.get_model_class(arch).from_config(
+        tiny_model_cfg(model_type, arch=arch, logit_scale_max=None)
+    )
+    with torch.no_grad():
+        free.clip.logit_scale.fill_(math.log(200.0))
+    assert free.state_dict()["clip.logit_scale"].exp().item() == pytest.approx(200.0)
+
+
 # ---------------------------------------------------------------- LAVIS entry points
 def _openai_format_folder(tmp_path):
     """A tiny CLIP saved under the default config's file name, OpenAI's key layout."""

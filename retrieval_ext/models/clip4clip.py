@@ -20,7 +20,8 @@ CLIP4Clip checkpoints (``pytorch_model.bin``) load through ``finetuned`` or LAVI
 ``load_model(..., checkpoint=...)`` (:func:`convert_official_state_dict`).
 
 Training needs no runner hook: the ``logit_scale`` bound is applied to the parameter before
-each use (:meth:`CLIP4ClipRetrieval.logit_scale`), and
+each use (:meth:`CLIP4ClipRetrieval.logit_scale`) and before each state dict is taken (so a
+checkpoint never holds a value above it), and
 :meth:`~CLIP4ClipRetrieval.get_optimizer_params` gives the parameter groups, each with the
 ``lr_scale`` a group-scaled learning-rate schedule multiplies.
 
@@ -222,6 +223,13 @@ class TemporalTransformer(nn.Module):
         return x + frames  # residual to the raw frame features
 
 
+def _clamp_logit_scale_before_saving(model, state_dict, prefix, local_metadata):
+    """State dict hook: the saved ``logit_scale`` is within its bound. The entry shares the
+    parameter's storage, so clamping the parameter in place clamps it; the next use would
+    clamp the parameter anyway, so training is unchanged."""
+    model.clamp_logit_scale()
+
+
 @registry.register_model("clip4clip_retrieval")
 class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
     """CLIP4Clip for text-video retrieval.
@@ -238,7 +246,9 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
             following openai/CLIP#46: a larger scale destabilises training); None leaves
             it free. The official loops clamp it after every optimiser step; here it is
             clamped before every use (:meth:`logit_scale`), which trains the same way
-            under any runner.
+            under any runner, and before every ``state_dict()``: the last optimiser step
+            may leave it above the bound, and a checkpoint read with a plain ``exp()``
+            (the official code) must not see that.
         lr_scale_clip: Learning-rate multiplier of the CLIP weights relative to the new
             layers (CLIP4Clip's ``coef_lr``, 1e-3): the ``lr_scale`` of their parameter
             groups (:meth:`get_optimizer_params`).
@@ -285,6 +295,7 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         self.logit_scale_max = logit_scale_max
         self.lr_scale_clip = lr_scale_clip
         self.no_decay_rule = no_decay_rule
+        self._register_state_dict_hook(_clamp_logit_scale_before_saving)
         # --- layers
         self.clip = clip
         if freeze_layer_num is None:
@@ -424,10 +435,14 @@ class CLIP4ClipRetrieval(FrozenSubmodulesStayInEval, BaseModel):
         ``log(logit_scale_max)``. The official loops clamp it after every optimiser step;
         clamping before each use gives the same training (the parameter is read by nothing
         in between) without a runner hook, which LAVIS's ``RunnerBase`` does not have."""
+        self.clamp_logit_scale()
+        return self.clip.logit_scale.exp()
+
+    def clamp_logit_scale(self) -> None:
+        """Clamp the ``clip.logit_scale`` parameter in place at ``log(logit_scale_max)``."""
         if self.logit_scale_max is not None:
             with torch.no_grad():
                 self.clip.logit_scale.clamp_(max=math.log(self.logit_scale_max))
-        return self.clip.logit_scale.exp()
 
     def is_decayed(self, name: str, param: torch.Tensor) -> bool:
         """Whether weight decay applies to parameter ``name`` (``no_decay_rule``)."""
