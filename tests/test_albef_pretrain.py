@@ -62,6 +62,32 @@ def test_albef_pretrain_trains_offline_with_the_fixes_and_not_before_np_inf():
     assert "losses True True True" in after.stdout
 
 
+def test_albef_pretrain_runs_without_a_queue_with_the_fix():
+    code = f"""
+        import torch
+        from omegaconf import OmegaConf
+        {{imports}}
+        from lavis.common.registry import registry
+        cfg = OmegaConf.merge(OmegaConf.load('{PRETRAIN}').model, {{{{'queue_size': 0}}}})
+        model = registry.get_model_class('albef_pretrain').from_config(cfg)
+        out = model({{{{'image': torch.randn(4, 3, 48, 48), 'text_input': {CAPTIONS},
+                     'epoch': 0, 'iters': 0, 'num_iters_per_epoch': 10}}}})
+        print('keys', tuple(out.sims.sim_i2t.shape), tuple(model.image_queue.shape))
+    """
+    # the offline builds and the np.Inf alias, without the queue fix
+    without_fix = (
+        "import lavis; from plugins.compat import albef_offline_from_config, "
+        "albef_pretrain_offline_from_config, lavis_numpy2_inf_alias; "
+        "albef_offline_from_config(); albef_pretrain_offline_from_config(); "
+        "lavis_numpy2_inf_alias()"
+    )
+    before = run_python(code.format(imports=without_fix), env=OFFLINE)
+    assert before.returncode != 0 and "The expanded size of the tensor (0)" in before.stderr
+    after = run_python(code.format(imports="import retrieval_ext"), env=OFFLINE)
+    assert after.returncode == 0, after.stderr
+    assert "keys (4, 4) (64, 0)" in after.stdout  # the batch's own keys, an empty queue
+
+
 def test_albef_pretrain_refuses_a_pretrained_it_would_ignore():
     from lavis.common.registry import registry
     from omegaconf import OmegaConf

@@ -23,6 +23,7 @@ from plugins.compat.lavis_albef import (
 )
 from plugins.compat.lavis_albef_pretrain import (
     albef_pretrain_offline_from_config,
+    albef_pretrain_runs_without_a_queue,
     lavis_numpy2_inf_alias,
 )
 from plugins.compat.mmaction import name_videos_in_decode_errors, provide_missing_drn_module
@@ -59,6 +60,7 @@ HOST_FIXES = {
         albef_offline_from_config,
         albef_pretrain_offline_from_config,
         lavis_numpy2_inf_alias,
+        albef_pretrain_runs_without_a_queue,
         lavis_checkpoints_local_weights_only,
         albef_eval_uses_max_txt_len,
         albef_runs_without_distillation,
@@ -81,6 +83,7 @@ __all__ = [
     "albef_eval_uses_max_txt_len",
     "albef_offline_from_config",
     "albef_pretrain_offline_from_config",
+    "albef_pretrain_runs_without_a_queue",
     "albef_runs_without_a_queue",
     "albef_runs_without_distillation",
     "allow_mmengine_checkpoints",

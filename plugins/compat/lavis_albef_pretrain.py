@@ -14,6 +14,7 @@ checkpoint hands over to ``albef_retrieval`` and ``bagformer_retrieval`` by LAVI
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -113,4 +114,33 @@ def lavis_numpy2_inf_alias() -> bool:
     if "Inf" in np.__dict__:
         return False
     np.Inf = np.inf
+    return True
+
+
+def albef_pretrain_runs_without_a_queue() -> bool:
+    """``queue_size: 0`` for ``albef_pretrain``: ITC against the batch's own momentum keys.
+
+    Upstream: LAVIS 1.0.2 ``SharedQueueMixin._dequeue_and_enqueue`` writes each batch's
+    keys into the queue: for a queue of 0 the first step fails ("The expanded size of the
+    tensor (0) must match..."), so ALBEF's pre-training always has a queue of at least one
+    global batch (the same defect as ``albef_runs_without_a_queue`` for ``albef_retrieval``).
+    With 0 the queue tensors are empty and LAVIS's loss covers the batch alone.
+
+    Returns:
+        True if applied by this call.
+    """
+    from lavis.models.albef_models.albef_pretrain import AlbefPretrain
+
+    original = AlbefPretrain._dequeue_and_enqueue
+    if getattr(original, "_plugzoo_no_queue", False):
+        return False
+
+    @functools.wraps(original)
+    def dequeue_and_enqueue(self, image_feat, text_feat, idxs=None):
+        if self.queue_size == 0:
+            return None
+        return original(self, image_feat, text_feat, idxs)
+
+    dequeue_and_enqueue._plugzoo_no_queue = True
+    AlbefPretrain._dequeue_and_enqueue = dequeue_and_enqueue
     return True
