@@ -31,8 +31,12 @@ Images are added in chunks (``add``), so a gallery larger than memory in float32
 indexed as it is produced; ``train`` fits the centroids on a sample first. A
 :class:`TokenIndex` can keep its tokens for the exact stage in a float16 ``np.memmap`` file
 (``store_path``, ``capacity`` images) instead of memory: the operating system pages in the
-candidates' tokens. :meth:`TokenIndex.memory_bytes` estimates what an index holds in memory,
-so that a setting can be refused before it is built.
+candidates' tokens. A store searched right after it was written is still in the page cache, so
+its searches read memory, not the disk; a search that has to read the disk is slower.
+:meth:`TokenIndex.memory_bytes` estimates what an index holds in memory, so that a setting can
+be refused before it is built; a search adds its exact stage (:func:`exact_stage_bytes`: the
+candidates' tokens copied to float32 and their dot products with the bags): at the model's
+full size (257 tokens of 256-d), 3,000 candidates x 257 x 256 x 4 bytes = 0.79 GB of tokens.
 
 :class:`ClusteredGallery` and :func:`make_queries` generate synthetic galleries and queries for
 the index benchmark and the tests: clustered token embeddings produced chunk by chunk from a
@@ -53,6 +57,13 @@ import torch.nn.functional as F
 
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
 TOKEN_INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq")
+
+
+def exact_stage_bytes(candidates: int, tokens_per_image: int, dim: int, bags: int) -> int:
+    """Bytes one query's exact stage allocates: its ``candidates`` images' stored tokens
+    copied to float32 and their dot products with the query's ``bags`` (float32)."""
+    values = candidates * tokens_per_image
+    return int(values * dim * 4 + bags * values * 4)
 
 
 def default_centroids(num_tokens: int) -> int:
@@ -314,7 +325,8 @@ class TokenIndex:
         tokens for ``flat`` / ``hnsw`` / ``ivf``, plus the graph's links for ``hnsw``;
         codes and 8-byte ids for ``ivfpq``, plus the float32 copy of ``IndexRefineFlat``
         when ``refine_factor`` > 0 and ``refine_from`` is ``faiss``) and the store of the
-        exact stage when it is in memory."""
+        exact stage when it is in memory. A search allocates :func:`exact_stage_bytes` on
+        top, for at most ``min(images, bags x tokens_per_bag)`` candidates."""
         tokens = images * tokens_per_image
         if kind == "ivfpq":
             copy = refine_factor and refine_from == "faiss"

@@ -285,6 +285,28 @@ def test_memory_estimate_counts_what_each_setting_holds():
     assert hnsw == tokens * 256 * 4 + tokens * 32 * 2 * 4
 
 
+def test_exact_stage_bytes_counts_the_float32_copy_a_search_makes(gallery):
+    """A search copies its candidates' stored (float16) tokens to float32; that copy and the
+    bags' dot products with it are what :func:`exact_stage_bytes` adds to an index's
+    memory."""
+    import tracemalloc
+
+    from retrieval_ext.multivector import TokenIndex, exact_stage_bytes
+
+    tokens, _ = gallery
+    images, per_image, dim = tokens.shape
+    index = TokenIndex.build(tokens, "flat", store_dtype="float16")
+    tracemalloc.start()
+    _, _, candidates = index.search(tokens[0, :3], 10, tokens_per_bag=images * per_image)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    copy = candidates * per_image * dim * 4
+    assert candidates == images and peak >= copy  # every token fetched: every image scored
+    assert exact_stage_bytes(candidates, per_image, dim, 3) == copy + 3 * candidates * per_image * 4
+    # at the model's full size: 3,000 candidates' tokens take 0.79 GB in float32
+    assert exact_stage_bytes(3000, 257, 256, 0) == 789_504_000
+
+
 def test_exact_search_over_chunks_equals_exact_search_over_the_gallery(gallery):
     from retrieval_ext.multivector import exact_search_chunks
 
@@ -303,7 +325,7 @@ def test_index_benchmark_recall_against_brute_force_and_its_memory_bound(
     import shutil
     from argparse import Namespace
 
-    from retrieval_ext.multivector import TokenIndex
+    from retrieval_ext.multivector import TokenIndex, exact_stage_bytes
 
     from conftest import load_tool
 
@@ -324,12 +346,21 @@ def test_index_benchmark_recall_against_brute_force_and_its_memory_bound(
         hnsw_neighbours=32, pq_bytes=32, refine_factor=4, refine_from="store",
         store_dtype="float16",
         store="memmap", memory_gb=8.0, store_dir=tmp_path, out=tmp_path,
+        tokens_per_bag=[64, 256], rerank=[256, 1024],
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"--index hnsw at --gallery 1000000: 1,000,000 images"):
         bench.check_memory(args)
     args.index = ["ivfpq"]
-    with pytest.raises(ValueError, match="x 257 tokens x 256 dims .* need about 11.1 GiB"):
-        bench.check_memory(args)  # codes and ids (257M x 40 bytes), one chunk; no float copy
+    with pytest.raises(ValueError, match="x 257 tokens x 256 dims .* need about 11.6 GiB"):
+        bench.check_memory(args)  # codes and ids (257M x 40 bytes), one chunk, one search
+    exact_stage = exact_stage_bytes(8 * 256, 257, 256, 8)  # 8 bags x 256 tokens' images
+    fewer = Namespace(**{**vars(args), "tokens_per_bag": [64]})
+    assert bench.memory_bytes("ivfpq", 10**6, args) - bench.memory_bytes(
+        "ivfpq", 10**6, fewer
+    ) == exact_stage - exact_stage_bytes(8 * 64, 257, 256, 8)
+    assert bench.memory_bytes("plaid", 100, args) - bench.memory_bytes(
+        "plaid", 100, Namespace(**{**vars(args), "rerank": [10]})
+    ) == exact_stage_bytes(100, 257, 256, 8) - exact_stage_bytes(10, 257, 256, 8)
     args.gallery = [100_000]
     bench.check_memory(args)  # 100k: codes in memory, the tokens in the memmap file
     args.store = "memory"

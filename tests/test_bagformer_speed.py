@@ -113,11 +113,12 @@ def test_derived_cells_take_the_largest_error_of_their_checks_and_ratios_add_the
 
 def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_path):
     out = tmp_path / "speed"
-    # 8 images fit the memory bound, 40 do not: scaled from chunks of 8, checked at 16
+    # 8 images fit the memory bound, 40 do not: scaled from chunks of 8, checked at 16; the
+    # index of 40 fits: codes, one chunk and a search's float32 copy of its few candidates
     extra = ["--gallery", "8", "40", "--k-test", "2", "4", "--query-batch", "3"]
-    extra += ["--chunk", "8", "--memory-gb", "0.0003", "--seconds", "0.01"]
+    extra += ["--chunk", "8", "--memory-gb", "0.0005", "--seconds", "0.01"]
     extra += ["--check-repeats", "1", "--index-gallery", "40", "--index-cells", "8"]
-    extra += ["--index-pq-bytes", "8", "--index-tokens-per-bag", "32", "--index-nprobe", "2", "8"]
+    extra += ["--index-pq-bytes", "8", "--index-tokens-per-bag", "1", "--index-nprobe", "2", "8"]
     assert speed.main(_args(data, out, *extra, "--index-queries", "3")) == 0
     result = json.loads((out / "results.json").read_text())
     rows = {(r["N"], r["path"], r["k"]): r for r in result["rows"]}
@@ -158,12 +159,17 @@ def test_speed_refuses_settings_it_cannot_run(data, tmp_path, monkeypatch):
         speed.main(_args(data, tmp_path, "--gallery", "8", "--k-test", "16"))
     args = Namespace(
         index_gallery=[1_000_000], index_kind="ivfpq", index_pq_bytes=32, chunk=4096,
-        index_refine_factor=4, memory_gb=6.0,
+        index_refine_factor=4, memory_gb=6.0, index_tokens_per_bag=256,
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"1,000,000 images x 257 tokens x 256 dims needs about"):
-        speed.check_memory(args, 257, 256)
+        speed.check_memory(args, 257, 256, 12)
     args.index_gallery = [100_000]
-    speed.check_memory(args, 257, 256)  # codes and ids of 25.7M tokens: about 1 GB
+    speed.check_memory(args, 257, 256, 12)  # codes and ids of 25.7M tokens: about 1 GB
+    # the float32 copy of a search's candidates counts: 12 bags x 256 tokens -> 3,072 images
+    args.memory_gb = 4.5
+    with pytest.raises(ValueError, match="float32 tokens of up to 3,072 candidates"):
+        speed.check_memory(args, 257, 256, 12)
+    speed.check_memory(args, 257, 256, 1)  # 256 candidates fit
     args.store_dir, args.out = tmp_path, tmp_path
     disk = speed.shutil.disk_usage(tmp_path)
     monkeypatch.setattr(speed.shutil, "disk_usage", lambda _: disk._replace(free=10 * 2**30))

@@ -32,7 +32,9 @@ from FAISS's ``IndexRefineFlat`` float32 copy (``--refine-from faiss``) or from 
 float16 tokens (``--refine-from store``: no copy); with 0 the codes alone pick the tokens.
 Either way the candidate images are re-ranked by exact bag-wise MaxSim from the stored
 tokens, kept in memory or, with ``--store memmap``, in a float16 ``np.memmap`` file under
-``--store-dir`` (deleted after the setting), paged in by the operating system.
+``--store-dir`` (deleted after the setting), paged in by the operating system. The file is
+searched right after it is written, so its pages are still in the page cache (where memory
+allows): a memmap row's latency is that of reading cached pages, not the disk.
 
 Measured: latency of one query at a time, ``--threads`` intra-op threads, median over the
 queries (the query's bags are given: text encoding is not part of it); brute force = the sum
@@ -42,8 +44,10 @@ Recall@10 vs exact: share of the exact top 10 that the index returns (``recall_g
 at least 0.95); source@1: share of queries whose source image ranks first.
 
 Memory bound: before any work, each (index, N) setting's memory is estimated (the index
-with its in-memory store, and the generation and scoring of one chunk) and a setting above
-``--memory-gb`` is refused with an error naming its sizes.
+with its in-memory store, the generation and scoring of one chunk, and one query's exact
+stage: its candidates' tokens copied to float32 with their dot products, for at most
+``min(N, 8 bags x max(--tokens-per-bag))`` candidates, ``min(N, max(--rerank))`` for
+``plaid``) and a setting above ``--memory-gb`` is refused with an error naming its sizes.
 
 Protocol for the large galleries (24 GB machine). At the full sizes of the model (257
 tokens of 256-d an image: ``--tokens 257 --dim 256 --chunk 2000``) 1M images are 257M tokens,
@@ -76,6 +80,7 @@ from retrieval_ext.multivector import (
     MultiVectorIndex,
     TokenIndex,
     exact_search_chunks,
+    exact_stage_bytes,
     make_queries,
 )
 
@@ -84,6 +89,8 @@ import torch
 from tabulate import tabulate
 
 from plugins.benchmarking import machine_stamp, set_threads, write_results
+
+QUERY_BAGS = 8  # make_queries' bags per query
 
 
 def brute_force(gallery, queries, k=10):
@@ -95,14 +102,17 @@ def brute_force(gallery, queries, k=10):
 
 def memory_bytes(index_kind: str, n: int, args) -> int:
     """Bytes one setting holds in memory at once, estimated: the index (with the tokens of
-    its exact stage unless they are in a memmap file) and the generation and brute-force
-    scoring of one float32 chunk."""
+    its exact stage unless they are in a memmap file), the generation and brute-force
+    scoring of one float32 chunk, and one query's exact stage at its most candidates."""
     tokens = n * args.tokens
     chunk = min(args.chunk, n) * args.tokens
-    reference = 3 * chunk * args.dim * 4 + 8 * chunk * 4  # picks, noise, normalised; 8 bags
+    reference = 3 * chunk * args.dim * 4 + QUERY_BAGS * chunk * 4  # picks, noise, normalised
     if index_kind == "plaid":
         store = tokens * args.dim * np.dtype(STORE_DTYPES[args.store_dtype]).itemsize
-        return store + tokens * (4 + 3 * 8) + reference  # codes; image ids, pairs, sort
+        search = exact_stage_bytes(min(n, max(args.rerank)), args.tokens, args.dim, QUERY_BAGS)
+        return store + tokens * (4 + 3 * 8) + reference + search  # codes; ids, pairs, sort
+    candidates = min(n, QUERY_BAGS * max(args.tokens_per_bag))  # each bag's tokens' images
+    search = exact_stage_bytes(candidates, args.tokens, args.dim, QUERY_BAGS)
     index = TokenIndex.memory_bytes(
         index_kind,
         n,
@@ -115,7 +125,7 @@ def memory_bytes(index_kind: str, n: int, args) -> int:
         store_dtype=args.store_dtype,
         in_memory_store=args.store == "memory" or index_kind == "plaid",
     )
-    return index + reference
+    return index + reference + search
 
 
 def check_memory(args) -> None:
@@ -295,7 +305,7 @@ def main(argv=None) -> int:
             store_path = store_dir / f"tokens-{kind}-{n}-{index_kind}.npy" if memmap else None
             index, first, build_seconds = build(gallery, args, index_kind, store_path)
             if exact is None:
-                queries = make_queries(first, args.queries, args.seed, shift)
+                queries = make_queries(first, args.queries, args.seed, shift, QUERY_BAGS)
                 print(f"{kind} N = {n:,}: brute force over {len(queries)} queries", flush=True)
                 exact, exact_first, exact_seconds = brute_force(gallery, queries)
             brute = statistics.median(exact_seconds)

@@ -26,7 +26,10 @@ The pipelines (text-to-image, what LAVIS's evaluation runs for a caption):
 - **BagFormer recall through the TokenIndex** (``retrieval_ext.multivector.TokenIndex``,
   ``--index-kind``, by default IVF-PQ whose fetched tokens are re-scored from the stored
   float16 tokens, the stored tokens in a memmap file read for the exact bag-wise re-rank):
-  the query's text encoding plus the index's search, at every ``--index-nprobe``.
+  the query's text encoding plus the index's search, at every ``--index-nprobe``. The file
+  is searched right after it is written, so its pages are still in the page cache (where
+  memory allows): the search reads cached pages, and its latency is not that of reading
+  the tokens from disk.
 
 Sizes: each model at its config's full size (ALBEF: ViT-B/16 at 384 px = 577 image tokens;
 BagFormer: ViT-B/16 at 256 px = 257 tokens; both BERT-base 6 text + 6 fusion layers, 256-d
@@ -76,10 +79,12 @@ token count and width (``ClusteredGallery``, the index benchmark's hard kind: we
 clustered tokens, queries shifted), indexed in chunks; latency = the model's text encoding
 of one caption (measured above) plus the median search of ``--index-queries`` synthetic
 queries with the caption's bag count; recall@10 against exact MaxSim over every chunk; a
-setting whose index (codes and ids in memory, tokens in the memmap file) would exceed
-``--memory-gb``, or whose memmap file would not fit the free disk, is refused before any
-work. The bagging layer's cost per caption (uncached and cached) is reported too. Progress
-goes to stdout; results.json is rewritten after every step.
+setting whose index (codes and ids in memory, tokens in the memmap file), one generated chunk
+and one query's exact stage (its candidates' tokens copied to float32 with their dot
+products: at most ``min(N, bags x --index-tokens-per-bag)`` candidates, 0.79 GB of tokens at
+3,000) would exceed ``--memory-gb``, or whose memmap file would not fit the free disk, is
+refused before any work. The bagging layer's cost per caption (uncached and cached) is
+reported too. Progress goes to stdout; results.json is rewritten after every step.
 Writes results.json (every timing, basis, check error, settings, load averages, peak
 resident memory, the machine stamp) and report.md.
 """
@@ -103,6 +108,7 @@ from retrieval_ext.multivector import (
     ClusteredGallery,
     TokenIndex,
     exact_search_chunks,
+    exact_stage_bytes,
     make_queries,
 )
 
@@ -147,10 +153,11 @@ def round_to_error(value: float, error: float, max_digits: int = 3) -> float:
     return round(value / 10**place) * 10**place
 
 
-def check_memory(args, bag_tokens: int, dim: int) -> None:
+def check_memory(args, bag_tokens: int, dim: int, query_bags: int) -> None:
     """Refuse, before any work, TokenIndex rows whose in-memory part exceeds
     ``--memory-gb``; the error names the sizes."""
     for n in args.index_gallery:
+        candidates = min(n, query_bags * args.index_tokens_per_bag)
         need = TokenIndex.memory_bytes(
             args.index_kind,
             n,
@@ -162,13 +169,15 @@ def check_memory(args, bag_tokens: int, dim: int) -> None:
             in_memory_store=False,
         )
         need += 3 * min(args.chunk, n) * bag_tokens * dim * 4  # one generated chunk
+        need += exact_stage_bytes(candidates, bag_tokens, dim, query_bags)
         if need > args.memory_gb * 2**30:
             raise ValueError(
                 f"--index-gallery {n}: a {args.index_kind} TokenIndex of {n:,} images x "
                 f"{bag_tokens} tokens x {dim} dims needs about {need / 2**20:,.1f} MiB in "
-                f"memory (codes, ids and one generated chunk of {min(args.chunk, n):,} images),"
-                f" above --memory-gb {args.memory_gb}; use a smaller --chunk, drop that size "
-                "or raise the bound"
+                f"memory (codes, ids, one generated chunk of {min(args.chunk, n):,} images "
+                f"and the float32 tokens of up to {candidates:,} candidates), above "
+                f"--memory-gb {args.memory_gb}; use a smaller --chunk or "
+                "--index-tokens-per-bag, drop that size or raise the bound"
             )
 
 
@@ -867,7 +876,9 @@ def main(argv=None) -> int:
     captions = read_caption_corpus([args.captions])
     albef = Albef(build_albef(args.albef_cfg_path, args.albef_image_size))
     bagformer = BagFormer(build_bagformer(args.bagformer_cfg_path, args.dictionary))
-    check_memory(args, bagformer.image_tokens, bagformer.embed_dim)
+    with torch.no_grad():  # the bag count of the query the index rows search with
+        query_bags = int(bagformer.encode(captions[:1])[2].shape[1])
+    check_memory(args, bagformer.image_tokens, bagformer.embed_dim, query_bags)
     check_disk(args, bagformer.image_tokens, bagformer.embed_dim)
     run = Run(args, albef, bagformer, captions)
     run.result.update(
