@@ -33,6 +33,7 @@ from plugins.export.core import newer_syntax
 from plugins.export.lavis_teachclip import (
     BASE_SOURCES,
     CHECKPOINT,
+    PROCESSES,
     TEACHCLIP_SOURCES,
     export_clip4clip,
     export_teachclip,
@@ -44,6 +45,7 @@ from plugins.export.sources import (
     formatter_env,
     install_formatter,
 )
+from plugins.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -186,16 +188,19 @@ def test_lavis_load_model_finds_the_models_in_the_exported_tree(exported):
 
 RECIPES = """
 import glob, sys, types
+import torch
 from lavis.common.config import Config
 from lavis.common.registry import registry
 import lavis.common.optims  # noqa: F401
 import lavis.runners  # noqa: F401
+from lavis.runners import RunnerBase
 
-seen = 0
+seen = warmed = 0
 for path in sorted(glob.glob("lavis/projects/*/*/*.yaml")):
     if not path.split("/")[2] in ("clip4clip", "teachclip"):
         continue
-    config = Config(types.SimpleNamespace(cfg_path=path, options=None)).config
+    cfg = Config(types.SimpleNamespace(cfg_path=path, options=None))
+    config = cfg.config
     run = config.run
     assert registry.get_task_class(run.task) is not None, path
     assert registry.get_runner_class(run.runner) is not None, path
@@ -203,15 +208,41 @@ for path in sorted(glob.glob("lavis/projects/*/*/*.yaml")):
     for name in config.datasets:
         assert registry.get_builder_class(name) is not None, (path, name)
     seen += 1
-print(seen)
+    if run.evaluate:
+        continue
+    # the schedule RunnerBase's own lr_scheduler property builds from the recipe
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=run.init_lr)
+    runner = types.SimpleNamespace(_lr_sched=None, config=cfg, optimizer=optimizer,
+                                   max_epoch=int(run.max_epoch), min_lr=float(run.min_lr),
+                                   init_lr=float(run.init_lr))
+    schedule = RunnerBase.lr_scheduler.fget(runner)
+    rates = []
+    for step in (0, run.warmup_steps // 2, run.warmup_steps):
+        schedule.step(cur_epoch=0, cur_step=step)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] < rates[1] < rates[2] == float(run.init_lr), (path, rates)
+    warmed += 1
+print(seen, warmed)
 """
 
 
-def test_every_exported_recipe_resolves_through_lavis_config(exported):
+def test_every_exported_recipe_resolves_and_warms_up_under_runner_base(exported):
+    """Each recipe resolves through LAVIS's ``Config``; each training recipe's schedule, as
+    ``RunnerBase`` builds it, starts below ``init_lr`` and reaches it at the warm-up's end
+    (``run.warmup_lr`` unset would start at ``init_lr``); its per-process batch times the
+    commands' processes is plugzoo's batch."""
     host, tree = exported
     recipes = [p for p in tree.files if p.startswith("lavis/projects/") and p.endswith(".yaml")]
+    train = [p for p in recipes if "/train/" in p]
     done = run_exported(host, RECIPES)
-    assert int(done.stdout.strip().splitlines()[-1]) == len(recipes) > 0
+    seen, warmed = map(int, done.stdout.strip().splitlines()[-1].split())
+    assert seen == len(recipes) > 0 and warmed == len(train) > 0
+    for relative in recipes:
+        family, name = relative.split("/")[2], relative.rsplit("/", 1)[1]
+        ours = OmegaConf.load(REPO_ROOT / "configs/lavis" / family / name).run
+        run = OmegaConf.create(tree.files[relative]).run
+        assert run.batch_size_train * PROCESSES == ours.batch_size_train, relative
+        assert f"the paper's {ours.batch_size_train} in all" in tree.files[relative], relative
 
 
 TRAIN = """

@@ -30,6 +30,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from plugins.export.core import (
     ExportRefused,
     ExportTree,
@@ -203,8 +205,15 @@ LAVIS_RUN_NAMES = {
         "linear_warmup_cosine_group_lr": "linear_warmup_cosine_group_lr",
     },
 }
-# LAVIS's RunnerBase counts warm-up in steps; plugzoo's recipes give 10% of all steps
+# LAVIS's RunnerBase counts warm-up in steps (plugzoo's recipes give 10% of all steps) and
+# passes the schedule no epoch length: the warm-up runs inside the first epoch, from
+# run.warmup_lr to init_lr, and the cosine takes one value per epoch. RunnerBase's default
+# warmup_lr (-1) means "start at init_lr", which is no warm-up: every recipe sets 0.
 WARMUP_STEPS = 1000
+WARMUP_LR = 0
+# the processes the paper pages' commands start; LAVIS's batch_size_train is per process, so
+# each recipe holds the paper's batch (over all processes) divided by this
+PROCESSES = 4
 RECIPES = {
     CLIP4CLIP: (
         "msrvtt-9k_meanP.yaml",
@@ -482,10 +491,13 @@ def _dataset_configs(repo: Path, tree: ExportTree) -> None:
         )
 
 
-def recipe_rules(layout: LavisLayout, name: str, evaluate: bool) -> ConfigRules:
+def recipe_rules(
+    layout: LavisLayout, name: str, evaluate: bool, batch_per_process: int
+) -> ConfigRules:
     """plugzoo's run config ``name`` as a LAVIS recipe: RunnerBase (AdamW), the
-    group-scaled schedule with its warm-up in steps, LAVIS's output folder (relative to
-    the ``lavis`` package), teachers read from the exported recipes."""
+    group-scaled schedule with its warm-up in steps from ``WARMUP_LR``, the per-process
+    batch ``batch_per_process``, LAVIS's output folder (relative to the ``lavis``
+    package), teachers read from the exported recipes."""
     stem = name[: -len(".yaml")]
     values = dict(LAVIS_RUN_NAMES)
     teachers = [recipe[: -len(".yaml")] for recipe in RECIPES[TEACHCLIP]]
@@ -502,6 +514,8 @@ def recipe_rules(layout: LavisLayout, name: str, evaluate: bool) -> ConfigRules:
     settings = {
         "run.output_dir": f"output/{layout.family}/{stem}",
         "run.warmup_steps": WARMUP_STEPS,
+        "run.warmup_lr": WARMUP_LR,
+        "run.batch_size_train": batch_per_process,
         "run.evaluate": evaluate,
         "model.pretrained": "",
     }
@@ -518,16 +532,46 @@ def run_checkpoint(layout: LavisLayout, stem: str) -> str:
     return f"lavis/output/{layout.family}/{stem}/<job_id>/checkpoint_best.pth"
 
 
+def paper_batch(source: Path) -> int:
+    """The batch over all processes that plugzoo's recipe ``source`` trains with
+    (``run.batch_size_train``: one process), checked to split over ``PROCESSES``."""
+    batch = OmegaConf.load(source).get("run", {}).get("batch_size_train")
+    if not isinstance(batch, int) or batch % PROCESSES:
+        raise ValueError(
+            f"{source}: run.batch_size_train must be an integer multiple of {PROCESSES} (the "
+            f"exported recipe runs it over {PROCESSES} processes), got {batch!r}"
+        )
+    return batch
+
+
+def _annotated(text: str, relative: str, batch: int) -> str:
+    """The recipe ``text`` with the lines a reader must not misread explained."""
+    notes = {
+        f"  batch_size_train: {batch // PROCESSES}\n": (
+            f"  # per process: {PROCESSES} processes x {batch // PROCESSES} = the paper's "
+            f"{batch} in all; with N processes set {batch} / N\n"
+        ),
+        f"  warmup_steps: {WARMUP_STEPS}\n": (
+            "  # inside the first epoch only: RunnerBase gives the schedule no epoch length, so "
+            "the\n  # cosine takes one value per epoch; keep it at most one epoch's steps\n"
+        ),
+    }
+    for line, note in notes.items():
+        if text.count(line) != 1:
+            raise ExportRefused(relative, [f"{relative}: expected one line {line.strip()!r}"])
+        text = text.replace(line, note + line)
+    return text
+
+
 def _recipes(layout: LavisLayout, repo: Path, tree: ExportTree, provenance: str) -> None:
     folder = repo / "configs/lavis" / layout.family
-    for name in RECIPES[layout]:
-        relative = layout.recipe("train", name)
-        rules = recipe_rules(layout, name, evaluate=False)
-        tree.files[relative] = convert_config(folder / name, rules, provenance, relative)
-    name = EVAL_RECIPES[layout]
-    relative = layout.recipe("eval", name)
-    rules = recipe_rules(layout, name, evaluate=True)
-    tree.files[relative] = convert_config(folder / name, rules, provenance, relative)
+    names = [("train", name) for name in RECIPES[layout]] + [("eval", EVAL_RECIPES[layout])]
+    for kind, name in names:
+        relative = layout.recipe(kind, name)
+        batch = paper_batch(folder / name)
+        rules = recipe_rules(layout, name, kind == "eval", batch // PROCESSES)
+        text = convert_config(folder / name, rules, provenance, relative)
+        tree.files[relative] = _annotated(text, relative, batch)
 
 
 # ---- the paper pages
@@ -537,15 +581,29 @@ RUNNER_NOTES = [
     "Training runs with LAVIS's `RunnerBase` and `train.py`. What differs from the papers' "
     "recipes there: the optimiser is LAVIS's AdamW (the papers use BertAdam, without bias "
     "correction) with no gradient clipping (the papers clip the global norm at 1), and the "
-    f"warm-up is {WARMUP_STEPS} steps (the papers warm up over 10% of all steps). The "
-    "per-group learning rates (CLIP's weights at `lr_scale_clip` times the new layers' rate) "
-    "need `run.lr_sched: linear_warmup_cosine_group_lr`, which these recipes set, and a "
-    "runner that takes the model's parameter groups (`get_optimizer_params`, as LAVIS's "
-    "main branch does). The bound on the learned logit scale is applied by the model before "
-    "each use, so it needs no runner hook. `RunnerBase` saves trainable parameters only: "
-    "to load such a checkpoint (an eval recipe, a teacher), `model.pretrained` must name "
-    "the CLIP file the run started from, which gives the frozen layers.",
+    "schedule. `RunnerBase` gives the schedule no epoch length, so the cosine takes one "
+    "value per epoch (as LAVIS's `linear_warmup_cosine_lr`; the papers decay it every "
+    f"step), and the warm-up, linear from `run.warmup_lr` ({WARMUP_LR}) to `init_lr` over "
+    f"`run.warmup_steps` ({WARMUP_STEPS}; the papers warm up over 10% of all steps), runs "
+    "inside the first epoch only: where an epoch has fewer steps (training captions / "
+    "(processes x `batch_size_train`); DiDeMo's one paragraph per video gives few), the "
+    "warm-up is cut at the epoch's end, so set `run.warmup_steps` to at most one epoch's "
+    "steps. `batch_size_train` is LAVIS's batch per process: each recipe holds the paper's "
+    f"batch divided by the {PROCESSES} processes of the commands above; with N processes "
+    "set it to the paper's batch / N (the comment above it in each recipe gives the "
+    "numbers). The per-group learning rates (CLIP's weights at `lr_scale_clip` times the "
+    "new layers' rate) need `run.lr_sched: linear_warmup_cosine_group_lr`, which these "
+    "recipes set, and a runner that takes the model's parameter groups "
+    "(`get_optimizer_params`, as LAVIS's main branch does). The bound on the learned logit "
+    "scale is applied by the model before each use and before each `state_dict()`, so it "
+    "needs no runner hook and no checkpoint holds a value above it. `RunnerBase` saves "
+    "trainable parameters only: to load such a checkpoint (an eval recipe, a teacher), "
+    "`model.pretrained` must name the CLIP file the run started from, which gives the "
+    "frozen layers.",
 ]
+# what the commands pass: the recipes' model.pretrained is empty (random CLIP weights)
+CLIP_FILE = "/path/to/ViT-B-32.pt"
+
 DATA_NOTES = [
     "Each dataset is a folder of videos and JSON annotation files: a list of "
     '`{"video": <path relative to the video folder>, "caption": <string or list of '
@@ -600,8 +658,11 @@ def clip4clip_readme() -> str:
         "## Training and evaluation",
         "",
         "```bash",
-        f"python -m torch.distributed.run --nproc_per_node=8 train.py --cfg-path {recipe}",
-        f"python -m torch.distributed.run --nproc_per_node=8 evaluate.py --cfg-path {evaluate}",
+        f"CLIP={CLIP_FILE}  # OpenAI's CLIP; without it the run starts from random weights",
+        f"python -m torch.distributed.run --nproc_per_node={PROCESSES} train.py \\",
+        f"    --cfg-path {recipe} --options model.pretrained=$CLIP",
+        f"python -m torch.distributed.run --nproc_per_node={PROCESSES} evaluate.py \\",
+        f"    --cfg-path {evaluate} --options model.pretrained=$CLIP",
         "```",
         "",
         *RUNNER_NOTES,
@@ -662,9 +723,17 @@ def teachclip_readme() -> str:
         "folder).",
         "",
         "```bash",
-        f"python -m torch.distributed.run --nproc_per_node=8 train.py --cfg-path {teacher}",
-        f"python -m torch.distributed.run --nproc_per_node=8 train.py --cfg-path {student}",
-        f"python -m torch.distributed.run --nproc_per_node=8 evaluate.py --cfg-path {evaluate}",
+        f"CLIP={CLIP_FILE}  # OpenAI's CLIP; without it the run starts from random weights",
+        f"python -m torch.distributed.run --nproc_per_node={PROCESSES} train.py \\",
+        f"    --cfg-path {teacher} --options model.pretrained=$CLIP",
+        "# the teachers' checkpoints hold trainable parameters only: their frozen layers come",
+        "# from the CLIP file, passed to each teacher's config",
+        'TEACHERS="model.teachers.xclip.model_overrides.pretrained=$CLIP',
+        '    model.teachers.xpool.model_overrides.pretrained=$CLIP"',
+        f"python -m torch.distributed.run --nproc_per_node={PROCESSES} train.py \\",
+        f"    --cfg-path {student} --options model.pretrained=$CLIP $TEACHERS",
+        f"python -m torch.distributed.run --nproc_per_node={PROCESSES} evaluate.py \\",
+        f"    --cfg-path {evaluate} --options model.pretrained=$CLIP $TEACHERS",
         "```",
         "",
         *RUNNER_NOTES,

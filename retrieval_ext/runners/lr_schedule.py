@@ -18,9 +18,13 @@ class GroupScaledWarmupCosineLR:
     """Linear warm-up from ``warmup_start_lr`` to ``init_lr`` over ``warmup_steps``
     iterations, then a cosine decay to ``min_lr`` at the end of ``max_epoch`` epochs.
 
-    The decay is per iteration when the runner passes ``iters_per_epoch`` (ours does),
-    per epoch otherwise (as LAVIS's ``linear_warmup_cosine_lr``). Takes LAVIS's scheduler
-    arguments, so ``run.lr_sched: linear_warmup_cosine_group_lr`` works with any runner.
+    The decay is per iteration when the runner passes ``iters_per_epoch``. LAVIS's
+    ``RunnerBase`` does not: under it the cosine takes one value per epoch and the warm-up
+    runs inside the first epoch only, cut at its end (as LAVIS's
+    ``linear_warmup_cosine_lr``). A negative ``warmup_start_lr`` (``RunnerBase``'s
+    default when ``run.warmup_lr`` is unset) starts at ``init_lr``: no warm-up. Takes
+    LAVIS's scheduler arguments, so ``run.lr_sched: linear_warmup_cosine_group_lr`` works
+    with any runner.
     """
 
     def __init__(
