@@ -86,6 +86,60 @@ def test_rewrite_refuses_with_every_remaining_dependency():
         rewrite_python('"""see plugzoo upsr-text"""\n', "doc.py", RULES)
 
 
+OPTIONAL_SOURCE = """\"\"\"Fast paths.
+
+- plain: the masked conv.
+- kernels: in :mod:`.kernels`, optional;
+  faster.
+
+The kernels (:func:`~.kernels.forward`) need private ops.
+\"\"\"
+
+try:  # private ops
+    from . import kernels
+except ModuleNotFoundError:
+    kernels = None
+
+
+def forward(x):
+    \"\"\"Run ``x``.
+
+    :mod:`pkg.kernels` first.
+
+    Returns:
+        x.
+    \"\"\"
+    if kernels is not None:
+        return kernels.forward(x)
+    return x
+"""
+OPTIONAL_RULES = PythonRules(
+    module_map={}, relative_imports=True, optional_modules=frozenset({"pkg.kernels"})
+)
+
+
+def test_rewrite_removes_an_optional_module_its_branch_and_its_references():
+    out = rewrite_python(OPTIONAL_SOURCE, "pkg/fast.py", OPTIONAL_RULES)
+    assert out == (
+        '"""Fast paths.\n\n- plain: the masked conv.\n"""\n\n\n\n'
+        'def forward(x):\n    """Run ``x``.\n\n    Returns:\n        x.\n    """\n'
+        "    return x\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "what"),
+    [
+        ("y = kernels\n", "uses the optional module 'kernels' outside an 'if kernels is not"),
+        ("# see kernels\n", "mentions 'kernels': # see kernels (a module that is not exported)"),
+    ],
+)
+def test_rewrite_refuses_other_uses_of_an_optional_module(extra, what):
+    with pytest.raises(ExportRefused) as refused:
+        rewrite_python(OPTIONAL_SOURCE + extra, "pkg/fast.py", OPTIONAL_RULES)
+    assert [what in problem for problem in refused.value.problems] == [True]
+
+
 @pytest.mark.parametrize(
     ("source", "what"),
     [

@@ -14,8 +14,10 @@ group pairs keep only the centre temporal slice, temporal pairs only the centre 
 (:meth:`STHConv.dense_equivalent_weight`).
 
 This module holds the operators as plain convolutions; the faster ways to compute
-:class:`STHConv` are in :mod:`.sth_fast_paths` (its ``arrangement``, in plain operators)
-and :mod:`.sth_onednn` (oneDNN's inference kernels, private torch ops: optional).
+:class:`STHConv` are in :mod:`.sth_fast_paths` (its ``arrangement``, in plain operators).
+
+oneDNN's inference kernels, which call private torch ops, are in :mod:`.sth_onednn`
+(optional).
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ class STHConv(nn.Module):
     clip seen as image rows, see :func:`~.sth_layout.frames_as_rows`). :meth:`forward`
     applies these two convs and sums their outputs; :mod:`.sth_fast_paths` replaces that
     computation by a faster one with the same result where one applies (the
-    ``arrangement='masked'`` dense conv, oneDNN's inference kernels). Inside, the block
-    runs channels-last: a channels-first input pays two layout copies; ``ResNetSTH`` runs
-    channels-last end to end and pays them once, at its boundary.
+    ``arrangement='masked'`` dense conv, oneDNN's inference kernels where present). Inside,
+    the block runs channels-last: a channels-first input pays two layout copies;
+    ``ResNetSTH`` runs channels-last end to end and pays them once, at its boundary.
 
     Weight layout: row block ``g`` (output group ``g``) of ``spatial.weight`` holds the
     input groups :meth:`spatial_input_groups` ``(g)`` in that order, and row block ``g`` of
@@ -155,7 +157,8 @@ class STHConv(nn.Module):
             two plain convs, exactly the block's multiply-adds (mmengine's FLOP counter
             traces the model). ``'fast'``: the arrangement's computation in plain
             operators, its derived weights built from the parameters, for a compiler to
-            freeze (the oneDNN inference paths cannot be recorded). The result is the same.
+            freeze (oneDNN's inference kernels, where present, cannot be recorded). The result is
+            the same.
     """
 
     def __init__(

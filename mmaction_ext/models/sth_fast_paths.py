@@ -3,18 +3,18 @@
 
 :meth:`STHConv.forward <.sth_conv.STHConv.forward>` calls :func:`forward` first and applies
 its own two convs (``spatial`` and ``temporal``) where it returns ``None``: in the
-``'grouped'`` arrangement outside the oneDNN inference kernels, and while tracing with
-``trace_path='counted'`` (the FLOP counters then see the block's own multiply-adds; with
-``'fast'``, :func:`_traced` records the arrangement in plain operators). The paths here:
+``'grouped'`` arrangement, and while tracing with ``trace_path='counted'`` (the FLOP
+counters then see the block's own multiply-adds; with ``'fast'``, :func:`_traced` records
+the arrangement in plain operators). The paths here:
 
 - ``arrangement='masked'``: the spatial taps as one dense ``k x k`` conv over the whole
   input, no gather. Its weight is ``spatial.weight`` spread over ``[C_out, C_in, k, k]``,
   zero in the temporal (output, input) group pairs (:func:`masked_spatial_weight`): built
   at each call with autograd, so that gradients reach ``spatial.weight``, cached otherwise.
-- Inference (no autograd, float32 on the CPU), either arrangement: oneDNN's kernels with
-  packed weights and fused adds, in :mod:`.sth_onednn`. They call private PyTorch ops, so
-  that module is optional: where it is absent, inference runs the plain operators here and
-  in ``STHConv``.
+- Inference (no autograd, float32 on the CPU), either arrangement, before the others:
+  oneDNN's kernels with packed weights and fused adds, in :mod:`.sth_onednn`. They call
+  private PyTorch ops, so that module is optional: where it is absent, inference runs the
+  plain operators here and in ``STHConv``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 
 try:  # oneDNN's inference kernels: private torch ops, an optional module
-    from . import sth_onednn
-except ImportError:  # `from . import` of a missing module raises ImportError
+    import mmaction_ext.models.sth_onednn as sth_onednn
+except ModuleNotFoundError as missing:
+    if missing.name != "mmaction_ext.models.sth_onednn":
+        raise  # sth_onednn is there: a module it imports is missing
     sth_onednn = None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,11 @@ class PythonRules:
         relative_imports: keep relative imports (the package is exported with its layout);
             otherwise a relative import is resolved and mapped by ``module_map`` (relative
             again inside the file's host package), and refused where nothing maps it.
+        optional_modules: plugzoo modules left out of the export that a file imports only
+            where they exist: the module-level ``try:`` importing one is removed with its
+            handlers, so is each ``if <name> is not None:`` block on the name it binds, and
+            each docstring paragraph or list item that refers to one (``:mod:`.name```);
+            any other mention of one is refused.
     """
 
     module_map: dict[str, str]
@@ -71,6 +77,7 @@ class PythonRules:
     text_map: dict[str, str] = field(default_factory=dict)
     header: tuple[str, ...] = ()
     relative_imports: bool = False
+    optional_modules: frozenset[str] = frozenset()
 
     def host_module(self, module: str) -> str | None:
         """The host module ``module`` maps to (longest matching prefix), or None."""
@@ -144,8 +151,11 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
     source = _Source(text)
     problems: list[str] = []
     replaced: dict[str, str] = {}  # local name bound to a helper -> host expression
+    removed, optional_names = _drop_optional_modules(tree, path, rules, source)
 
     for node in ast.walk(tree):
+        if id(node) in removed:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level and rules.relative_imports:
                 continue
@@ -223,7 +233,12 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
             source.drop_lines(node.lineno, node.end_lineno)
             glue_lines.update(range(node.lineno, node.end_lineno + 1))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.lineno not in glue_lines:
+        if isinstance(node, ast.Name) and node.id in optional_names and id(node) not in removed:
+            problems.append(
+                f"{path}:{node.lineno}: uses the optional module {node.id!r} outside an "
+                f"'if {node.id} is not None:' block"
+            )
+        elif isinstance(node, ast.Name) and node.lineno not in glue_lines:
             if node.id in replaced:
                 source.replace(node, replaced[node.id])
             elif node.id in rules.glue:
@@ -239,9 +254,136 @@ def rewrite_python(text: str, path: str, rules: PythonRules) -> str:
     if rules.header:  # the file's own header is replaced, so it is not checked
         rewritten = with_header(rewritten, ())
     problems = [f"{path}:{line}: {what}" for line, what in plugzoo_mentions(rewritten)]
+    optional_words = tuple(module.rpartition(".")[2] for module in rules.optional_modules)
+    problems += [
+        f"{path}:{line}: {what} (a module that is not exported)"
+        for line, what in plugzoo_mentions(rewritten, optional_words)
+    ]
     if problems:
         raise ExportRefused(path, problems)
     return with_header(rewritten, rules.header)
+
+
+def _resolved_imports(node: ast.Import | ast.ImportFrom, path: str) -> list[tuple[str, str]]:
+    """``(bound name, dotted module)`` for each name the import ``node`` of the plugzoo file
+    ``path`` binds; ``from package import name`` gives ``package.name`` (a module or not)."""
+    if isinstance(node, ast.Import):
+        return [(a.asname or a.name.split(".")[0], a.name) for a in node.names]
+    package = node.module or ""
+    if node.level:
+        parts = _module_of(path).split(".")
+        if not path.endswith("__init__.py"):
+            parts = parts[:-1]
+        base = parts[: len(parts) - (node.level - 1)]
+        package = ".".join(base + ([node.module] if node.module else []))
+    return [(a.asname or a.name, f"{package}.{a.name}") for a in node.names]
+
+
+def _is_optional(module: str, rules: PythonRules) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in rules.optional_modules)
+
+
+def _drop_optional_modules(
+    tree: ast.Module, path: str, rules: PythonRules, source: _Source
+) -> tuple[set[int], set[str]]:
+    """Edit ``source`` so that it no longer reaches ``rules.optional_modules``: the
+    module-level ``try:`` blocks that import only such modules, the ``if <name> is not
+    None:`` blocks (without ``else``) on the names they bind, and the docstring paragraphs
+    and list items that refer to one. Returns the ids of the removed nodes and their
+    descendants, and the bound names."""
+    removed: set[int] = set()
+    names: set[str] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.Try) or not all(
+            isinstance(statement, ast.Import | ast.ImportFrom) for statement in node.body
+        ):
+            continue
+        imported = [pair for statement in node.body for pair in _resolved_imports(statement, path)]
+        if all(_is_optional(module, rules) for _, module in imported):
+            source.drop_lines(node.lineno, node.end_lineno)
+            removed.update(id(n) for n in ast.walk(node))
+            names.update(name for name, _ in imported)
+    for node in ast.walk(tree):
+        test = getattr(node, "test", None)
+        if (
+            isinstance(node, ast.If)
+            and not node.orelse
+            and isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id in names
+            and [type(op) for op in test.ops] == [ast.IsNot]
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None
+        ):
+            source.drop_lines(node.lineno, node.end_lineno)
+            removed.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree) if rules.optional_modules else ():
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) or not node.body:
+            continue
+        first = node.body[0]
+        value = first.value if isinstance(first, ast.Expr) else None
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            continue
+        start = source.offset(first.lineno, first.col_offset)
+        raw = source.text[start : source.offset(first.end_lineno, first.end_col_offset)]
+        kept = _without_references(raw, path, rules)
+        if kept != raw:
+            source.replace(first, kept)
+    return removed, names
+
+
+# a Sphinx cross-reference, ``:role:`target``` or ``:role:`title <target>```
+_REFERENCE = re.compile(r":[\w:]+:`(?:[^`<]*<)?~?([\w.]+)>?`")
+_BULLET = re.compile(r"^\s*[-*] ")
+
+
+def _without_references(raw: str, path: str, rules: PythonRules) -> str:
+    """The docstring ``raw`` (with its quotes) without the paragraphs and list items that
+    refer to one of ``rules.optional_modules``; its first paragraph and last line stay."""
+    package = _module_of(path).split(".")
+    if not path.endswith("__init__.py"):
+        package = package[:-1]
+
+    def refers(block: list[str]) -> bool:
+        for target in _REFERENCE.findall(" ".join(block)):
+            dots = len(target) - len(target.lstrip("."))
+            if dots:  # relative to the file's package, as Sphinx resolves it
+                target = ".".join(package[: len(package) - (dots - 1)] + [target[dots:]])
+            if _is_optional(target, rules):
+                return True
+        return False
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    lines = raw.splitlines(keepends=True)
+    # paragraphs, list items and single blank lines; the first holds the opening quotes
+    blocks = [[lines[0]]]
+    for line in lines[1:-1]:
+        block = blocks[-1]
+        if (
+            not line.strip()
+            or not block[-1].strip()
+            or _BULLET.match(line)
+            or (_BULLET.match(block[0]) and indent(line) <= indent(block[0]))
+        ):
+            blocks.append([line])
+        else:
+            block.append(line)
+    kept, dropped = [], set()
+    for number, block in enumerate(blocks):
+        if number in dropped:
+            continue
+        if number and block[0].strip() and refers(block):
+            if not _BULLET.match(block[0]):  # a paragraph goes with one blank line
+                following = blocks[number + 1] if number + 1 < len(blocks) else None
+                if following is not None and not following[0].strip():
+                    dropped.add(number + 1)
+                elif kept and not kept[-1].strip():
+                    kept.pop()
+            continue
+        kept.extend(block)
+    return "".join(kept + lines[-1:]) if len(lines) > 1 else raw
 
 
 def _module_of(path: str) -> str:
@@ -292,12 +434,13 @@ def _map_comments_and_strings(text: str, text_map: dict[str, str]) -> str:
     return source.result()
 
 
-def plugzoo_mentions(text: str) -> list[tuple[int, str]]:
-    """``(line, what)`` for every token of ``text`` that still names plugzoo."""
+def plugzoo_mentions(text: str, words: tuple[str, ...] = PLUGZOO_WORDS) -> list[tuple[int, str]]:
+    """``(line, what)`` for every token of ``text`` that still names plugzoo (or holds one
+    of ``words``)."""
     found = []
     for token in tokenize.generate_tokens(io.StringIO(text).readline):
         if token.type in (tokenize.COMMENT, tokenize.STRING, tokenize.NAME):
-            for word in PLUGZOO_WORDS:
+            for word in words:
                 if word in token.string:
                     found.append((token.start[0], f"mentions {word!r}: {token.line.strip()}"))
                     break

@@ -16,7 +16,8 @@ MMAction2's pattern. Host files the source tree lacks (an sdist has no ``tests/`
 
 Both routes export the readable operator: ``sth_conv.py`` and ``sth_fast_paths.py`` call
 public torch operators only; the oneDNN inference kernels (``mmaction_ext/models/
-sth_onednn.py``, private torch ops) stay out, and ``sth_fast_paths`` runs without them.
+sth_onednn.py``, private torch ops) stay out, and so do the import that reaches them where
+they exist, its branch and the docstrings' references to them (``optional_modules``).
 Every Python file is brought to MMAction2's pre-commit style by the pinned tools
 (:func:`mmaction_style`: isort, yapf, the double-quote string fixer, docformatter, the
 whitespace fixers; mdformat for the READMEs), run from the export cache
@@ -111,11 +112,15 @@ MDFORMAT_ARGS = ("--number", "--table-width", "200")
 # check-copyright's folders, and the words it accepts on a line as a header
 COPYRIGHT_FOLDERS = ("mmaction", "tests", "demo", "tools")
 
+# imported by sth_fast_paths only where it exists; the exporter removes that import
+OPTIONAL = frozenset({"mmaction_ext.models.sth_onednn"})
+
 RULES = PythonRules(
     module_map={},
     text_map={"mmaction_ext/models/": f"{PROJECT}/models/"},
     header=HEADER,
     relative_imports=True,
+    optional_modules=OPTIONAL,
 )
 
 
@@ -126,13 +131,14 @@ def _module(path: str) -> str:
 CORE_RULES = PythonRules(
     module_map={
         **{_module(source): _module(target) for source, target in CORE_SOURCES.items()},
-        # `from . import sth_onednn` (optional, not exported) stays beside the operator
+        # `from . import sth_fast_paths`: the operator's package
         "mmaction_ext.models": "mmaction.models.common",
     },
     text_map={
         source[: -len(".py")]: target[: -len(".py")] for source, target in CORE_SOURCES.items()
     },
     header=HEADER,
+    optional_modules=OPTIONAL,
 )
 
 MODELS_INIT = """from .backbones import MobileNetV2STH, ResNetSTH
@@ -611,8 +617,8 @@ def project_readme(configs: list[str]) -> str:
         "`models/sth_conv.py` holds the operator as two plain convolutions; "
         "`models/sth_fast_paths.py` adds the `'masked'` arrangement (one dense convolution "
         "with a masked weight) in public torch operators only. The oneDNN inference kernels "
-        "of the original implementation call private torch ops and are left out: "
-        "`sth_fast_paths.py` imports them only where a `sth_onednn` module exists.",
+        "of the original implementation call private torch ops and are left out; the "
+        "outputs are the same without them.",
         "",
         "## Usage",
         "",
