@@ -95,7 +95,8 @@ class CompareSettings:
     whose keys win over the baselines' defaults (as ``upsr_config`` for UPSR). ``label``
     names the rows of this run (an ablation) beside the model, in results and summaries.
     ``jobs``: rows run in this many processes at once, the threads shared between them
-    (results keep the table order; each row's ``threads`` says what it ran with).
+    (results keep the table order; each row's ``threads`` and ``jobs`` say what it ran
+    with: with ``jobs`` > 1 rows train at the same time on shared cores).
     ``test_users`` / ``valid_users``: every model is tested (validated) on this many seeded
     users, the same for every row (unset: all of them).
     """
@@ -358,7 +359,8 @@ def _per_user_ranks(users, targets, own, borrowed, test_data, train_data) -> dic
 def score_users(per_user: dict, keep, k: int = 10) -> dict:
     """Hits@k, NDCG@k and the shuffled-history control on the test users where ``keep`` is
     true, from a row's saved ``per_user`` ranks (no model run). The same definitions as
-    ``recbole_ext.ranks.shuffled_history_control`` (ties at their mean rank; ``passes``: own
+    ``recbole_ext.ranks.shuffled_history_control`` (ties at their mean rank, scored as one
+    rank, not as the expected metrics over the tie-breaks; ``passes``: own
     NDCG@k above the shuffles' mean by more than twice their sample standard deviation), so
     with every user kept it gives the row's own control."""
     chosen = [i for i, flag in enumerate(keep) if flag]
@@ -419,16 +421,46 @@ def best_within(points: list[tuple[float, float]], seconds: float) -> float | No
 
 def at_equal_training_time(a: list, b: list) -> dict:
     """Two validation curves compared at equal training time: each one's best score within
-    the other's total training seconds, beside its own best."""
-    a_total, b_total = a[-1][0], b[-1][0]
+    the other's training seconds at its last validation (the last point of its curve; the
+    epochs trained after it are not on the curve), beside its own best."""
+    a_last, b_last = a[-1][0], b[-1][0]
     return {
-        "a_total_seconds": a_total,
-        "b_total_seconds": b_total,
+        "a_last_valid_seconds": a_last,
+        "b_last_valid_seconds": b_last,
         "a_best": max(s for _, s in a),
         "b_best": max(s for _, s in b),
-        "a_within_b_total": best_within(a, b_total),
-        "b_within_a_total": best_within(b, a_total),
+        "a_within_b_last_valid": best_within(a, b_last),
+        "b_within_a_last_valid": best_within(b, a_last),
     }
+
+
+def epoch_seconds_total(row: dict) -> float | None:
+    """A row's training seconds over every epoch it trained (validation not counted); None
+    when its curve has no epoch times."""
+    seconds = (row.get("curve") or {}).get("epoch_seconds")
+    return round(sum(seconds), 3) if seconds else None
+
+
+# what two rows must share for their training seconds to compare: (row key, what it is)
+EQUAL_TIME_CONDITIONS = (
+    ("valid_users", "validation users"),
+    ("threads", "threads"),
+    ("jobs", "rows run at once (jobs)"),
+)
+
+
+def equal_time_caveats(a: dict, b: dict) -> list[str]:
+    """Why the training seconds of rows ``a`` and ``b`` do not compare: validation users,
+    threads or concurrent rows (``jobs``) that differ or were not recorded; empty when they
+    compare."""
+    reasons = []
+    for key, what in EQUAL_TIME_CONDITIONS:
+        if key not in a or key not in b:
+            reasons.append(f"{what} not recorded")
+        elif a[key] != b[key]:
+            shown = ["all" if row[key] is None else str(row[key]) for row in (a, b)]
+            reasons.append(f"{what} differ ({' / '.join(shown)})")
+    return reasons
 
 
 class _SequentialView(torch.nn.Module):
@@ -651,7 +683,8 @@ def run_comparison(settings: CompareSettings, run_dir: Path, log=print) -> dict:
 
     def finished(index, result, compute):
         model, seed, _, overrides, saved = rows[index]
-        row = {"model": model, "label": settings.label, "seed": seed, **result}
+        row = {"model": model, "label": settings.label, "seed": seed, "jobs": settings.jobs}
+        row.update(result)
         if saved:
             row["stopped_before_fit_returned"] = True
             compute.pop("train_seconds")  # the stopped run's time is in its log

@@ -23,7 +23,11 @@ def target_ranks(scores: torch.Tensor, target: torch.Tensor) -> list[float]:
 def mid_ranks(scores: torch.Tensor, target: torch.Tensor) -> list[float]:
     """``target_ranks`` with ties at their mean position: a held-out item tied with ``t``
     other items ranks ``1 + higher + t / 2``, the expected rank under a random tie-break
-    (a model that scores many items alike, as Pop does, is neither flattered nor punished)."""
+    (a model that scores many items alike, as Pop does, is neither flattered nor punished).
+    Metrics of that one rank are not the expected metrics under a random tie-break (an item
+    tied with 19 others at the top has mean rank 10.5, a miss at 10, where half the
+    tie-breaks hit), so for heavily tied rows they differ from that expectation and from
+    RecBole's metrics (which break ties in its top-k order)."""
     own = scores.gather(1, target[:, None].to(scores.device))
     higher = (scores > own).sum(dim=1).float()
     tied = (scores == own).sum(dim=1).float() - 1

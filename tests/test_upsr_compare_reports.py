@@ -8,6 +8,8 @@ from recbole_ext.compare import (
     at_equal_training_time,
     best_within,
     cold_items,
+    epoch_seconds_total,
+    equal_time_caveats,
     score_users,
     validation_curve,
 )
@@ -81,18 +83,48 @@ def test_curves_at_equal_training_time():
     assert best_within(a, 99) is None and best_within(a, 250) == 0.03
     compared = at_equal_training_time(a, b)
     assert compared == {
-        "a_total_seconds": 300,
-        "b_total_seconds": 240,
+        "a_last_valid_seconds": 300,
+        "b_last_valid_seconds": 240,
         "a_best": 0.03,
         "b_best": 0.06,
-        "a_within_b_total": 0.03,
-        "b_within_a_total": 0.06,
+        "a_within_b_last_valid": 0.03,
+        "b_within_a_last_valid": 0.06,
     }
+    # SASRec trained a 7th epoch after its last validation: on no curve, in its total
+    sasrec["curve"]["epoch_seconds"].append(40)
+    assert validation_curve(sasrec)[-1] == (240, 0.06) and epoch_seconds_total(sasrec) == 280
+    assert epoch_seconds_total({}) is None
     # a curve saved before valid_epochs: one validation per epoch when the counts match
     old = {"curve": {"epoch_seconds": [5, 5], "valid_score": [0.1, 0.2]}}
     assert validation_curve(old) == [(5, 0.1), (10, 0.2)]
     assert validation_curve({"curve": {"epoch_seconds": [5, 5], "valid_score": [0.2]}}) == []
     assert validation_curve({}) == []
+
+
+def test_training_seconds_compare_only_on_the_same_users_threads_and_jobs():
+    upsr = {"valid_users": 100, "threads": 1, "jobs": 1}
+    assert equal_time_caveats(upsr, dict(upsr)) == []
+    sasrec = {"valid_users": None, "threads": 2, "jobs": 2}  # every user validated
+    assert equal_time_caveats(upsr, sasrec) == [
+        "validation users differ (100 / all)",
+        "threads differ (1 / 2)",
+        "rows run at once (jobs) differ (1 / 2)",
+    ]
+    assert equal_time_caveats(upsr, {"valid_users": 100, "threads": 1}) == [
+        "rows run at once (jobs) not recorded"
+    ]
+
+
+def test_ties_count_at_their_mean_rank_not_as_expected_hits():
+    """A held-out item tied with 19 other items at the top: half the random tie-breaks put
+    it in the top 10, but its mean rank, 10.5, is a miss at 10 (the tables say so)."""
+    scores = torch.zeros(2, 21)
+    scores[:, 0] = -float("inf")  # the padding column
+    control = shuffled_history_control(scores, torch.tensor([1, 2]), keep_ranks=True)
+    assert control["own_ranks"] == [10.5, 10.5] and control["hits@10"] == 0
+    upsr_compare = load_tool("upsr_compare")
+    caption = upsr_compare._caption(_results([]), "A table")
+    assert "mean rank" in caption and "not the expected hits or NDCG" in caption
 
 
 def _row(model, label, ndcg, per_user=None, **extra):
@@ -126,9 +158,12 @@ def test_recipe_table_curve_and_rescore_from_saved_rows(tmp_path):
     sasrec = _row("SASRec", None, 0.05, per_user, epochs=4, prefixes_per_user=None)
     sasrec |= {"training_rows": 388684, "train_seconds": 120.0, "curve": sasrec_curve}
     upsr["valid_users"] = sasrec["valid_users"] = 100
+    upsr["threads"] = sasrec["threads"] = 1
+    upsr |= {"load_start": 1.04, "load_end": 1.96}  # jobs: from the run's settings below
     pop = _row("Pop", None, 0.017, per_user, epochs=1, training_rows=97171, train_seconds=1.0)
     (tmp_path / "new").mkdir()
-    (tmp_path / "new" / "results.json").write_text(json.dumps(_results([pop, sasrec, upsr])))
+    saved = _results([pop, sasrec, upsr]) | {"settings": {"jobs": 1}}
+    (tmp_path / "new" / "results.json").write_text(json.dumps(saved))
     out = tmp_path / "table"
     argv = ["--rescore", str(tmp_path / "new"), "--cold-threshold", "4", "--out", str(out)]
     assert upsr_compare.main(argv) == 0
@@ -154,9 +189,23 @@ def test_recipe_table_curve_and_rescore_from_saved_rows(tmp_path):
     assert results["cold_items"]["threshold"] == 4
     assert results["cold_items"]["supervised"][0]["users"] == 2
     # the curves: UPSR's best within SASRec's 120 s is its first epoch's, SASRec's within
-    # UPSR's 220 s its best (0.06 after 90 s)
+    # UPSR's 220 s its best (0.06 after 90 s); same users, threads and jobs: comparable
     (equal,) = tables["equal-training-time"]["rows"]
-    assert equal == ["UPSR (unilm)", "SASRec", "100 / 100", 220.0, 120.0, 0.04, 0.06, 0.04, 0.06]
+    assert equal == [
+        "UPSR (unilm)",
+        "SASRec",
+        "yes",
+        "100 / 100",
+        "1 / 1",
+        "1 / 1",
+        "1.0 to 2.0 / not recorded",
+        [220.0, 220.0],
+        [120.0, 120.0],
+        0.04,
+        0.06,
+        0.04,
+        0.06,
+    ]
     assert results["curves"]["SASRec"] == [[30.0, 0.03], [60.0, 0.05], [90.0, 0.06], [120.0, 0.06]]
     assert "Pop" not in results["curves"]  # an anchor validates on another protocol
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -227,6 +276,7 @@ def test_a_run_keeps_each_users_held_out_item_its_training_count_and_curve(tmp_p
     assert [r["rank"] for r in logged] == sasrec["per_user"]["rank"]  # no ties in SASRec
     assert sasrec["curve"]["valid_epochs"] == [1, 2] and len(sasrec["curve"]["valid_score"]) == 2
     assert sasrec["prefixes_per_user"] is None and sasrec["valid_users"] is None
+    assert sasrec["jobs"] == 1 and sasrec["threads"] >= 1  # what its seconds ran with
     cold = results["cold_items"]["supervised"]
     assert [c["row"] for c in cold] == ["SASRec", "Pop"]
     expected = sum(training[item] <= 5 for item in sasrec["per_user"]["item"])

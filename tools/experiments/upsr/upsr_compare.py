@@ -36,6 +36,8 @@ from recbole_ext.compare import (
     CompareSettings,
     at_equal_training_time,
     cold_items,
+    epoch_seconds_total,
+    equal_time_caveats,
     run_comparison,
     summarise,
     validation_curve,
@@ -158,6 +160,8 @@ def merge(folders: list[Path], need_ranks: bool = False) -> dict:
         for part in ("supervised", "zero_shot"):
             for row in run[part]:
                 _curve_from_run_folder(row)
+                if "jobs" not in row and "jobs" in run.get("settings", {}):
+                    row["jobs"] = run["settings"]["jobs"]  # saved before rows recorded it
                 if need_ranks and not row.get("per_user") and row.get("control"):
                     raise ValueError(
                         f"--rescore: {path}: row {row_name(row)!r} ({part}) has no per-user "
@@ -286,7 +290,9 @@ def cold_item_rows(rows: list[dict], threshold: int) -> list[dict]:
 def equal_time_rows(rows: list[dict], several_seeds: bool) -> list[dict]:
     """Each UPSR row's validation curve against SASRec's of the same seed (every SASRec row
     when none shares the seed): the best validation NDCG@10 each reached within the other's
-    total training seconds."""
+    training seconds at its last validation, each row's seconds to its last validation and
+    over all its epochs, what it ran with (validation users, threads, jobs, load), and
+    whether the two compare (``caveats``: why not)."""
     upsr = [r for r in rows if r["model"] == "UPSR" and validation_curve(r)]
     sasrec = [r for r in rows if r["model"] == "SASRec" and validation_curve(r)]
     out = []
@@ -297,7 +303,13 @@ def equal_time_rows(rows: list[dict], several_seeds: bool) -> list[dict]:
                 {
                     "a": row_name(a, several_seeds),
                     "b": row_name(b, several_seeds),
+                    "caveats": equal_time_caveats(a, b),
                     "validation_users": [_validated(a), _validated(b)],
+                    "threads": [_recorded(a, "threads"), _recorded(b, "threads")],
+                    "jobs": [_recorded(a, "jobs"), _recorded(b, "jobs")],
+                    "load": [_load(a), _load(b)],
+                    "a_epoch_seconds_total": epoch_seconds_total(a),
+                    "b_epoch_seconds_total": epoch_seconds_total(b),
                     **at_equal_training_time(validation_curve(a), validation_curve(b)),
                 }
             )
@@ -309,6 +321,18 @@ def _validated(row: dict) -> str:
     if "valid_users" not in row:
         return "not recorded"
     return "all" if row["valid_users"] is None else str(row["valid_users"])
+
+
+def _recorded(row: dict, key: str) -> str:
+    return str(row[key]) if row.get(key) is not None else "not recorded"
+
+
+def _load(row: dict) -> str:
+    """The machine's 1-minute load average when a row started and ended its run."""
+    start, end = row.get("load_start"), row.get("load_end")
+    if start is None or end is None:
+        return "not recorded"
+    return f"{start:.1f} to {end:.1f}"
 
 
 def plot_curves(curves: dict[str, list], path: Path) -> None:
@@ -382,9 +406,12 @@ def _caption(results: dict, what: str) -> str:
     return (
         f"{what} on {data.get('dataset', 'the data')} ({size}{users}), "
         "leave-one-out by time, full ranking through RecBole's Trainer. "
-        "Hits and the control put tied items at their "
-        "mean rank; the control ranks each user's held-out item with another user's score "
-        "row (5 seeded shuffles)."
+        "Hits, NDCG and the control put a held-out item tied with t other items at its "
+        "mean rank (1 + the items above + t / 2) and score that one rank, which is not the "
+        "expected hits or NDCG under a random tie-break: a row and its control are scored "
+        "alike, but for heavily tied rows (Pop on the cold items) hits and NDCG differ from "
+        "RecBole's, which breaks ties in its top-k order. The control ranks each user's "
+        "held-out item with another user's score row (5 seeded shuffles)."
     )
 
 
@@ -546,17 +573,22 @@ def equal_time_table(results: dict) -> dict:
     return {
         "caption": _caption(
             results,
-            "Validation NDCG@10 at equal training time (the best validated score within the "
-            "other row's total training seconds; validation time not counted)",
+            "Validation NDCG@10 at equal training time (each row's best validated score "
+            "within the other row's training seconds at its last validation; validation time "
+            "not counted)",
         ),
         "measured": _measured(results),
         "command": results.get("commands", []),
         "columns": [
             "UPSR row",
             "SASRec row",
+            "comparable",
             "validation users (UPSR / SASRec)",
-            {"name": "UPSR train s", "format": "{:,.0f}"},
-            {"name": "SASRec train s", "format": "{:,.0f}"},
+            "threads (UPSR / SASRec)",
+            "rows run at once (UPSR / SASRec)",
+            "load average, start to end (UPSR / SASRec)",
+            {"name": "UPSR train s (to last validation / all epochs)", "format": _SECONDS},
+            {"name": "SASRec train s (to last validation / all epochs)", "format": _SECONDS},
             {"name": "UPSR best", "format": "{:.4f}"},
             {"name": "SASRec best", "format": "{:.4f}"},
             {"name": "UPSR within SASRec's seconds", "format": "{:.4f}"},
@@ -566,20 +598,37 @@ def equal_time_table(results: dict) -> dict:
             [
                 r["a"],
                 r["b"],
+                "no: " + "; ".join(r["caveats"]) if r["caveats"] else "yes",
                 " / ".join(r["validation_users"]),
-                r["a_total_seconds"],
-                r["b_total_seconds"],
+                " / ".join(r["threads"]),
+                " / ".join(r["jobs"]),
+                " / ".join(r["load"]),
+                _seconds_cell(r["a_last_valid_seconds"], r["a_epoch_seconds_total"]),
+                _seconds_cell(r["b_last_valid_seconds"], r["b_epoch_seconds_total"]),
                 r["a_best"],
                 r["b_best"],
-                r["a_within_b_total"],
-                r["b_within_a_total"],
+                r["a_within_b_last_valid"],
+                r["b_within_a_last_valid"],
             ]
             for r in results["equal_training_time"]
         ],
-        "note": "An empty cell: that row had not validated yet at the other's total. The "
-        "curves compare fairly only when both rows validated on the same seeded users (the "
-        "comparison's --valid-users, which curve.yaml sets to 100 for UPSR).",
+        "note": "An empty cell: that row had not validated yet at the other's last "
+        "validation. Training seconds compare only between rows that validated on the same "
+        "seeded users (the comparison's --valid-users; curve.yaml sets 100 for UPSR), ran "
+        "with the same threads and with the same number of rows at once (--jobs: with more "
+        "than one, rows train at the same time on shared cores); a pair that differs in any "
+        "is marked not comparable, with the reason. The load average shows what else ran.",
     }
+
+
+_SECONDS = "{:,.0f} / {:,.0f}"
+
+
+def _seconds_cell(last_valid: float, total: float | None) -> list | str:
+    """Seconds to the last validation and over all epochs, as one cell."""
+    if total is None:
+        return f"{last_valid:,.0f} / not recorded"
+    return [last_valid, total]
 
 
 def _markdown(table: dict) -> str:
