@@ -12,6 +12,21 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses of the tests import this checkout too, whatever checkout the editable install
+# points at (a second clone set up with tools/setup_env.sh re-points it).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+)
+# the first lines of a script run under plugins/export/shim.py: a control that the shim is
+# active there, i.e. that plugzoo's packages do not import (they do in this environment)
+SHIM_CONTROL = """import importlib
+for _package in ("plugins", "retrieval_ext"):
+    try:
+        importlib.import_module(_package)
+    except ImportError:
+        continue
+    raise SystemExit(_package + " imports: the plugzoo-blocking shim is not active")
+"""
 
 
 def run_python(code: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import SHIM_CONTROL
 
 from plugins.export import export_paper
 from plugins.export.core import PLUGZOO_PACKAGES, ExportRefused, PythonRules, newer_syntax
@@ -536,7 +537,7 @@ def test_lavis_loads_trains_and_evaluates_the_exported_bagformer(exported, image
         f"run.output_dir={tmp_path / 'output'}",
     ]
     script = host / "run_bagformer.py"
-    script.write_text(RUNNER)
+    script.write_text(SHIM_CONTROL + RUNNER)
     out = tmp_path / "report.json"
     recipe = host / BAGFORMER.recipe("train", "ret_coco_ft.yaml")
     run_exported(host, str(script), str(recipe), json.dumps(options), str(tiny_yaml), str(out))
@@ -624,7 +625,7 @@ def test_exported_and_plugzoo_bagformer_agree_on_weights_and_outputs(
     inputs = tmp_path / "inputs.pt"
     torch.save(batch, inputs)
     script = host / "equivalence.py"
-    script.write_text(EQUIVALENCE)
+    script.write_text(SHIM_CONTROL + EQUIVALENCE)
     out = tmp_path / "exported.pt"
     run_exported(host, str(script), str(cfg), str(weights), str(inputs), str(out))
     exported_run = torch.load(out, weights_only=True)

@@ -25,6 +25,7 @@ from retrieval_ext.datasets.synthetic import write_video_text_dataset
 
 import pytest
 import torch
+from conftest import SHIM_CONTROL
 from lavis.common.registry import registry
 from omegaconf import OmegaConf
 from retrieval_helpers import TINY_CLIP, tiny_model_cfg
@@ -93,7 +94,7 @@ def exported(lavis_src, black_env, tmp_path_factory):
 
 def run_exported(host: Path, script: str, *args, timeout=900) -> subprocess.CompletedProcess:
     path = host / "check_script.py"
-    path.write_text(textwrap.dedent(script))
+    path.write_text(SHIM_CONTROL + textwrap.dedent(script))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(host), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     done = subprocess.run(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import write_tiny_video_dataset
+from conftest import SHIM_CONTROL, write_tiny_video_dataset
 
 from plugins.cli import main
 from plugins.export import export_paper
@@ -551,9 +551,9 @@ def test_sth_project_builds_trains_with_mim_and_matches_plugzoo(formatted, mmact
     formatted["project"].write(host)
     project = host / PROJECT
     env = _fresh_env(tmp_path, project)
-    (tmp_path / "run_project.py").write_text(PROJECT_RUN)
+    (tmp_path / "run_project.py").write_text(SHIM_CONTROL + PROJECT_RUN)
     (tmp_path / "equivalence.py").write_text(
-        EQUIVALENCE.replace("register_all_modules()", "import models")
+        SHIM_CONTROL + EQUIVALENCE.replace("register_all_modules()", "import models")
     )
     configs = [f"configs/{name}" for name in CONFIGS]
     _run([sys.executable, str(tmp_path / "run_project.py"), *configs], project, env)
@@ -581,7 +581,7 @@ def test_sth_core_tree_passes_its_tests_trains_with_mim_and_matches_plugzoo(
     pytest_run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     done = _run(pytest_run, host, env)
     assert f"{len(tests) + 1} passed" in done.stdout, done.stdout[-2000:]
-    (tmp_path / "equivalence.py").write_text(EQUIVALENCE)
+    (tmp_path / "equivalence.py").write_text(SHIM_CONTROL + EQUIVALENCE)
     _run([sys.executable, str(tmp_path / "equivalence.py"), str(tmp_path)], host, env)
     out = torch.load(tmp_path / "out.pt", weights_only=True)
     assert out["module"] == "mmaction.models.backbones.resnet_sth"

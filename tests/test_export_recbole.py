@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import SHIM_CONTROL
 
 from plugins.export.core import newer_syntax
 from plugins.export.recbole import PROPERTIES, SOURCES, export_upsr
@@ -235,7 +236,7 @@ def test_exported_and_plugzoo_upsr_agree_on_weights_and_outputs(exported, tmp_pa
     weights = tmp_path / "plugzoo_upsr.pt"
     torch.save(model.state_dict(), weights)
     script = host / "equivalence.py"
-    script.write_text(EQUIVALENCE)
+    script.write_text(SHIM_CONTROL + EQUIVALENCE)
     out = tmp_path / "exported.pt"
     run_exported(host, str(script), json.dumps(files), str(weights), str(out))
     exported_run = torch.load(out, weights_only=True)
