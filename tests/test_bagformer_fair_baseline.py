@@ -102,3 +102,8 @@ def test_the_protocol_runs_end_to_end_at_tiny_sizes_and_resumes(tmp_path, monkey
     before = (out / "runs" / "albef-s42" / "result.json").stat().st_mtime_ns
     assert fair.main(argv) == 0
     assert (out / "runs" / "albef-s42" / "result.json").stat().st_mtime_ns == before
+    # the same folder asked for another recipe is refused, naming the stale result
+    other = list(argv)
+    other[argv.index("--pretrain-epochs") + 1] = "2"
+    with pytest.raises(ValueError, match=r"pretrain/result.json: a result of another command"):
+        fair.main(other)

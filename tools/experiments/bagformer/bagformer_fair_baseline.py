@@ -36,7 +36,8 @@ Protocol:
   BagFormer's rank and merge on recall): the mean-recall difference, its per-seed signs, and
   whether it exceeds the seed spread (the two standard deviations added).
 - ``--jobs N``: N fine-tuning runs at once, one process each (``OMP_NUM_THREADS=1``
-  unless set). A run whose ``result.json`` exists is kept, so an interrupted call resumes.
+  unless set). A run whose ``result.json`` exists is kept, so an interrupted call resumes;
+  one written by another command (other epochs, options...) is an error naming it.
 
 Writes ``<out>/results.json`` after every run, and at the end ``<out>/table.md`` and
 ``<out>/table.json`` (the table as an entry of ``docs/benchmarks/results/bagformer.json``,
@@ -144,13 +145,20 @@ def training_compute(log: str) -> dict:
 def train(cfg: Path, options: list[str], out_dir: Path, evaluate: bool = False) -> dict:
     """One ``tools/lavis_train.py`` run (``tools/lavis_evaluate.py`` with ``evaluate``:
     the test splits alone, no compute) into ``out_dir``, kept when its ``result.json``
-    exists: its test metrics, compute and command."""
-    result_file = out_dir / "result.json"
-    if result_file.is_file():
-        return json.loads(result_file.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    exists and came from the same command (another command's is an error): its test
+    metrics, compute and command."""
     tool = EVALUATE if evaluate else TRAIN
     command = [sys.executable, str(tool), "--cfg-path", str(cfg), "--options", *options]
+    result_file = out_dir / "result.json"
+    if result_file.is_file():
+        done = json.loads(result_file.read_text())
+        if done["command"][1:] != command[1:]:  # the interpreter may differ
+            raise ValueError(
+                f"{result_file}: a result of another command ({' '.join(done['command'][1:])}); "
+                "give another --out, or delete it to run again"
+            )
+        return done
+    out_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.setdefault("OMP_NUM_THREADS", "1")
     start = time.time()
