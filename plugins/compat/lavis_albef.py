@@ -204,6 +204,26 @@ def load_text_init(text_encoder, source) -> dict:
     return report
 
 
+def build_albef(cls, cfg, image_encoder, text_encoder, **own_keys):
+    """``cls``, one of LAVIS's ALBEF models, from its encoders and the keys every ALBEF
+    reads (with LAVIS's defaults) plus ``own_keys``; its ``init_tokenizer`` loads
+    ``model.tokenizer`` (see :func:`albef_offline_from_config`)."""
+    token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)
+    try:
+        return cls(
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            embed_dim=cfg.get("embed_dim", 256),
+            temp=cfg.get("temp", 0.07),
+            momentum=cfg.get("momentum", 0.995),
+            alpha=cfg.get("alpha", 0.4),
+            max_txt_len=cfg.get("max_txt_len", 30),
+            **own_keys,
+        )
+    finally:
+        _TOKENIZER_SOURCE.reset(token)
+
+
 def albef_offline_from_config() -> bool:
     """Build LAVIS's ``albef_retrieval`` from a local config, without the network.
 
@@ -239,21 +259,14 @@ def albef_offline_from_config() -> bool:
         text_encoder = XBertEncoder(config=text_config(cfg), add_pooling_layer=False)
         if cfg.get("text_init", ""):  # before the momentum copy is made
             load_text_init(text_encoder, cfg.text_init)
-        token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)
-        try:
-            model = cls(
-                image_encoder=image_encoder,
-                text_encoder=text_encoder,
-                queue_size=cfg.get("queue_size", 0),
-                embed_dim=cfg.get("embed_dim", 256),
-                temp=cfg.get("temp", 0.07),
-                momentum=cfg.get("momentum", 0.995),
-                alpha=cfg.get("alpha", 0.4),
-                max_txt_len=cfg.get("max_txt_len", 30),
-                use_distill=cfg.get("use_distill", True),
-            )
-        finally:
-            _TOKENIZER_SOURCE.reset(token)
+        model = build_albef(
+            cls,
+            cfg,
+            image_encoder,
+            text_encoder,
+            queue_size=cfg.get("queue_size", 0),
+            use_distill=cfg.get("use_distill", True),
+        )
         if not load_checkpoint_of(model, cfg):
             logging.info("albef_retrieval: pretrained is empty, random initialisation")
         return model
@@ -501,7 +514,18 @@ def albef_runs_without_a_queue() -> bool:
     """
     from lavis.models.albef_models.albef_retrieval import AlbefRetrieval
 
-    original = AlbefRetrieval._dequeue_and_enqueue
+    return enqueue_only_into_a_queue(AlbefRetrieval)
+
+
+def enqueue_only_into_a_queue(model_class) -> bool:
+    """``model_class._dequeue_and_enqueue`` (LAVIS's ``SharedQueueMixin``) does nothing
+    for ``queue_size`` 0, where it fails as shipped: the fix of
+    :func:`albef_runs_without_a_queue`, for any ALBEF model class.
+
+    Returns:
+        True if applied by this call.
+    """
+    original = model_class._dequeue_and_enqueue
     if getattr(original, "_plugzoo_no_queue", False):
         return False
 
@@ -512,5 +536,5 @@ def albef_runs_without_a_queue() -> bool:
         return original(self, image_feat, text_feat, idxs)
 
     dequeue_and_enqueue._plugzoo_no_queue = True
-    AlbefRetrieval._dequeue_and_enqueue = dequeue_and_enqueue
+    model_class._dequeue_and_enqueue = dequeue_and_enqueue
     return True

@@ -14,12 +14,12 @@ checkpoint hands over to ``albef_retrieval`` and ``bagformer_retrieval`` by LAVI
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
 from plugins.compat.lavis_albef import (
-    _TOKENIZER_SOURCE,
+    build_albef,
+    enqueue_only_into_a_queue,
     image_encoder_from_config,
     load_text_init,
     text_config,
@@ -67,21 +67,14 @@ def albef_pretrain_offline_from_config() -> bool:
         text_encoder = BertForMaskedLM(config=text_config(cfg))
         if cfg.get("text_init", ""):  # before the momentum copy is made
             load_text_init(text_encoder.bert, cfg.text_init)
-        token = _TOKENIZER_SOURCE.set(str(cfg.get("tokenizer", "") or "") or None)
-        try:
-            model = cls(
-                image_encoder=image_encoder,
-                text_encoder=text_encoder,
-                queue_size=cfg.get("queue_size", 65536),
-                embed_dim=cfg.get("embed_dim", 256),
-                mlm_mask_prob=cfg.get("mlm_mask_prob", 0.15),
-                temp=cfg.get("temp", 0.07),
-                momentum=cfg.get("momentum", 0.995),
-                alpha=cfg.get("alpha", 0.4),
-                max_txt_len=cfg.get("max_txt_len", 30),
-            )
-        finally:
-            _TOKENIZER_SOURCE.reset(token)
+        model = build_albef(
+            cls,
+            cfg,
+            image_encoder,
+            text_encoder,
+            queue_size=cfg.get("queue_size", 65536),
+            mlm_mask_prob=cfg.get("mlm_mask_prob", 0.15),
+        )
         logging.info(
             "albef_pretrain: %s, a queue of %d keys",
             "BERT from text_init" if cfg.get("text_init", "") else "random initialisation",
@@ -131,16 +124,4 @@ def albef_pretrain_runs_without_a_queue() -> bool:
     """
     from lavis.models.albef_models.albef_pretrain import AlbefPretrain
 
-    original = AlbefPretrain._dequeue_and_enqueue
-    if getattr(original, "_plugzoo_no_queue", False):
-        return False
-
-    @functools.wraps(original)
-    def dequeue_and_enqueue(self, image_feat, text_feat, idxs=None):
-        if self.queue_size == 0:
-            return None
-        return original(self, image_feat, text_feat, idxs)
-
-    dequeue_and_enqueue._plugzoo_no_queue = True
-    AlbefPretrain._dequeue_and_enqueue = dequeue_and_enqueue
-    return True
+    return enqueue_only_into_a_queue(AlbefPretrain)
