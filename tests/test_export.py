@@ -18,7 +18,6 @@ from plugins.export.core import (
     rewrite_python,
 )
 from plugins.export.recbole import HEADER, PROVENANCE, SOURCES, defaults_yaml, export_upsr
-from plugins.export.sources import HostSourceUnavailable, extract_host
 from plugins.paths import REPO_ROOT
 
 RULES = PythonRules(
@@ -165,14 +164,6 @@ def test_newer_syntax_allows_postponed_annotations_and_old_forms():
         "isinstance(1, (int, float))\n"
     )
     assert newer_syntax(source) == []
-
-
-@pytest.fixture(scope="module")
-def recbole_src(tmp_path_factory):
-    try:
-        return extract_host("recbole", tmp_path_factory.mktemp("recbole-src"))
-    except HostSourceUnavailable as error:
-        pytest.skip(f"the pinned RecBole sdist cannot be obtained: {error}")
 
 
 @pytest.fixture(scope="module")

@@ -21,17 +21,15 @@ moves the model to another device).
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import SHIM_CONTROL
+from conftest import run_exported, run_exported_script
 
 from plugins.export import export_paper
 from plugins.export.core import PLUGZOO_PACKAGES, ExportRefused, PythonRules, newer_syntax
@@ -47,14 +45,7 @@ from plugins.export.lavis import (
     register_import,
     rewrite_model_file,
 )
-from plugins.export.sources import (
-    HostSourceUnavailable,
-    extract_host,
-    formatter_env,
-    install_formatter,
-)
-
-SHIM = Path(__file__).resolve().parents[1] / "plugins" / "export" / "shim.py"
+from plugins.export.sources import formatter_env
 
 
 # ---- the shared rules ------------------------------------------------------------------
@@ -163,14 +154,6 @@ def test_config_conversion_drops_plugzoo_keys_and_refuses_what_is_left(tmp_path)
 
 
 # ---- the BagFormer tree ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lavis_src(tmp_path_factory):
-    try:
-        return extract_host("salesforce-lavis", tmp_path_factory.mktemp("lavis-src"))
-    except HostSourceUnavailable as error:
-        pytest.skip(f"the pinned LAVIS sdist cannot be obtained: {error}")
-
-
 @pytest.fixture(scope="module")
 def bagformer_tree(lavis_src):
     return export_bagformer(lavis_src, formatted=False)
@@ -334,18 +317,6 @@ def tiny_model(tmp_path: Path, dictionary: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def black_env():
-    env = formatter_env("black")
-    if env is None:
-        try:
-            install_formatter("black")
-        except subprocess.CalledProcessError as error:
-            pytest.skip(f"the pinned black cannot be installed: {error}")
-        env = formatter_env("black")
-    return env
-
-
-@pytest.fixture(scope="module")
 def exported(lavis_src, black_env, tmp_path_factory):
     """The LAVIS source with BagFormer exported into it (formatted with the pinned black)."""
     del black_env  # the export formats with it
@@ -364,21 +335,6 @@ def image_text(tmp_path_factory):
     root = tmp_path_factory.mktemp("image-text")
     write_image_text_dataset(root, {"train": 4, "val": 2, "test": 2}, seed=5, size=32)
     return root
-
-
-def run_exported(host: Path, *args, timeout=900) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(host), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    done = subprocess.run(
-        [sys.executable, str(SHIM), *args],
-        cwd=host,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return done
 
 
 @pytest.mark.slow
@@ -536,11 +492,11 @@ def test_lavis_loads_trains_and_evaluates_the_exported_bagformer(exported, image
         "run.k_test=2",
         f"run.output_dir={tmp_path / 'output'}",
     ]
-    script = host / "run_bagformer.py"
-    script.write_text(SHIM_CONTROL + RUNNER)
     out = tmp_path / "report.json"
     recipe = host / BAGFORMER.recipe("train", "ret_coco_ft.yaml")
-    run_exported(host, str(script), str(recipe), json.dumps(options), str(tiny_yaml), str(out))
+    run_exported_script(
+        host, "run_bagformer.py", RUNNER, recipe, json.dumps(options), tiny_yaml, out
+    )
     report = json.loads(out.read_text())
     assert report["lavis"] == str(host / "lavis" / "__init__.py")
     assert report["module"] == str(host / BAGFORMER_SOURCES["retrieval_ext/models/bagformer.py"])
@@ -624,10 +580,8 @@ def test_exported_and_plugzoo_bagformer_agree_on_weights_and_outputs(
     }
     inputs = tmp_path / "inputs.pt"
     torch.save(batch, inputs)
-    script = host / "equivalence.py"
-    script.write_text(SHIM_CONTROL + EQUIVALENCE)
     out = tmp_path / "exported.pt"
-    run_exported(host, str(script), str(cfg), str(weights), str(inputs), str(out))
+    run_exported_script(host, "equivalence.py", EQUIVALENCE, cfg, weights, inputs, out)
     exported_run = torch.load(out, weights_only=True)
 
     class Gallery:
@@ -660,24 +614,22 @@ def test_importing_lavis_does_not_need_pyahocorasick(exported):
     """The bagging layer imports its automaton when a bagger is built: LAVIS's other models
     import and build without the package."""
     host, _ = exported
-    script = host / "check_optional.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import importlib.abc, sys
+    done = run_exported_script(
+        host,
+        "check_optional.py",
+        """
+        import importlib.abc, sys
 
-            class Absent(importlib.abc.MetaPathFinder):
-                def find_spec(self, name, path=None, target=None):
-                    if name.split(".")[0] == "ahocorasick":
-                        raise ImportError("pyahocorasick is absent here")
+        class Absent(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "ahocorasick":
+                    raise ImportError("pyahocorasick is absent here")
 
-            sys.meta_path.insert(0, Absent())
-            from lavis.models import BagFormerRetrieval
-            print(BagFormerRetrieval.__name__)
-            """
-        )
+        sys.meta_path.insert(0, Absent())
+        from lavis.models import BagFormerRetrieval
+        print(BagFormerRetrieval.__name__)
+        """,
     )
-    done = run_exported(host, str(script))
     assert done.stdout.strip() == "BagFormerRetrieval"
 
 

@@ -13,19 +13,16 @@ already on its device. Neither is part of the contribution.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import retrieval_ext  # noqa: F401
 from retrieval_ext.datasets.synthetic import write_video_text_dataset
 
 import pytest
 import torch
-from conftest import SHIM_CONTROL
+from conftest import run_exported_script
 from lavis.common.registry import registry
 from omegaconf import OmegaConf
 from retrieval_helpers import TINY_CLIP, tiny_model_cfg
@@ -40,17 +37,11 @@ from plugins.export.lavis_teachclip import (
     export_teachclip,
     has_base,
 )
-from plugins.export.sources import (
-    HostSourceUnavailable,
-    extract_host,
-    formatter_env,
-    install_formatter,
-)
+from plugins.export.sources import formatter_env
 from plugins.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-SHIM = Path(__file__).resolve().parents[1] / "plugins" / "export" / "shim.py"
 # the exported models, each with a tiny config (model type, extra keys)
 MODELS = {
     "clip4clip_seqTransf": ("clip4clip_retrieval", "seqTransf", {}),
@@ -62,26 +53,6 @@ MODELS = {
 
 
 @pytest.fixture(scope="module")
-def lavis_src(tmp_path_factory):
-    try:
-        return extract_host("salesforce-lavis", tmp_path_factory.mktemp("lavis-src"))
-    except HostSourceUnavailable as error:
-        pytest.skip(f"the pinned LAVIS sdist cannot be obtained: {error}")
-
-
-@pytest.fixture(scope="module")
-def black_env():
-    env = formatter_env("black")
-    if env is None:
-        try:
-            install_formatter("black")
-        except subprocess.CalledProcessError as error:
-            pytest.skip(f"the pinned black cannot be installed: {error}")
-        env = formatter_env("black")
-    return env
-
-
-@pytest.fixture(scope="module")
 def exported(lavis_src, black_env, tmp_path_factory):
     """The LAVIS source with CLIP4Clip and TeachCLIP exported into it."""
     del black_env  # the export formats with it
@@ -90,23 +61,6 @@ def exported(lavis_src, black_env, tmp_path_factory):
     tree = export_teachclip(lavis_src)
     tree.write(host)
     return host, tree
-
-
-def run_exported(host: Path, script: str, *args, timeout=900) -> subprocess.CompletedProcess:
-    path = host / "check_script.py"
-    path.write_text(SHIM_CONTROL + textwrap.dedent(script))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(host), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    done = subprocess.run(
-        [sys.executable, str(SHIM), str(path), *map(str, args)],
-        cwd=host,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    return done
 
 
 def test_export_is_deterministic_black_flake8_clean_python37(lavis_src, exported, black_env):
@@ -183,7 +137,7 @@ def test_lavis_load_model_finds_the_models_in_the_exported_tree(exported):
     tiny = OmegaConf.to_yaml(
         OmegaConf.create({"clip_config": TINY_CLIP, "max_txt_len": 16, "max_frames": 8})
     )
-    done = run_exported(host, LOOKUP, tiny)
+    done = run_exported_script(host, "check_lookup.py", LOOKUP, tiny)
     assert done.stdout.strip().endswith("ok")
 
 
@@ -235,7 +189,7 @@ def test_every_exported_recipe_resolves_and_warms_up_under_runner_base(exported)
     host, tree = exported
     recipes = [p for p in tree.files if p.startswith("lavis/projects/") and p.endswith(".yaml")]
     train = [p for p in recipes if "/train/" in p]
-    done = run_exported(host, RECIPES)
+    done = run_exported_script(host, "check_recipes.py", RECIPES)
     seen, warmed = map(int, done.stdout.strip().splitlines()[-1].split())
     assert seen == len(recipes) > 0 and warmed == len(train) > 0
     for relative in recipes:
@@ -334,8 +288,9 @@ def test_teachclip_trains_one_step_and_evaluates_with_lavis_runner_base(exported
         f"run.output_dir={tmp_path / 'output'}",
     ]
     out = tmp_path / "result.json"
-    run_exported(
+    run_exported_script(
         host,
+        "run_teachclip.py",
         TRAIN,
         "lavis/projects/teachclip/train/teachclip_msrvtt-9k.yaml",
         json.dumps(options),
@@ -414,7 +369,8 @@ def test_exported_and_plugzoo_models_are_the_same_model(exported, tmp_path):
         "video_mask": torch.tensor([[1] * 8, [1] * 5 + [0] * 3, [1] * 8]),
         "text_input": ["a red square moves left", "a blue bar moves up", "a white circle"],
     }
-    torch.save(samples, tmp_path / "samples.pt")
+    samples_file = tmp_path / "samples.pt"
+    torch.save(samples, samples_file)
     configs, plugzoo = {}, {}
     for name, (arch, model_type, extra) in MODELS.items():
         cfg = tiny_model_cfg(model_type, arch=arch, **extra)
@@ -422,7 +378,9 @@ def test_exported_and_plugzoo_models_are_the_same_model(exported, tmp_path):
         torch.manual_seed(1)  # other weights than the exported side's
         plugzoo[name] = registry.get_model_class(arch).from_config(cfg).eval()
         torch.save(plugzoo[name].state_dict(), tmp_path / f"{name}_plugzoo.pt")
-    run_exported(host, EQUIVALENCE, json.dumps(configs), tmp_path / "samples.pt", tmp_path)
+    run_exported_script(
+        host, "equivalence.py", EQUIVALENCE, json.dumps(configs), samples_file, tmp_path
+    )
     for name, model in plugzoo.items():
         theirs = torch.load(tmp_path / f"{name}_outputs.pt", weights_only=True)
         for weights in ("plugzoo", "exported"):

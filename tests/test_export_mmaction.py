@@ -13,7 +13,6 @@ of an exported config on generated mp4 clips; both compare with plugzoo's STH.
 import ast
 import importlib.abc
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import SHIM_CONTROL, write_tiny_video_dataset
+from conftest import SHIM, SHIM_CONTROL, exported_env, run_checked, write_tiny_video_dataset
 
 from plugins.cli import main
 from plugins.export import export_paper
@@ -41,15 +40,12 @@ from plugins.export.mmaction import (
     style_problems,
 )
 from plugins.export.sources import (
-    HostSourceUnavailable,
-    extract_host,
     formatter_env,
     formatter_names,
     install_formatter,
 )
 from plugins.paths import REPO_ROOT
 
-SHIM = REPO_ROOT / "plugins" / "export" / "shim.py"
 MIM = Path(sys.executable).parent / "mim"
 
 
@@ -89,14 +85,6 @@ def test_fit_columns_shortens_what_yapf_cannot_and_keeps_the_code():
     assert "        value (int): A value" in fitted  # an argument keeps its own line
     short = "def f():\n    return 1\n"
     assert fit_columns(short) == short
-
-
-@pytest.fixture(scope="module")
-def mmaction_src(tmp_path_factory):
-    try:
-        return extract_host("mmaction2", tmp_path_factory.mktemp("mmaction2-src"))
-    except HostSourceUnavailable as error:
-        pytest.skip(f"the pinned MMAction2 sdist cannot be obtained: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -469,21 +457,7 @@ def _fresh_env(tmp_path: Path, *first: Path) -> dict:
     site = tmp_path / "shim_site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(shim=str(SHIM)))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(
-        PYTHONPATH=os.pathsep.join([*map(str, first), str(site)]),
-        OMP_NUM_THREADS="1",
-        PYTHONWARNINGS="ignore",
-    )
-    return env
-
-
-def _run(command, cwd, env, timeout=900):
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-6000:]
-    return done
+    return {**exported_env(*first, site), "PYTHONWARNINGS": "ignore"}
 
 
 def _reference(tmp_path):
@@ -538,7 +512,7 @@ def _train_one_iteration(config: str, cwd: Path, env: dict, tmp_path: Path, host
     else:
         command = [sys.executable, str(host / "mmaction/.mim/tools/train.py"), config]
     command += ["--work-dir", str(work), "--cfg-options", *_tiny_training_options(videos)]
-    _run(command, cwd, env)
+    run_checked(command, cwd, env)
     logs = "\n".join(p.read_text() for p in work.glob("*/*.log"))
     assert "Epoch(train) [1][1/1]" in logs, logs[-3000:]
     assert (work / "epoch_1.pth").is_file()
@@ -556,8 +530,8 @@ def test_sth_project_builds_trains_with_mim_and_matches_plugzoo(formatted, mmact
         SHIM_CONTROL + EQUIVALENCE.replace("register_all_modules()", "import models")
     )
     configs = [f"configs/{name}" for name in CONFIGS]
-    _run([sys.executable, str(tmp_path / "run_project.py"), *configs], project, env)
-    _run([sys.executable, str(tmp_path / "equivalence.py"), str(tmp_path)], project, env)
+    run_checked([sys.executable, str(tmp_path / "run_project.py"), *configs], project, env)
+    run_checked([sys.executable, str(tmp_path / "equivalence.py"), str(tmp_path)], project, env)
     out = torch.load(tmp_path / "out.pt", weights_only=True)
     assert out["module"] == "models.backbones.resnet_sth"
     torch.testing.assert_close(out["features"], expected, rtol=0, atol=1e-5)
@@ -579,10 +553,10 @@ def test_sth_core_tree_passes_its_tests_trains_with_mim_and_matches_plugzoo(
     env = _fresh_env(tmp_path, host)
     tests = sorted(k for k in formatted["core"].files if k.startswith("tests/"))
     pytest_run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
-    done = _run(pytest_run, host, env)
+    done = run_checked(pytest_run, host, env)
     assert f"{len(tests) + 1} passed" in done.stdout, done.stdout[-2000:]
     (tmp_path / "equivalence.py").write_text(SHIM_CONTROL + EQUIVALENCE)
-    _run([sys.executable, str(tmp_path / "equivalence.py"), str(tmp_path)], host, env)
+    run_checked([sys.executable, str(tmp_path / "equivalence.py"), str(tmp_path)], host, env)
     out = torch.load(tmp_path / "out.pt", weights_only=True)
     assert out["module"] == "mmaction.models.backbones.resnet_sth"
     torch.testing.assert_close(out["features"], expected, rtol=0, atol=1e-5)

