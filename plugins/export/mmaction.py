@@ -852,18 +852,33 @@ def test_sth_depthwise_conv():
     assert output.shape == torch.Size([8, 16, 5, 5])
 """
 
-TEST_RESNET_STH = """import torch
 
-from mmaction.models import ResNetSTH
-from mmaction.models.common import STHConv
+def _backbone_test(backbone: str, conv: str, name: str, checks: str) -> str:
+    """The unit test file of ``backbone``, in the pattern of MMAction2's backbone tests:
+    its imports (with the STH convolution ``conv``), demo inputs of 8 frames at 64 pixels,
+    then ``checks``, the rest of the test's body."""
+    return (
+        f"""import torch
+
+from mmaction.models import {backbone}
+from mmaction.models.common import {conv}
 from mmaction.testing import generate_backbone_demo_inputs
 
 
-def test_resnet_sth_backbone():
-    \"\"\"Test resnet_sth backbone.\"\"\"
+def test_{name}_backbone():
+    \"\"\"Test {name} backbone.\"\"\"
     input_shape = (8, 3, 64, 64)
     imgs = generate_backbone_demo_inputs(input_shape)
+"""
+        + checks
+    )
 
+
+TEST_RESNET_STH = _backbone_test(
+    "ResNetSTH",
+    "STHConv",
+    "resnet_sth",
+    """
     # ResNet-18: conv1 and conv2 of each BasicBlock are STH convs
     resnet_sth = ResNetSTH(18, num_segments=8, pretrained=None)
     resnet_sth.init_weights()
@@ -881,20 +896,14 @@ def test_resnet_sth_backbone():
     assert all(conv.temporal_groups == 2 for conv in sth_convs)
     feat = resnet_sth(imgs)
     assert feat.shape == torch.Size([8, 2048, 2, 2])
-"""
+""",
+)
 
-TEST_MOBILENET_V2_STH = """import torch
-
-from mmaction.models import MobileNetV2STH
-from mmaction.models.common import STHDepthwiseConv
-from mmaction.testing import generate_backbone_demo_inputs
-
-
-def test_mobilenetv2_sth_backbone():
-    \"\"\"Test mobilenetv2_sth backbone.\"\"\"
-    input_shape = (8, 3, 64, 64)
-    imgs = generate_backbone_demo_inputs(input_shape)
-
+TEST_MOBILENET_V2_STH = _backbone_test(
+    "MobileNetV2STH",
+    "STHDepthwiseConv",
+    "mobilenetv2_sth",
+    """
     mobilenetv2_sth = MobileNetV2STH(num_segments=8, pretrained=None)
     mobilenetv2_sth.init_weights()
     assert any(
@@ -907,7 +916,8 @@ def test_mobilenetv2_sth_backbone():
     mobilenetv2_sth_05.init_weights()
     feat = mobilenetv2_sth_05(imgs)
     assert feat.shape == torch.Size([8, 1280, 2, 2])
-"""
+""",
+)
 
 TEST_RECOGNIZER = """
 
