@@ -660,15 +660,7 @@ def project_readme(configs: list[str]) -> str:
         "",
         "## Citation",
         "",
-        "```bibtex",
-        "@article{li2020sth,",
-        "  title   = {{STH}: Spatio-Temporal Hybrid Convolution for Efficient Action Recognition},",
-        "  author  = {Li, Xu and Wang, Jingwen and Ma, Lin and Zhang, Kaihao and Lian, "
-        "Fengzong and Kang, Zhanhui and Wang, Jinjun},",
-        "  journal = {arXiv preprint arXiv:2003.08042},",
-        "  year    = {2020}",
-        "}",
-        "```",
+        *_citation("bibtex"),
         "",
         "## Checklist",
         "",
@@ -698,9 +690,11 @@ def _paper_abstract(repo: Path) -> str:
     return " ".join(paragraph.split())
 
 
-def _citation() -> list[str]:
+def _citation(fence: str) -> list[str]:
+    """The paper's BibTeX entry as README lines, in a code block of language ``fence``
+    (each README keeps the spelling it was written with)."""
     return [
-        "```BibTeX",
+        f"```{fence}",
         "@article{li2020sth,",
         "  title   = {{STH}: Spatio-Temporal Hybrid Convolution for Efficient Action Recognition},",
         "  author  = {Li, Xu and Wang, Jingwen and Ma, Lin and Zhang, Kaihao and Lian, "
@@ -773,7 +767,7 @@ def core_readme(configs: list[str], repo: Path = REPO_ROOT) -> str:
         "",
         "## Citation",
         "",
-        *_citation(),
+        *_citation("BibTeX"),
     ]
     return "\n".join(lines) + "\n"
 
