@@ -28,13 +28,8 @@ import torch
 
 from plugins.compat.checkpoints import CheckpointLoadError, load_checkpoint
 
-OFFLINE_DEFAULTS = (
-    Path(__file__).resolve().parents[2]
-    / "retrieval_ext"
-    / "configs"
-    / "models"
-    / "albef_retrieval_base.yaml"
-)
+# the local defaults of the ``offline`` model types
+MODEL_DEFAULTS = Path(__file__).resolve().parents[2] / "retrieval_ext" / "configs" / "models"
 
 # the tokenizer folder of the model being built (read by AlbefBase.init_tokenizer)
 _TOKENIZER_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -204,6 +199,16 @@ def load_text_init(text_encoder, source) -> dict:
     return report
 
 
+def add_offline_model_type(model_class, defaults: str) -> None:
+    """``model_type: offline`` for ``model_class``: the local defaults ``defaults`` in
+    :data:`MODEL_DEFAULTS`."""
+    model_class.PRETRAINED_MODEL_CONFIG_DICT = {
+        **model_class.PRETRAINED_MODEL_CONFIG_DICT,
+        # absolute: LAVIS joins it to its root unchanged
+        "offline": str(MODEL_DEFAULTS / defaults),
+    }
+
+
 def build_albef(cls, cfg, image_encoder, text_encoder, **own_keys):
     """``cls``, one of LAVIS's ALBEF models, from its encoders and the keys every ALBEF
     reads (with LAVIS's defaults) plus ``own_keys``; its ``init_tokenizer`` loads
@@ -272,10 +277,7 @@ def albef_offline_from_config() -> bool:
         return model
 
     from_config._plugzoo_offline = True
-    AlbefRetrieval.PRETRAINED_MODEL_CONFIG_DICT = {
-        **AlbefRetrieval.PRETRAINED_MODEL_CONFIG_DICT,
-        "offline": str(OFFLINE_DEFAULTS),  # absolute: LAVIS joins it to its root unchanged
-    }
+    add_offline_model_type(AlbefRetrieval, "albef_retrieval_base.yaml")
     AlbefBase.init_tokenizer = classmethod(init_tokenizer)
     AlbefRetrieval.from_config = classmethod(from_config)
     return True

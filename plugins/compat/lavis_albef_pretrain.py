@@ -15,22 +15,14 @@ checkpoint hands over to ``albef_retrieval`` and ``bagformer_retrieval`` by LAVI
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from plugins.compat.lavis_albef import (
+    add_offline_model_type,
     build_albef,
     enqueue_only_into_a_queue,
     image_encoder_from_config,
     load_text_init,
     text_config,
-)
-
-OFFLINE_DEFAULTS = (
-    Path(__file__).resolve().parents[2]
-    / "retrieval_ext"
-    / "configs"
-    / "models"
-    / "albef_pretrain_base.yaml"
 )
 
 
@@ -83,10 +75,7 @@ def albef_pretrain_offline_from_config() -> bool:
         return model
 
     from_config._plugzoo_offline = True
-    AlbefPretrain.PRETRAINED_MODEL_CONFIG_DICT = {
-        **AlbefPretrain.PRETRAINED_MODEL_CONFIG_DICT,
-        "offline": str(OFFLINE_DEFAULTS),  # absolute: LAVIS joins it to its root unchanged
-    }
+    add_offline_model_type(AlbefPretrain, "albef_pretrain_base.yaml")
     AlbefPretrain.from_config = classmethod(from_config)
     return True
 
