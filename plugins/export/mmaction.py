@@ -1006,14 +1006,22 @@ def _register(text: str, imports: dict[str, list[str]], relative: str) -> str:
     return "".join(lines[:last]) + added + "".join(lines[last:])
 
 
-def _core_tree(host_src: Path, repo: Path, tree: ExportTree, problems: list[str]) -> None:
-    for source, target in CORE_SOURCES.items():
+def _rewrite_sources(
+    sources: dict[str, str], rules: PythonRules, repo: Path, tree: ExportTree, problems: list[str]
+) -> None:
+    """Each of ``sources`` (plugzoo file: exported file) rewritten by ``rules`` into
+    ``tree``; what a file refuses goes to ``problems``."""
+    for source, target in sources.items():
         try:
-            text = rewrite_python((repo / source).read_text(encoding="utf-8"), source, CORE_RULES)
+            text = rewrite_python((repo / source).read_text(encoding="utf-8"), source, rules)
         except ExportRefused as refused:
             problems.extend(refused.problems)
             continue
         tree.files[target] = text
+
+
+def _core_tree(host_src: Path, repo: Path, tree: ExportTree, problems: list[str]) -> None:
+    _rewrite_sources(CORE_SOURCES, CORE_RULES, repo, tree, problems)
     for relative, imports in CORE_INITS.items():
         path = host_src / relative
         if not path.is_file():
@@ -1065,13 +1073,7 @@ def _core_tree(host_src: Path, repo: Path, tree: ExportTree, problems: list[str]
 
 
 def _project_tree(repo: Path, tree: ExportTree, problems: list[str]) -> None:
-    for source, target in SOURCES.items():
-        try:
-            text = rewrite_python((repo / source).read_text(encoding="utf-8"), source, RULES)
-        except ExportRefused as refused:
-            problems.extend(refused.problems)
-            continue
-        tree.files[target] = text
+    _rewrite_sources(SOURCES, RULES, repo, tree, problems)
     tree.files[f"{PROJECT}/models/__init__.py"] = with_header(MODELS_INIT, HEADER)
     for name in CONFIGS:
         tree.files[f"{PROJECT}/configs/{name}"] = project_config(name, repo)
