@@ -101,7 +101,11 @@ BAGFORMER = Plugin(
     demo_stage="retrieval_ext.demo:bagformer_stage",
     arxiv="2212.14322",
     readme="configs/lavis/bagformer/README.md",
-    status=("speed claim not yet measured against ALBEF's real two-stage retrieval pipeline"),
+    status=(
+        "from one ALBEF pre-training, beats ALBEF's ITC + ITM re-rank (36.9 against 29.9 mean "
+        "recall) but not its own CLS-only ablation (38.5); 19x lower latency than ALBEF's two "
+        "stages at 10,000 images and k = 256, 8x higher at 100,000 images and k = 16"
+    ),
 )
 
 EXTENSION = Extension(

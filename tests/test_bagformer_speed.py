@@ -152,6 +152,17 @@ def test_speed_run_measures_scales_checks_and_indexes_at_tiny_size(data, tmp_pat
     report = (out / "report.md").read_text()
     assert "scaled, ±" in report and "(measured)" in report
     assert not list(out.glob("*.npy"))  # the memmap store is removed after its row
+    tables = json.loads((out / "tables.json").read_text())
+    assert set(tables) == {"speed", "speed-ratios", "speed-index"}
+    assert len(tables["speed"]["rows"]) == len(rows) and len(tables["speed-ratios"]["rows"]) == 4
+    assert tables["speed-index"]["columns"][-2:] == ["ALBEF k=2 / index", "ALBEF k=4 / index"]
+    command = tables["speed"]["command"]
+    assert "--gallery 8 40" in command and "--index-nprobe 2 8" in command
+    assert "--report-only" not in command and "--captions" in command
+    # the docs' entries are rewritten from results.json alone
+    (out / "tables.json").unlink()
+    assert speed.main(_args(data, out, "--report-only")) == 0
+    assert json.loads((out / "tables.json").read_text()) == tables
 
 
 def test_speed_refuses_settings_it_cannot_run(data, tmp_path, monkeypatch):
