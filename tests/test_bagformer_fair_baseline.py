@@ -107,3 +107,15 @@ def test_the_protocol_runs_end_to_end_at_tiny_sizes_and_resumes(tmp_path, monkey
     other[argv.index("--pretrain-epochs") + 1] = "2"
     with pytest.raises(ValueError, match=r"pretrain/result.json: a result of another command"):
         fair.main(other)
+    # another fine-tuning recipe from the same pre-training: nothing is pre-trained again
+    again = tmp_path / "again"
+    argv2 = ["--pretrained-from", str(out), *(a if a != str(out) else str(again) for a in argv)]
+    argv2[argv2.index("--runs") + 1 : argv2.index("--runs") + 3] = ["bagformer"]
+    argv2 += ["model.itm_hard_negatives=true"]  # appended to --options, the last flag
+    assert fair.main(argv2) == 0
+    assert not (again / "pretrain").exists() and not (again / "zero_shot").exists()
+    results2 = json.loads((again / "results.json").read_text())
+    assert [run["run"] for run in results2["runs"]] == ["bagformer"]
+    assert f"model.pretrained={pretrained}" in results2["runs"][0]["command"]
+    assert "model.itm_hard_negatives=true" in results2["runs"][0]["command"]
+    assert results2["pretrain"] == results["pretrain"]

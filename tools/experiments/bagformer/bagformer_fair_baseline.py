@@ -7,7 +7,7 @@ several seeds; one table with each row's compute.
         [--data data/image_text] [--seeds 42 43 44] [--jobs 3] [--pretrain-epochs 30]
         [--epochs 10] [--pretrain-seed 42] [--runs albef bagformer tokenwise cls_token oracle]
         [--dictionary-flags='--min-count 5 ...'] [--options key=value ...]
-        [--pretrain-options key=value ...]
+        [--pretrain-options key=value ...] [--pretrained-from EARLIER_OUT]
 
 Protocol:
 - Data: ``--data`` (written by ``tools/data/lavis/make_image_text_dataset.py`` with its
@@ -18,7 +18,9 @@ Protocol:
   ``<out>/dictionary.json``. The generator's own ``entities.txt`` is the ``oracle`` run.
 - Pre-training, once (``--pretrain-seed``): ``configs/lavis/albef/embedded_pretrain.yaml``
   (LAVIS's ``albef_pretrain``: ITC against a queue with momentum distillation, ITM with hard
-  negatives, MLM) for ``--pretrain-epochs``, to ``<out>/pretrain/pretrain/checkpoint_latest.pth``.
+  negatives, MLM) for ``--pretrain-epochs``, to ``<out>/pretrain/pretrain/checkpoint_latest.pth``;
+  with ``--pretrained-from`` the pre-training of that earlier ``--out`` (kept only if it came
+  from the same pre-training command) and its test of the pre-trained ALBEF.
 - Fine-tuning, per seed, every run from that checkpoint for ``--epochs`` (same batch, so the
   same steps) with the learning rate and schedule of the fine-tuning configs:
   ``albef`` (``configs/lavis/albef/embedded_finetune.yaml``: queue, momentum,
@@ -346,8 +348,17 @@ def main(argv=None):
     )
     parser.add_argument("--options", nargs="*", default=[], help="overrides, every fine-tuning")
     parser.add_argument("--pretrain-options", nargs="*", default=[], help="pre-training overrides")
+    parser.add_argument(
+        "--pretrained-from",
+        type=Path,
+        default=None,
+        help="an earlier --out: fine-tune from its pre-training (and reuse its test of the "
+        "pre-trained ALBEF) instead of pre-training again",
+    )
     args = parser.parse_args(argv)
     args.out, args.data = args.out.resolve(), args.data.resolve()
+    if args.pretrained_from is not None:
+        args.pretrained_from = args.pretrained_from.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     dataset, dictionary = prepare(args)
     print(
@@ -356,7 +367,7 @@ def main(argv=None):
         f"{dictionary['reference']['recall']:.2f} against the generator's phrase list",
         flush=True,
     )
-    pretrain_dir = args.out / "pretrain"
+    pretrain_dir = (args.pretrained_from or args.out) / "pretrain"
     pretrain = train(
         PRETRAIN,
         [
@@ -376,18 +387,23 @@ def main(argv=None):
         flush=True,
     )
     # the pre-trained ALBEF before any fine-tuning: has the shared start learned to match?
-    zero_shot = train(
-        ALBEF,
-        [
-            *data_options(args.data),
-            f"model.pretrained={checkpoint}",
-            f"run.output_dir={args.out / 'zero_shot'}",
-            "run.job_id=test",
-            *args.options,  # the fine-tuning's evaluation settings (k_test ...)
-        ],
-        args.out / "zero_shot",
-        evaluate=True,
-    )["metrics"]
+    zero_shot_dir = args.out / "zero_shot"
+    if args.pretrained_from is not None and (args.pretrained_from / "zero_shot").is_dir():
+        zero_shot_dir = args.pretrained_from / "zero_shot"  # its own test, its own options
+        zero_shot = json.loads((zero_shot_dir / "result.json").read_text())["metrics"]
+    else:
+        zero_shot = train(
+            ALBEF,
+            [
+                *data_options(args.data),
+                f"model.pretrained={checkpoint}",
+                f"run.output_dir={zero_shot_dir}",
+                "run.job_id=test",
+                *args.options,  # the fine-tuning's evaluation settings (k_test ...)
+            ],
+            zero_shot_dir,
+            evaluate=True,
+        )["metrics"]
     print(
         f"pre-trained ALBEF, no fine-tuning: mean recall {zero_shot['itc_r_mean']:.1f} (ITC), "
         f"{zero_shot['r_mean']:.1f} (ITM re-rank)",
