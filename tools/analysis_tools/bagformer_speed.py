@@ -869,11 +869,25 @@ def benchmark_tables(result: dict, command: str) -> dict:
             "rounded to the error of the checks it depends on.",
             "measured": measured,
             "command": command,
-            "columns": ["N", "path", "k", "latency (ms)", "latency basis", "queries/s",
-                        "throughput basis"],
+            "columns": [
+                "N",
+                "path",
+                "k",
+                "latency (ms)",
+                "latency basis",
+                "queries/s",
+                "throughput basis",
+            ],
             "rows": [
-                [f"{r['N']:,}", r["path"], r["k"] or "-", _number(r["latency_ms"]),
-                 basis(r, "latency"), _number(r["qps"]), basis(r, "throughput")]
+                [
+                    f"{r['N']:,}",
+                    r["path"],
+                    r["k"] or "-",
+                    _number(r["latency_ms"]),
+                    basis(r, "latency"),
+                    _number(r["qps"]),
+                    basis(r, "throughput"),
+                ]
                 for r in result["rows"]
             ],
             "note": "Per candidate: an ITC dot product {itc_dot_us:.2g} us, a bag-wise "
@@ -894,16 +908,26 @@ def benchmark_tables(result: dict, command: str) -> dict:
             "higher throughput than a single-encoder pipeline.",
             "measured": measured,
             "command": command,
-            "columns": ["N", "k", "latency: ALBEF / recall", "latency: ALBEF / recall + rank",
-                        "throughput: recall / ALBEF", "throughput: recall + rank / ALBEF",
-                        "ratio error: recall / recall + rank"],
+            "columns": [
+                "N",
+                "k",
+                "latency: ALBEF / recall",
+                "latency: ALBEF / recall + rank",
+                "throughput: recall / ALBEF",
+                "throughput: recall + rank / ALBEF",
+                "ratio error: recall / recall + rank",
+            ],
             "rows": [
-                [f"{r['N']:,}", r["k"], f"{r['latency_ratio_recall']:.3g}x",
-                 f"{r['latency_ratio_recall + rank']:.3g}x",
-                 f"{r['throughput_ratio_recall']:.3g}x",
-                 f"{r['throughput_ratio_recall + rank']:.3g}x",
-                 f"±{100 * r['ratio_error_recall']:.0f}% / "
-                 f"±{100 * r['ratio_error_recall + rank']:.0f}%"]
+                [
+                    f"{r['N']:,}",
+                    r["k"],
+                    f"{r['latency_ratio_recall']:.3g}x",
+                    f"{r['latency_ratio_recall + rank']:.3g}x",
+                    f"{r['throughput_ratio_recall']:.3g}x",
+                    f"{r['throughput_ratio_recall + rank']:.3g}x",
+                    f"±{100 * r['ratio_error_recall']:.0f}% / "
+                    f"±{100 * r['ratio_error_recall + rank']:.0f}%",
+                ]
                 for r in result["ratios"]
             ],
             "note": "Slower than ALBEF: "
@@ -914,7 +938,7 @@ def benchmark_tables(result: dict, command: str) -> dict:
     index_rows = result.get("index_rows") or []
     if index_rows:
         ks = sorted(
-            int(key[len("albef_k"):-len("_over_index")])
+            int(key[len("albef_k") : -len("_over_index")])
             for key in index_rows[0]
             if key.startswith("albef_k") and key.endswith("_over_index")
         )
@@ -932,14 +956,27 @@ def benchmark_tables(result: dict, command: str) -> dict:
             "same N over the index's latency.",
             "measured": measured,
             "command": command,
-            "columns": ["N", "nprobe", "build (s)", "search (ms)", "latency (ms)",
-                        "recall@10 vs exact", "candidates",
-                        *(f"ALBEF k={k} / index" for k in ks)],
+            "columns": [
+                "N",
+                "nprobe",
+                "build (s)",
+                "search (ms)",
+                "latency (ms)",
+                "recall@10 vs exact",
+                "candidates",
+                *(f"ALBEF k={k} / index" for k in ks),
+            ],
             "rows": [
-                [f"{r['N']:,}", r["nprobe"], f"{r['build_s']:.0f}", _number(r["search_ms"]),
-                 _number(r["latency_ms"]), f"{r['recall@10_vs_exact']:.2f}",
-                 f"{r['mean_candidates']:,.0f}",
-                 *(f"{r[f'albef_k{k}_over_index']:.3g}x" for k in ks)]
+                [
+                    f"{r['N']:,}",
+                    r["nprobe"],
+                    f"{r['build_s']:.0f}",
+                    _number(r["search_ms"]),
+                    _number(r["latency_ms"]),
+                    f"{r['recall@10_vs_exact']:.2f}",
+                    f"{r['mean_candidates']:,.0f}",
+                    *(f"{r[f'albef_k{k}_over_index']:.3g}x" for k in ks),
+                ]
                 for r in index_rows
             ],
             "note": "Bagging layer: {uncached_us_per_caption:.0f} us a caption uncached, "
