@@ -119,3 +119,9 @@ def test_the_protocol_runs_end_to_end_at_tiny_sizes_and_resumes(tmp_path, monkey
     assert f"model.pretrained={pretrained}" in results2["runs"][0]["command"]
     assert "model.itm_hard_negatives=true" in results2["runs"][0]["command"]
     assert results2["pretrain"] == results["pretrain"]
+
+
+def test_pretrained_from_names_what_the_earlier_folder_lacks(tmp_path):
+    (tmp_path / "earlier" / "pretrain").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"earlier: no pretrain/result.json"):
+        fair.main(["--out", str(tmp_path / "out"), "--pretrained-from", str(tmp_path / "earlier")])

@@ -186,3 +186,11 @@ def test_speed_refuses_settings_it_cannot_run(data, tmp_path, monkeypatch):
     monkeypatch.setattr(speed.shutil, "disk_usage", lambda _: disk._replace(free=10 * 2**30))
     with pytest.raises(ValueError, match="token file needs 12.3 GiB, 10.0 GiB free"):
         speed.check_disk(args, 257, 256)  # 100k x 257 x 256 float16
+
+
+def test_report_only_names_a_missing_or_broken_results_file(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--report-only: no results.json in"):
+        speed.main(_args(data, tmp_path, "--report-only"))
+    (tmp_path / "results.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"results.json is not valid JSON"):
+        speed.main(_args(data, tmp_path, "--report-only"))

@@ -778,19 +778,21 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def report(result: dict) -> str:
-    def basis(row, key):
-        note = row[f"{key}_basis"]
-        if note == "measured" or row["check_error"] is None:
-            return note
-        return f"{note}, ±{100 * row['check_error']:.0f}%"
+def _basis(row: dict, key: str) -> str:
+    """How a cell was obtained, with the error of its checks when it is derived."""
+    note = row[f"{key}_basis"]
+    if note == "measured" or row["check_error"] is None:
+        return note
+    return f"{note}, ±{100 * row['check_error']:.0f}%"
 
+
+def report(result: dict) -> str:
     main = [
         {
             "N": f"{r['N']:,}",
             "path": r["path"] + (f" (k = {r['k']})" if r["k"] else ""),
-            "latency (ms)": f"{_number(r['latency_ms'])} ({basis(r, 'latency')})",
-            "throughput (q/s)": f"{_number(r['qps'])} ({basis(r, 'throughput')})",
+            "latency (ms)": f"{_number(r['latency_ms'])} ({_basis(r, 'latency')})",
+            "throughput (q/s)": f"{_number(r['qps'])} ({_basis(r, 'throughput')})",
         }
         for r in result["rows"]
     ]
@@ -840,13 +842,6 @@ def benchmark_tables(result: dict, command: str) -> dict:
     """The run as entries of ``docs/benchmarks/results/bagformer.json`` (tables ``speed``,
     ``speed-ratios`` and, with index rows, ``speed-index``), for
     ``tools/misc/benchmark_tables.py``; every cell as the report writes it."""
-
-    def basis(row, key):
-        note = row[f"{key}_basis"]
-        if note == "measured" or row["check_error"] is None:
-            return note
-        return f"{note}, ±{100 * row['check_error']:.0f}%"
-
     settings = result["settings"]
     measured = {
         "date": result.get("date"),
@@ -884,9 +879,9 @@ def benchmark_tables(result: dict, command: str) -> dict:
                     r["path"],
                     r["k"] or "-",
                     _number(r["latency_ms"]),
-                    basis(r, "latency"),
+                    _basis(r, "latency"),
                     _number(r["qps"]),
-                    basis(r, "throughput"),
+                    _basis(r, "throughput"),
                 ]
                 for r in result["rows"]
             ],
@@ -1054,7 +1049,10 @@ def main(argv=None) -> int:
         results = args.out / "results.json"
         if not results.is_file():
             raise FileNotFoundError(f"--report-only: no results.json in {args.out}")
-        result = json.loads(results.read_text(encoding="utf-8"))
+        try:
+            result = json.loads(results.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--report-only: {results} is not valid JSON ({error})") from None
         # a results.json without a date: the day it was last written
         result.setdefault("date", time.strftime("%Y-%m-%d", time.gmtime(results.stat().st_mtime)))
         write_outputs(args.out, result, measuring_command(parser, result["settings"]))

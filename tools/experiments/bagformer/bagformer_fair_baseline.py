@@ -359,6 +359,12 @@ def main(argv=None):
     args.out, args.data = args.out.resolve(), args.data.resolve()
     if args.pretrained_from is not None:
         args.pretrained_from = args.pretrained_from.resolve()
+        for needed in ("pretrain/result.json", "zero_shot/result.json"):
+            if not (args.pretrained_from / needed).is_file():
+                raise FileNotFoundError(
+                    f"--pretrained-from {args.pretrained_from}: no {needed} (an earlier --out "
+                    "of this tool whose pre-training and its test finished)"
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     dataset, dictionary = prepare(args)
     print(
@@ -388,7 +394,7 @@ def main(argv=None):
     )
     # the pre-trained ALBEF before any fine-tuning: has the shared start learned to match?
     zero_shot_dir = args.out / "zero_shot"
-    if args.pretrained_from is not None and (args.pretrained_from / "zero_shot").is_dir():
+    if args.pretrained_from is not None:
         zero_shot_dir = args.pretrained_from / "zero_shot"  # its own test, its own options
         zero_shot = json.loads((zero_shot_dir / "result.json").read_text())["metrics"]
     else:
