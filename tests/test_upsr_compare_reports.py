@@ -168,6 +168,7 @@ def test_recipe_table_curve_and_rescore_from_saved_rows(tmp_path):
     argv = ["--rescore", str(tmp_path / "new"), "--cold-threshold", "4", "--out", str(out)]
     assert upsr_compare.main(argv) == 0
     tables = json.loads((out / "table.json").read_text())
+    assert "over-seeds" not in tables  # one seed: the recipe table is the whole story
     recipe = {row[0]: row for row in tables["recipe"]["rows"]}
     assert recipe["UPSR (unilm)"][1:] == [
         "2 x 12 prefixes per user (22,632 rows), best validated epoch 1",
@@ -294,8 +295,9 @@ def test_cold_items_over_seeds(tmp_path):
             "rank": [cold_rank, 50, 1],
             "control_ranks": [[60, 60, 60], [70, 70, 70]],
         }
-        row = _row("UPSR", None, 0.02, per_user, epochs=1, prefixes_per_user=3)
-        rows.append(row | {"seed": seed, "training_rows": 10, "train_seconds": 5.0})
+        row = _row("UPSR", None, 0.01 * seed, per_user, epochs=seed, prefixes_per_user=3)
+        row["control"] = row["control"] | {"passes": seed == 1}  # a control failing one seed
+        rows.append(row | {"seed": seed, "training_rows": 10, "train_seconds": 5.0 * seed})
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text(json.dumps(_results(rows)))
     out = tmp_path / "out"
@@ -307,3 +309,9 @@ def test_cold_items_over_seeds(tmp_path):
     assert summary[:4] == ["UPSR", 2, "2 / 2", "1 / 1"]
     assert summary[4] == pytest.approx([0.375, 0.125 * 2**0.5])
     assert summary[5] == [0.0, 0.0] and summary[6] == 1.0 and summary[7] == "yes"
+    # the headline over seeds: metrics as mean ± sd, the control's verdict in every seed
+    (over,) = tables["over-seeds"]["rows"]
+    assert over[:2] == ["UPSR", 2]
+    assert over[3] == pytest.approx([0.015, 0.005 * 2**0.5])  # NDCG@10 of 0.01 and 0.02
+    assert over[6] == [0.01, 0.0] and over[9] == "1 of 2 seeds"
+    assert over[10] == "1, 2" and over[11] == 7.5 and over[12] == 1.5

@@ -219,6 +219,8 @@ def write_report(results: dict, out: Path, cold_threshold: int) -> str:
     results["curves"] = curves
     results["equal_training_time"] = equal_time_rows(results["supervised"], several_seeds)
     tables = {}
+    if several_seeds:
+        tables["over-seeds"] = over_seeds_table(results)
     if results["supervised"]:
         tables["recipe"] = rows_table(results, "supervised", several_seeds)
     if results["zero_shot"]:
@@ -468,6 +470,64 @@ def rows_table(results: dict, part: str, several_seeds: bool) -> dict:
             "uses the history",
             {"name": "train s", "format": "{:,.0f}"},
             {"name": "test s", "format": "{:,.1f}"},
+        ],
+        "rows": rows,
+    }
+
+
+def over_seeds_table(results: dict) -> dict:
+    """One row a model (and label) over its seeds: Recall and NDCG at 10 and 20 and the
+    control's NDCG@10 as mean ± sample standard deviation, the own-row-better share and row
+    correlation averaged, whether the control passes in every seed, the epochs of each seed,
+    and mean train and test seconds."""
+    rows = []
+    for summary in summarise(results["supervised"]):
+        control = summary.get("control")
+        passes = control["passes"] if control else []
+        rows.append(
+            [
+                summary["model"],
+                len(summary["seeds"]),
+                *[
+                    [summary[m]["mean"], summary[m]["std"]]
+                    for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+                ],
+                [control["control_ndcg@10"]["mean"], control["control_ndcg@10"]["std"]]
+                if control
+                else None,
+                control["own_row_better_share"] if control else None,
+                control["row_correlation"] if control else None,
+                (
+                    "yes"
+                    if all(passes)
+                    else "no"
+                    if not any(passes)
+                    else f"{sum(passes)} of {len(passes)} seeds"
+                )
+                if control
+                else None,
+                ", ".join(str(e) for e in summary["epochs"]),
+                summary["train_seconds"],
+                summary["test_seconds"],
+            ]
+        )
+    return {
+        "caption": _caption(results, "Mean ± sample standard deviation over seeds of each row"),
+        "measured": _measured(results),
+        "command": results.get("commands", []),
+        "columns": [
+            "model",
+            "seeds",
+            *[
+                {"name": name, "format": "{:.4f} ± {:.4f}"}
+                for name in ("Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "control NDCG@10")
+            ],
+            {"name": "own row better", "format": "{:.2f}"},
+            {"name": "row correlation", "format": "{:.3f}"},
+            "uses the history (every seed)",
+            "epochs (per seed)",
+            {"name": "train s (mean)", "format": "{:,.0f}"},
+            {"name": "test s (mean)", "format": "{:,.1f}"},
         ],
         "rows": rows,
     }
