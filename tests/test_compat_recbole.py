@@ -229,3 +229,39 @@ def test_importing_recbole_models_leaves_anomaly_detection_as_it_was():
         """
     )
     assert fixed.stdout.split() == ["False", "False"], fixed.stderr[-2000:]
+
+
+POP_COUNTS = """
+    {fix}
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.general_recommender import Pop
+    config = Config(model='Pop', dataset='ml-100k', config_dict={{'show_progress': False}})
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)  # RecBole's default: 1 negative each
+    model = Pop(config, train_data._dataset)
+    for batch in train_data:
+        model.calculate_loss(batch)
+    items = train_data._dataset.inter_feat[config['ITEM_ID_FIELD']]
+    truth = torch.bincount(items, minlength=model.n_items)
+    counted = model.item_cnt.squeeze(1)
+    print(len(train_data), int(truth.max()), int(counted.max()), bool(torch.equal(counted, truth)))
+"""
+
+
+def test_recbole_pop_counts_batches_and_negatives_unless_fixed():
+    stock = run_python(
+        POP_COUNTS.format(
+            fix="import plugins.compat.numpy2 as n; n.restore_numpy_aliases()\n"
+            "    from plugins.compat.checkpoints import allow_recbole_checkpoints as a; a()"
+        )
+    )
+    assert stock.returncode == 0, stock.stderr[-2000:]
+    batches, most, counted, equal = stock.stdout.split()
+    # the defect: an item counts once per batch (and once per sampled negative batch)
+    assert int(counted) <= 2 * int(batches) < int(most) and equal == "False"
+    fixed = run_python(POP_COUNTS.format(fix="import recbole_ext  # applies the RecBole fixes"))
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    _, most, counted, equal = fixed.stdout.split()
+    assert counted == most and equal == "True"  # every interaction once, negatives not at all

@@ -33,6 +33,7 @@ from plugins.compat.recbole import (
     extend_recbole_model_lookup,
     recbole_cpu_distributed,
     recbole_leaves_anomaly_detection_off,
+    recbole_pop_counts_every_interaction,
     recbole_race_free_ensure_dir,
     register_recbole_model,
     register_recbole_trainer,
@@ -47,6 +48,7 @@ HOST_FIXES = {
         recbole_cpu_distributed,
         recbole_race_free_ensure_dir,
         recbole_leaves_anomaly_detection_off,
+        recbole_pop_counts_every_interaction,
     ),
     "mmaction2": (
         provide_missing_drn_module,
@@ -100,6 +102,7 @@ __all__ = [
     "provide_missing_drn_module",
     "recbole_cpu_distributed",
     "recbole_leaves_anomaly_detection_off",
+    "recbole_pop_counts_every_interaction",
     "recbole_race_free_ensure_dir",
     "register_recbole_model",
     "register_recbole_trainer",

@@ -302,3 +302,44 @@ def recbole_leaves_anomaly_detection_off() -> bool:
     torch.autograd.set_detect_anomaly(before)
     torch.autograd._plugzoo_sine_import_undone = True
     return True
+
+
+def recbole_pop_counts_every_interaction() -> bool:
+    """Make RecBole's ``Pop`` count each training interaction once, whatever the batch.
+
+    Upstream: RUCAIBox/RecBole#2198 and #1844 (a fix is proposed in PR #2199; RecBole 1.2.1
+    has the defect). ``Pop.calculate_loss`` adds 1 with ``item_cnt[item] = item_cnt[item] +
+    1``; an item that occurs several times in one batch gets one increment, so the counts
+    become the number of batches an item occurs in, capped at the number of batches, and the
+    popular items tie. The same line also counts a pointwise loader's sampled negatives
+    (label 0, on by default) as occurrences. The fix accumulates with ``index_add_`` and,
+    when the batch carries RecBole's label field, counts only its positive rows.
+
+    Returns:
+        True if applied by this call.
+    """
+    import torch
+    from recbole.model.general_recommender.pop import Pop
+
+    if getattr(Pop.calculate_loss, "_plugzoo_counts_every_interaction", False):
+        return False
+
+    counts_batches = Pop.__init__
+
+    @functools.wraps(counts_batches)
+    def __init__(self, config, dataset):
+        counts_batches(self, config, dataset)
+        self.LABEL = config["LABEL_FIELD"]
+
+    def calculate_loss(self, interaction):
+        item = interaction[self.ITEM_ID]
+        if self.LABEL in interaction:  # sampled negatives are not occurrences
+            item = item[interaction[self.LABEL] > 0]
+        self.item_cnt.index_add_(0, item, torch.ones_like(item)[:, None])
+        self.max_cnt = torch.max(self.item_cnt, dim=0)[0]
+        return torch.nn.Parameter(torch.zeros(1)).to(self.device)
+
+    calculate_loss._plugzoo_counts_every_interaction = True
+    Pop.__init__ = __init__
+    Pop.calculate_loss = calculate_loss
+    return True
