@@ -44,7 +44,7 @@ def test_a_changed_number_makes_check_fail(tmp_path, capsys):
     assert tables.main(["--check", "--root", str(root)]) == 0
     path = root / "docs/benchmarks/results/upsr.json"
     data = json.loads(path.read_text())
-    headline = data["tables"]["headline"]
+    headline = data["tables"]["encoder-decoder-table"]
     row = next(r for r in headline["rows"] if r[0] == "UPSR")
     assert row[3] == [0.0146, 0.0022]  # NDCG@10, mean and standard deviation
     row[3] = [0.0147, 0.0022]
